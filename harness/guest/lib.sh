@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers for the guest scripts (sourced; runs inside the VM).
+
+OUT=${1:?usage: $0 RUNDIR}
+CACHE=$(dirname "$(dirname "$OUT")")
+ST=$CACHE/selftests
+RESULTS=$OUT/results.tap
+mkdir -p "$OUT/logs"
+: > "$RESULTS"
+
+log() { echo "[guest $(date +%T)] $*"; }
+
+guest_setup() {
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	mountpoint -q /dev/shm || { mkdir -p /dev/shm; mount -t tmpfs tmpfs /dev/shm; }
+	mkdir -p /tmp && { mountpoint -q /tmp || mount -t tmpfs tmpfs /tmp; }
+	echo 0 > /proc/sys/kernel/randomize_va_space 2>/dev/null || true
+	# Huge pages for upstream's hugetlb variants of the uffd tests.
+	echo 128 > /proc/sys/vm/nr_hugepages
+	log "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/{print $2/1024 " MiB"}' /proc/meminfo)," \
+	    "hugepages $(cat /proc/sys/vm/nr_hugepages)"
+}
+
+result() { # status name [skip-reason]
+	case $1 in
+	ok) echo "ok $2" >> "$RESULTS" ;;
+	fail) echo "not ok $2" >> "$RESULTS" ;;
+	skip) echo "ok $2 # SKIP $3" >> "$RESULTS" ;;
+	esac
+}
+
+logname() { echo "$OUT/logs/$(echo "$1" | sed 's/[^A-Za-z0-9_.-]/_/g').log"; }
+
+# run_tap PREFIX TIMEOUT CMD...: run a TAP-producing program; every TAP line
+# becomes a result named "PREFIX: test name"; the exit status is a result too.
+run_tap() {
+	local prefix=$1 tmo=$2; shift 2
+	local lf; lf=$(logname "$prefix")
+	log "run: $* (timeout ${tmo}s)"
+	timeout -k 10 "$tmo" "$@" > "$lf" 2>&1
+	local rc=$?
+	awk -v p="$prefix" '
+		/^ *(not ok|ok) [0-9]+ / {
+			st = ($1 == "not") ? "not ok" : "ok"
+			line = $0; sub(/^ *(not ok|ok) [0-9]+ /, "", line)
+			skip = ""
+			if (match(line, / # [Ss][Kk][Ii][Pp]/)) {
+				skip = substr(line, RSTART + 7); line = substr(line, 1, RSTART - 1)
+				sub(/^ */, "", skip); if (skip == "") skip = "no reason given"
+			}
+			if (skip != "") print "ok " p ": " line " # SKIP " skip
+			else print st " " p ": " line
+		}' "$lf" >> "$RESULTS"
+	if [ $rc -eq 0 ] || [ $rc -eq 4 ]; then  # 4: KSFT_SKIP
+		result ok "$prefix: exit status"
+	else
+		result fail "$prefix: exit status $rc$([ $rc -eq 124 ] && echo ' (timeout)')"
+		cp "$lf" "$(logname "$prefix: exit status $rc$([ $rc -eq 124 ] && echo ' (timeout)')")"
+	fi
+	log "done: $prefix rc=$rc"
+}
+
+# run_one NAME TIMEOUT CMD...: a single pass/fail result.
+run_one() {
+	local name=$1 tmo=$2; shift 2
+	local lf; lf=$(logname "$name")
+	log "run: $* (timeout ${tmo}s)"
+	timeout -k 10 "$tmo" "$@" > "$lf" 2>&1
+	local rc=$?
+	if [ $rc -eq 0 ]; then result ok "$name"; else result fail "$name"; fi
+	log "done: $name rc=$rc"
+}
+
+# kunit_results: every KUnit case of every suite that ran at boot.
+kunit_results() {
+	local d suite
+	if [ ! -d /sys/kernel/debug/kunit ]; then
+		result fail "kunit: debugfs results present"
+		return
+	fi
+	for d in /sys/kernel/debug/kunit/*/; do
+		suite=$(basename "$d")
+		cp "$d/results" "$(logname "kunit: $suite")"
+		awk -v s="$suite" '
+			/^[ \t]+(not ok|ok) [0-9]+ / {
+				st = ($1 == "not") ? "not ok" : "ok"
+				line = $0; sub(/^[ \t]+(not ok|ok) [0-9]+ /, "", line)
+				skip = ""
+				if (match(line, / # SKIP/)) {
+					skip = substr(line, RSTART + 7); line = substr(line, 1, RSTART - 1)
+					sub(/^ */, "", skip); if (skip == "") skip = "no reason given"
+				}
+				if (skip != "") print "ok kunit: " s ": " line " # SKIP " skip
+				else print st " kunit: " s ": " line
+			}' "$d/results" >> "$RESULTS"
+		grep -q "^ok [0-9]* $suite" "$d/results" && result ok "kunit: $suite (suite)" \
+			|| result fail "kunit: $suite (suite)"
+	done
+}
+
+guest_finish() {
+	dmesg > "$OUT/dmesg.txt"
+	touch "$OUT/done"
+	log "finished"
+}

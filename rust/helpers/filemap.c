@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/fs.h>
+#include <linux/pagemap.h>
+
+__rust_helper struct inode *rust_helper_file_inode(const struct file *file)
+{
+	return file_inode(file);
+}
+
+__rust_helper loff_t rust_helper_i_size_read(const struct inode *inode)
+{
+	return i_size_read(inode);
+}
+
+__rust_helper pgoff_t rust_helper_linear_page_index(const struct vm_area_struct *vma,
+						    unsigned long address)
+{
+	return linear_page_index(vma, address);
+}

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit support for tests of the memory-management abstractions.
+//!
+//! Tests that need a real address space attach a fresh mm to the KUnit test thread with
+//! [`vm_mmap`] (`kunit_vm_mmap()`), and map shmem files created with
+//! [`shmem_file_setup`](crate::mm::shmem::shmem_file_setup) into it. The mm is torn down with the
+//! test thread, which also checks that whatever the test mapped was accounted correctly.
+//!
+//! C header: [`include/kunit/test.h`](srctree/include/kunit/test.h)
+
+use crate::{
+    bindings,
+    error::{code::*, to_result, Error, Result},
+    fs::File,
+    mm::MmWithUser,
+    str::CStr,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// Protection and flags for [`vm_mmap`], as in `mmap(2)`.
+pub mod prot {
+    /// Pages may be read (`PROT_READ`).
+    pub const READ: usize = bindings::PROT_READ as usize;
+    /// Pages may be written (`PROT_WRITE`).
+    pub const WRITE: usize = bindings::PROT_WRITE as usize;
+    /// Share the mapping (`MAP_SHARED`).
+    pub const MAP_SHARED: usize = bindings::MAP_SHARED as usize;
+    /// Private copy-on-write mapping (`MAP_PRIVATE`).
+    pub const MAP_PRIVATE: usize = bindings::MAP_PRIVATE as usize;
+}
+
+fn current_test() -> Result<*mut bindings::kunit> {
+    // SAFETY: Always safe to call; NULL outside of a KUnit test.
+    let test = unsafe { bindings::kunit_get_current_test() };
+    if test.is_null() {
+        Err(EINVAL)
+    } else {
+        Ok(test)
+    }
+}
+
+/// Maps `file` (or anonymous memory) into the address space of the current KUnit test, creating
+/// and attaching an mm first if the test thread has none (`kunit_vm_mmap()`).
+///
+/// Returns the address of the mapping. Must be called from a KUnit test.
+pub fn vm_mmap(
+    file: Option<&File>,
+    len: usize,
+    prot: usize,
+    flags: usize,
+    offset: usize,
+) -> Result<usize> {
+    let test = current_test()?;
+    let file = file.map_or(core::ptr::null_mut(), |f| f.as_ptr());
+    // SAFETY: `test` is the running test; `file` is NULL or a valid file.
+    let addr = unsafe { bindings::kunit_vm_mmap(test, file, 0, len, prot, flags, offset) };
+    if addr == 0 || addr >= (-4095isize) as usize {
+        return Err(ENOMEM);
+    }
+    Ok(addr)
+}
+
+/// Returns the mm of the current KUnit test thread, attached by [`vm_mmap`].
+pub fn current_mm() -> Result<&'static MmWithUser> {
+    // SAFETY: Reading `current->mm` of the current task is not a data race.
+    let mm = unsafe { (*bindings::get_current()).mm };
+    if mm.is_null() {
+        return Err(EINVAL);
+    }
+    // SAFETY: A KUnit test thread keeps the mm it attached with `kthread_use_mm()` until the
+    // thread exits, which is after the test function returns; test functions do not let
+    // references escape.
+    Ok(unsafe { MmWithUser::from_raw(mm) })
+}
+
+/// Reads `buf.len()` bytes of user memory at `addr` in the current mm (`copy_from_user()`).
+///
+/// This goes through the page tables: an address whose PTE is missing is faulted in.
+pub fn read_user(addr: usize, buf: &mut [u8]) -> Result {
+    UserSlice::new(UserPtr::from_addr(addr), buf.len())
+        .reader()
+        .read_slice(buf)
+}
+
+/// Writes `data` to user memory at `addr` in the current mm (`copy_to_user()`).
+pub fn write_user(addr: usize, data: &[u8]) -> Result {
+    UserSlice::new(UserPtr::from_addr(addr), data.len())
+        .writer()
+        .write_slice(data)
+}
+
+/// Writes `data` at byte offset `pos` of `file` (`kernel_write()`).
+pub fn file_write(file: &File, pos: i64, data: &[u8]) -> Result {
+    let mut pos = pos;
+    // SAFETY: `file` is valid, `data` is readable for its length, `pos` is writable.
+    let ret = unsafe { bindings::kernel_write(file.as_ptr(), data.as_ptr().cast(), data.len(), &mut pos) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    if ret as usize != data.len() {
+        return Err(EIO);
+    }
+    Ok(())
+}
+
+/// Preallocates `len` bytes at `offset` of `file` without writing them (`vfs_fallocate()`).
+pub fn file_fallocate(file: &File, mode: i32, offset: i64, len: i64) -> Result {
+    // SAFETY: `file` is valid.
+    to_result(unsafe { bindings::vfs_fallocate(file.as_ptr(), mode, offset, len) })
+}
+
+/// Truncates or extends `file` to `len` bytes (`vfs_truncate()`).
+pub fn file_truncate(file: &File, len: i64) -> Result {
+    // SAFETY: `file` is valid, and so is its `f_path`.
+    to_result(unsafe { bindings::vfs_truncate(&(*file.as_ptr()).f_path, len) })
+}
+
+/// Marks the current KUnit test as skipped with `reason` (`kunit_mark_skipped()`).
+///
+/// The test should return right after.
+pub fn mark_skipped(reason: &CStr) {
+    let Ok(test) = current_test() else {
+        return;
+    };
+    let reason = reason.to_bytes();
+    // SAFETY: `test` is the running test, which only this thread updates while it runs.
+    unsafe {
+        let comment = &mut (*test).status_comment;
+        let n = core::cmp::min(reason.len(), comment.len() - 1);
+        for (dst, src) in comment.iter_mut().zip(&reason[..n]) {
+            *dst = *src as _;
+        }
+        comment[n] = 0;
+        core::ptr::write_volatile(&mut (*test).status, bindings::kunit_status_KUNIT_SKIPPED);
+    }
+}
