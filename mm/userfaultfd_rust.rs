@@ -94,13 +94,13 @@ pub fn mfill_atomic_install_pte(
     let vma = pmd.vma();
     let page_in_cache = matches!(folio, MfillFolio::PageCache(_));
     let vm_flags = vma.flags();
-    let writable = vm_flags & flags::WRITE != 0 && (!page_in_cache || vm_flags & flags::SHARED != 0);
+    let writable =
+        vm_flags & flags::WRITE != 0 && (!page_in_cache || vm_flags & flags::SHARED != 0);
 
-    let Some(page) = folio.page(page_nr) else {
-        return Err((EINVAL, folio));
+    let mut pte = match folio.page(page_nr) {
+        Some(page) => Pte::mk_pte(&page, vma.page_prot()).mkdirty(),
+        None => return Err((EINVAL, folio)),
     };
-    let mut pte = Pte::mk_pte(&page, vma.page_prot()).mkdirty();
-    drop(page);
     if writable {
         pte = pte.mkwrite(vma);
     }
@@ -188,7 +188,6 @@ pub unsafe extern "C" fn rust_mfill_atomic_pte_continue(
     dst_addr: c_ulong,
     flags: bindings::uffd_flags_t,
 ) -> c_int {
-    let dst_addr = dst_addr as usize;
     // SAFETY: The caller holds the VMA read lock for the duration of the call.
     let vma = unsafe { VmaRef::from_raw(dst_vma) };
     let Some(dst_pmd) = core::ptr::NonNull::new(dst_pmd) else {
@@ -223,7 +222,6 @@ pub unsafe extern "C" fn rust_mfill_atomic_install_pte(
     page: *mut bindings::page,
     flags: bindings::uffd_flags_t,
 ) -> c_int {
-    let dst_addr = dst_addr as usize;
     // SAFETY: The caller holds the VMA read lock for the duration of the call.
     let vma = unsafe { VmaRef::from_raw(dst_vma) };
     let (Some(dst_pmd), false) = (core::ptr::NonNull::new(dst_pmd), page.is_null()) else {
@@ -252,5 +250,436 @@ pub unsafe extern "C" fn rust_mfill_atomic_install_pte(
             let _ = folio.into_raw();
             e.to_errno()
         }
+    }
+}
+
+#[cfg(CONFIG_USERFAULTFD_RUST_KUNIT_TEST)]
+#[kunit_tests(userfaultfd_rust)]
+mod tests {
+    use super::*;
+    use kernel::{
+        fs::File,
+        mm::{
+            folio::Folio,
+            kunit::{self, prot},
+            pgtable::{MmCounter, PteMarker, PMD_SIZE, PTRS_PER_PTE},
+            shmem::{shmem_file_setup, shmem_get_folio, SgpType},
+        },
+        sync::aref::ARef,
+    };
+
+    const PS: i64 = PAGE_SIZE as i64;
+
+    /// A shmem file mapped into the KUnit mm.
+    struct Mapping {
+        file: ARef<File>,
+        addr: usize,
+    }
+
+    /// Creates a shmem file of `size` pages whose pages `written` hold "page N", and maps
+    /// `map_pages` pages of it.
+    fn setup(
+        size: usize,
+        written: &[usize],
+        map_pages: usize,
+        rw: bool,
+        shared: bool,
+    ) -> Result<Mapping> {
+        let file = shmem_file_setup(c"userfaultfd_rust", size as i64 * PS)?;
+        for &n in written {
+            kunit::file_write(&file, n as i64 * PS, &tag(n))?;
+        }
+        let addr = kunit::vm_mmap(
+            Some(&file),
+            map_pages * PAGE_SIZE,
+            prot::READ | if rw { prot::WRITE } else { 0 },
+            if shared {
+                prot::MAP_SHARED
+            } else {
+                prot::MAP_PRIVATE
+            },
+            0,
+        )?;
+        Ok(Mapping { file, addr })
+    }
+
+    /// The contents the tests write at the start of page `n`.
+    fn tag(n: usize) -> [u8; 8] {
+        let mut t = *b"page 000";
+        t[5] = b'0' + (n / 100 % 10) as u8;
+        t[6] = b'0' + (n / 10 % 10) as u8;
+        t[7] = b'0' + (n % 10) as u8;
+        t
+    }
+
+    fn flags(wp: bool) -> UffdFlags {
+        let mut f = bindings::mfill_atomic_mode_MFILL_ATOMIC_CONTINUE;
+        if wp {
+            f |= bindings::MFILL_ATOMIC_WP;
+        }
+        UffdFlags::from_raw(f)
+    }
+
+    /// Resolves a minor fault at `addr` the way `mfill_atomic()` does for one page: VMA read
+    /// lock, PMD established, then the Rust CONTINUE.
+    fn do_continue(addr: usize, wp: bool) -> Result {
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        let pmd = Pmd::establish(vma, addr)?;
+        mfill_atomic_pte_continue(&pmd, addr, flags(wp))
+    }
+
+    /// Reads the PTE at `addr`.
+    fn pte_at(addr: usize) -> Result<Pte> {
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        let pmd = Pmd::establish(vma, addr)?;
+        let ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
+        Ok(ptes.ptep_get())
+    }
+
+    /// Writes a marker into the empty PTE at `addr`.
+    fn set_marker(addr: usize, marker: PteMarker) -> Result {
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        let pmd = Pmd::establish(vma, addr)?;
+        let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
+        ptes.set_pte_marker(marker)
+    }
+
+    /// Looks up the page-cache folio at `index` (unlocked, with a reference).
+    fn cached(m: &Mapping, index: usize) -> Result<ARef<Folio>> {
+        let folio = shmem_get_folio(m.file.inode(), index, 0, SgpType::Read)?.ok_or(ENOENT)?;
+        Ok(folio.unlock())
+    }
+
+    fn read8(addr: usize) -> Result<[u8; 8]> {
+        let mut buf = [0u8; 8];
+        kunit::read_user(addr, &mut buf)?;
+        Ok(buf)
+    }
+
+    #[test]
+    fn shared_writable() -> Result {
+        let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
+        let mm = kunit::current_mm()?;
+        let shmem = mm.get_mm_counter(MmCounter::ShmemPages);
+        let folio = cached(&m, 2)?;
+        let refs = folio.ref_count();
+        assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
+        let pte = pte_at(m.addr + 2 * PAGE_SIZE)?;
+        assert!(pte.present() && pte.write() && pte.dirty() && !pte.uffd());
+        assert_eq!(pte.pfn(), folio.pfn());
+        assert_eq!(folio.mapcount(), 1);
+        assert_eq!(folio.ref_count(), refs + 1);
+        assert!(!folio.test_locked());
+        assert_eq!(mm.get_mm_counter(MmCounter::ShmemPages), shmem + 1);
+        // Only the requested page was mapped.
+        assert!(pte_at(m.addr + PAGE_SIZE)?.none());
+        assert!(pte_at(m.addr + 3 * PAGE_SIZE)?.none());
+        assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, tag(2));
+        // A second CONTINUE finds the page mapped, and drops its lookup reference.
+        assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EEXIST));
+        assert_eq!(folio.ref_count(), refs + 1);
+        assert!(!folio.test_locked());
+        Ok(())
+    }
+
+    #[test]
+    fn shared_readonly() -> Result {
+        let m = setup(2, &[0, 1], 2, false, true)?;
+        assert_eq!(do_continue(m.addr, false), Ok(()));
+        let pte = pte_at(m.addr)?;
+        assert!(pte.present() && !pte.write() && pte.dirty());
+        assert_eq!(read8(m.addr)?, tag(0));
+        Ok(())
+    }
+
+    #[test]
+    fn private_maps_readonly_then_cow() -> Result {
+        let m = setup(2, &[0, 1], 2, true, false)?;
+        let mm = kunit::current_mm()?;
+        let shmem = mm.get_mm_counter(MmCounter::ShmemPages);
+        let anon = mm.get_mm_counter(MmCounter::AnonPages);
+        let folio = cached(&m, 1)?;
+        let addr = m.addr + PAGE_SIZE;
+        assert_eq!(do_continue(addr, false), Ok(()));
+        let pte = pte_at(addr)?;
+        // A page-cache page is never writable in a private mapping.
+        assert!(pte.present() && !pte.write() && pte.dirty());
+        assert_eq!(pte.pfn(), folio.pfn());
+        assert_eq!(mm.get_mm_counter(MmCounter::ShmemPages), shmem + 1);
+        assert_eq!(read8(addr)?, tag(1));
+        // A write copies the page; the page cache keeps its contents.
+        kunit::write_user(addr, b"private!")?;
+        let pte = pte_at(addr)?;
+        assert!(pte.present() && pte.write());
+        assert!(pte.pfn() != folio.pfn());
+        assert_eq!(mm.get_mm_counter(MmCounter::AnonPages), anon + 1);
+        assert_eq!(mm.get_mm_counter(MmCounter::ShmemPages), shmem);
+        assert_eq!(read8(addr)?, *b"private!");
+        let mut buf = [0u8; 8];
+        let page = folio.page(0).ok_or(EINVAL)?;
+        // SAFETY: `buf` has 8 bytes; the page is not being written.
+        unsafe { page.read_raw(buf.as_mut_ptr(), 0, 8)? };
+        assert_eq!(buf, tag(1));
+        Ok(())
+    }
+
+    #[test]
+    fn mode_wp() -> Result {
+        let m = setup(1, &[0], 1, true, true)?;
+        assert_eq!(do_continue(m.addr, true), Ok(()));
+        let pte = pte_at(m.addr)?;
+        assert!(pte.present() && pte.uffd() && !pte.write() && pte.dirty());
+        Ok(())
+    }
+
+    #[test]
+    fn hole_is_efault() -> Result {
+        let m = setup(4, &[0, 2], 4, true, true)?;
+        let folio_refs = cached(&m, 2)?.ref_count();
+        assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Err(EFAULT));
+        assert!(pte_at(m.addr + PAGE_SIZE)?.none());
+        assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
+        assert_eq!(cached(&m, 2)?.ref_count(), folio_refs + 1);
+        Ok(())
+    }
+
+    #[test]
+    fn beyond_eof_is_efault() -> Result {
+        // Two pages of file, four pages of mapping.
+        let m = setup(2, &[0, 1], 4, true, true)?;
+        assert_eq!(do_continue(m.addr + 3 * PAGE_SIZE, false), Err(EFAULT));
+        assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EFAULT));
+        assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Ok(()));
+        Ok(())
+    }
+
+    #[test]
+    fn truncate_then_continue() -> Result {
+        let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
+        kunit::file_truncate(&m.file, 2 * PS)?;
+        assert_eq!(do_continue(m.addr + 3 * PAGE_SIZE, false), Err(EFAULT));
+        assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EFAULT));
+        assert!(pte_at(m.addr + 2 * PAGE_SIZE)?.none());
+        assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Ok(()));
+        // Growing the file again leaves holes, which are still not mapped.
+        kunit::file_truncate(&m.file, 4 * PS)?;
+        assert_eq!(do_continue(m.addr + 3 * PAGE_SIZE, false), Err(EFAULT));
+        Ok(())
+    }
+
+    #[test]
+    fn fallocated_maps_zeroes() -> Result {
+        let m = setup(2, &[0], 2, true, true)?;
+        kunit::file_fallocate(&m.file, 0, PS, PS)?;
+        assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Ok(()));
+        assert_eq!(read8(m.addr + PAGE_SIZE)?, [0u8; 8]);
+        Ok(())
+    }
+
+    #[test]
+    fn markers() -> Result {
+        let m = setup(3, &[0, 1, 2], 3, true, true)?;
+        assert_eq!(set_marker(m.addr, PteMarker::UFFD_WP), Ok(()));
+        assert_eq!(set_marker(m.addr + PAGE_SIZE, PteMarker::POISONED), Ok(()));
+        assert_eq!(set_marker(m.addr + 2 * PAGE_SIZE, PteMarker::GUARD), Ok(()));
+        // Userfaultfd markers are replaced (mode 0 drops the write protection)...
+        assert_eq!(do_continue(m.addr, false), Ok(()));
+        let pte = pte_at(m.addr)?;
+        assert!(pte.present() && pte.write() && !pte.uffd());
+        assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Ok(()));
+        assert!(pte_at(m.addr + PAGE_SIZE)?.present());
+        // ... a guard region is not.
+        let refs = cached(&m, 2)?.ref_count();
+        assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EEXIST));
+        assert_eq!(
+            pte_at(m.addr + 2 * PAGE_SIZE)?.kind(),
+            PteKind::Marker(PteMarker::GUARD)
+        );
+        assert_eq!(cached(&m, 2)?.ref_count(), refs);
+        Ok(())
+    }
+
+    #[test]
+    fn hwpoison_is_eio() -> Result {
+        let m = setup(1, &[0], 1, true, true)?;
+        let folio = cached(&m, 0)?;
+        let page = folio.page(0).ok_or(EINVAL)?;
+        // SAFETY: The page is ours for the test: nothing maps it and the flag is cleared below.
+        unsafe { bindings::SetPageHWPoison(page.as_ptr()) };
+        let res = do_continue(m.addr, false);
+        let pte = pte_at(m.addr);
+        // SAFETY: As above.
+        unsafe { bindings::ClearPageHWPoison(page.as_ptr()) };
+        if !cfg!(CONFIG_MEMORY_FAILURE) {
+            kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
+            return Ok(());
+        }
+        assert_eq!(res, Err(EIO));
+        assert!(pte?.none());
+        assert!(!folio.test_locked());
+        Ok(())
+    }
+
+    #[test]
+    fn large_folio_maps_one_page() -> Result {
+        // SAFETY: The string is a valid filesystem name.
+        let fs_type = unsafe { bindings::get_fs_type(c"tmpfs".as_char_ptr()) };
+        if fs_type.is_null() {
+            kunit::mark_skipped(c"no tmpfs");
+            return Ok(());
+        }
+        let mut opts = *b"huge=always\0";
+        // SAFETY: `fs_type` is valid; the options string is NUL-terminated and writable.
+        let mnt = unsafe {
+            bindings::vfs_kern_mount(fs_type, 0, c"tmpfs".as_char_ptr(), opts.as_mut_ptr().cast())
+        };
+        // SAFETY: Drops the reference `get_fs_type()` took.
+        unsafe { bindings::put_filesystem(fs_type) };
+        let mnt = kernel::error::from_err_ptr(mnt)?;
+        let result = (|| -> Result {
+            // SAFETY: `mnt` is a valid tmpfs mount; the name is a valid string.
+            let file = kernel::error::from_err_ptr(unsafe {
+                bindings::shmem_file_setup_with_mnt(
+                    mnt,
+                    c"userfaultfd_rust_thp".as_char_ptr(),
+                    PMD_SIZE as i64,
+                    Default::default(),
+                )
+            })?;
+            // SAFETY: We own the new file reference.
+            let file: ARef<File> =
+                unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast())) };
+            let mut data = KVec::with_capacity(PMD_SIZE, GFP_KERNEL)?;
+            for n in 0..PTRS_PER_PTE {
+                data.extend_from_slice(&tag(n), GFP_KERNEL)?;
+                data.resize((n + 1) * PAGE_SIZE, 0, GFP_KERNEL)?;
+            }
+            kunit::file_write(&file, 0, &data)?;
+            let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::Read)?
+                .ok_or(ENOENT)?
+                .unlock();
+            if !folio.test_large() {
+                kunit::mark_skipped(c"shmem did not allocate a large folio");
+                return Ok(());
+            }
+            let addr = kunit::vm_mmap(
+                Some(&file),
+                PMD_SIZE,
+                prot::READ | prot::WRITE,
+                prot::MAP_SHARED,
+                0,
+            )?;
+            assert_eq!(do_continue(addr + 5 * PAGE_SIZE, false), Ok(()));
+            let pte = pte_at(addr + 5 * PAGE_SIZE)?;
+            assert!(pte.present());
+            assert_eq!(pte.pfn(), folio.pfn() + 5);
+            // Exactly one page of the folio is mapped, not its neighbours.
+            assert!(pte_at(addr + 4 * PAGE_SIZE)?.none());
+            assert!(pte_at(addr + 6 * PAGE_SIZE)?.none());
+            assert_eq!(folio.mapcount(), 1);
+            assert_eq!(read8(addr + 5 * PAGE_SIZE)?, tag(5));
+            assert_eq!(do_continue(addr + 511 * PAGE_SIZE, false), Ok(()));
+            assert_eq!(pte_at(addr + 511 * PAGE_SIZE)?.pfn(), folio.pfn() + 511);
+            assert_eq!(folio.mapcount(), 2);
+            Ok(())
+        })();
+        // SAFETY: We own the mount reference from `vfs_kern_mount()`.
+        unsafe { bindings::kern_unmount(mnt) };
+        result
+    }
+
+    /// `mfill_atomic_install_pte()` with a new anonymous folio, as `UFFDIO_COPY` into a private
+    /// mapping does.
+    #[test]
+    fn install_new_anon() -> Result {
+        let m = setup(2, &[0, 1], 2, true, false)?;
+        // Writing to page 0 copies it, which gives the VMA its anon_vma, as
+        // `anon_vma_prepare()` does for the C caller.
+        kunit::write_user(m.addr, b"cow")?;
+        let addr = m.addr + PAGE_SIZE;
+        let mm = kunit::current_mm()?;
+        let anon = mm.get_mm_counter(MmCounter::AnonPages);
+        let (res, held, again) = {
+            let mmap = mm.mmap_read_lock();
+            let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+            let pmd = Pmd::establish(vma, addr)?;
+            let folio = NewAnonFolio::alloc_zeroed(vma, addr)?;
+            let held: ARef<Folio> = ARef::from(&*folio);
+            let res =
+                mfill_atomic_install_pte(&pmd, addr, MfillFolio::NewAnon(folio), 0, flags(true));
+            let folio2 = NewAnonFolio::alloc_zeroed(vma, addr)?;
+            let again =
+                mfill_atomic_install_pte(&pmd, addr, MfillFolio::NewAnon(folio2), 0, flags(false));
+            (res.map_err(|(e, _)| e), held, again.err().map(|(e, _)| e))
+        };
+        assert_eq!(res, Ok(()));
+        assert_eq!(again, Some(EEXIST));
+        // SAFETY: Always safe to call.
+        unsafe { bindings::lru_add_drain_all() };
+        assert!(held.test_anon() && held.test_lru());
+        assert_eq!(held.mapcount(), 1);
+        assert_eq!(mm.get_mm_counter(MmCounter::AnonPages), anon + 1);
+        let pte = pte_at(addr)?;
+        assert_eq!(pte.pfn(), held.pfn());
+        // A new anonymous page is writable in a private writable VMA; MODE_WP protects it.
+        assert!(pte.present() && pte.uffd() && !pte.write() && pte.dirty());
+        assert_eq!(read8(addr)?, [0u8; 8]);
+        Ok(())
+    }
+
+    /// The C entry point keeps the C ownership rules: on failure the folio stays locked and the
+    /// caller keeps its reference; on success the PTE owns it and the folio is unlocked.
+    #[test]
+    fn c_entry_point_ownership() -> Result {
+        let m = setup(1, &[0], 1, true, true)?;
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(m.addr).ok_or(ENOENT)?;
+        let pmd = Pmd::establish(vma, m.addr)?;
+        let folio = shmem_get_folio(m.file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
+        let held: ARef<Folio> = ARef::from(&*folio);
+        let raw = folio.into_raw().as_ptr();
+        let refs = held.ref_count();
+        // SAFETY: The VMA is read-locked, the PMD established, the folio locked and referenced.
+        let first = unsafe {
+            rust_mfill_atomic_install_pte(
+                pmd.as_ptr(),
+                vma.as_ptr(),
+                m.addr,
+                bindings::folio_page(raw, 0),
+                flags(false).as_raw(),
+            )
+        };
+        let after_first = (held.test_locked(), held.ref_count());
+        // Again, with the folio locked and referenced once more as a C caller would hold it.
+        let folio = LockedFolio::lock(held.clone());
+        let raw = folio.into_raw().as_ptr();
+        // SAFETY: As above.
+        let second = unsafe {
+            rust_mfill_atomic_install_pte(
+                pmd.as_ptr(),
+                vma.as_ptr(),
+                m.addr,
+                bindings::folio_page(raw, 0),
+                flags(false).as_raw(),
+            )
+        };
+        let after_second = (held.test_locked(), held.ref_count());
+        // Give the caller's lock and reference back, as the C error path does.
+        // SAFETY: The failed call left both with us.
+        drop(unsafe { LockedFolio::from_raw(core::ptr::NonNull::new_unchecked(raw)) });
+        drop(mmap);
+        assert_eq!(first, 0);
+        assert_eq!(after_first, (false, refs));
+        assert_eq!(second, EEXIST.to_errno());
+        assert_eq!(after_second, (true, refs + 1));
+        assert_eq!(held.ref_count(), refs);
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@ OUT=${1:?usage: $0 RUNDIR}
 CACHE=$(dirname "$(dirname "$OUT")")
 ST=$CACHE/selftests
 RESULTS=$OUT/results.tap
+GUEST=$(dirname "${BASH_SOURCE[0]}")
 mkdir -p "$OUT/logs"
 : > "$RESULTS"
 
@@ -39,18 +40,7 @@ run_tap() {
 	log "run: $* (timeout ${tmo}s)"
 	timeout -k 10 "$tmo" "$@" > "$lf" 2>&1
 	local rc=$?
-	awk -v p="$prefix" '
-		/^ *(not ok|ok) [0-9]+ / {
-			st = ($1 == "not") ? "not ok" : "ok"
-			line = $0; sub(/^ *(not ok|ok) [0-9]+ /, "", line)
-			skip = ""
-			if (match(line, / # [Ss][Kk][Ii][Pp]/)) {
-				skip = substr(line, RSTART + 7); line = substr(line, 1, RSTART - 1)
-				sub(/^ */, "", skip); if (skip == "") skip = "no reason given"
-			}
-			if (skip != "") print "ok " p ": " line " # SKIP " skip
-			else print st " " p ": " line
-		}' "$lf" >> "$RESULTS"
+	awk -v prefix="$prefix" -v indent=0 -f "$GUEST/tap2results.awk" "$lf" >> "$RESULTS"
 	if [ $rc -eq 0 ] || [ $rc -eq 4 ]; then  # 4: KSFT_SKIP
 		result ok "$prefix: exit status"
 	else
@@ -81,18 +71,7 @@ kunit_results() {
 	for d in /sys/kernel/debug/kunit/*/; do
 		suite=$(basename "$d")
 		cp "$d/results" "$(logname "kunit: $suite")"
-		awk -v s="$suite" '
-			/^[ \t]+(not ok|ok) [0-9]+ / {
-				st = ($1 == "not") ? "not ok" : "ok"
-				line = $0; sub(/^[ \t]+(not ok|ok) [0-9]+ /, "", line)
-				skip = ""
-				if (match(line, / # SKIP/)) {
-					skip = substr(line, RSTART + 7); line = substr(line, 1, RSTART - 1)
-					sub(/^ */, "", skip); if (skip == "") skip = "no reason given"
-				}
-				if (skip != "") print "ok kunit: " s ": " line " # SKIP " skip
-				else print st " kunit: " s ": " line
-			}' "$d/results" >> "$RESULTS"
+		awk -v prefix="kunit: $suite" -v indent=1 -f "$GUEST/tap2results.awk" "$d/results" >> "$RESULTS"
 		grep -q "^ok [0-9]* $suite" "$d/results" && result ok "kunit: $suite (suite)" \
 			|| result fail "kunit: $suite (suite)"
 	done

@@ -108,7 +108,7 @@ __rust_helper void rust_helper___folio_mark_uptodate(struct folio *folio)
 	__folio_mark_uptodate(folio);
 }
 
-__rust_helper struct folio *rust_helper_page_folio(const struct page *page)
+__rust_helper struct folio *rust_helper_page_folio(struct page *page)
 {
 	return page_folio(page);
 }
@@ -139,4 +139,27 @@ __rust_helper int rust_helper_mem_cgroup_charge(struct folio *folio,
 __rust_helper void rust_helper_folio_ref_add(struct folio *folio, int nr)
 {
 	folio_ref_add(folio, nr);
+}
+
+/* Used by KUnit tests to simulate a memory error on a page they own. */
+__rust_helper void rust_helper_SetPageHWPoison(struct page *page)
+{
+	SetPageHWPoison(page);
+}
+
+__rust_helper void rust_helper_ClearPageHWPoison(struct page *page)
+{
+	ClearPageHWPoison(page);
+}
+
+/*
+ * folio_add_lru_vma() is private to mm/ (mm/internal.h); the Rust PTE
+ * installation for new anonymous folios needs it, as the C one does.
+ */
+#include "../../mm/internal.h"
+
+__rust_helper void rust_helper_folio_add_lru_vma(struct folio *folio,
+						 struct vm_area_struct *vma)
+{
+	folio_add_lru_vma(folio, vma);
 }

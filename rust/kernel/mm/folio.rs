@@ -264,7 +264,7 @@ impl Folio {
 ///
 /// `page` must be a valid page of a folio on which the caller keeps a reference for `'a`.
 #[inline]
-pub unsafe fn page_folio<'a>(page: *const bindings::page) -> &'a Folio {
+pub unsafe fn page_folio<'a>(page: *mut bindings::page) -> &'a Folio {
     // SAFETY: The caller guarantees that the page is valid and its folio referenced for 'a.
     unsafe { Folio::from_raw(bindings::page_folio(page)) }
 }

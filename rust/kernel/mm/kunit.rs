@@ -94,7 +94,9 @@ pub fn write_user(addr: usize, data: &[u8]) -> Result {
 pub fn file_write(file: &File, pos: i64, data: &[u8]) -> Result {
     let mut pos = pos;
     // SAFETY: `file` is valid, `data` is readable for its length, `pos` is writable.
-    let ret = unsafe { bindings::kernel_write(file.as_ptr(), data.as_ptr().cast(), data.len(), &mut pos) };
+    let ret = unsafe {
+        bindings::kernel_write(file.as_ptr(), data.as_ptr().cast(), data.len(), &mut pos)
+    };
     if ret < 0 {
         return Err(Error::from_errno(ret as i32));
     }
@@ -113,7 +115,7 @@ pub fn file_fallocate(file: &File, mode: i32, offset: i64, len: i64) -> Result {
 /// Truncates or extends `file` to `len` bytes (`vfs_truncate()`).
 pub fn file_truncate(file: &File, len: i64) -> Result {
     // SAFETY: `file` is valid, and so is its `f_path`.
-    to_result(unsafe { bindings::vfs_truncate(&(*file.as_ptr()).f_path, len) })
+    to_result(unsafe { bindings::vfs_truncate(&(*file.as_ptr()).__bindgen_anon_1.f_path, len) })
 }
 
 /// Marks the current KUnit test as skipped with `reason` (`kunit_mark_skipped()`).
@@ -129,7 +131,7 @@ pub fn mark_skipped(reason: &CStr) {
         let comment = &mut (*test).status_comment;
         let n = core::cmp::min(reason.len(), comment.len() - 1);
         for (dst, src) in comment.iter_mut().zip(&reason[..n]) {
-            *dst = *src as _;
+            *dst = *src;
         }
         comment[n] = 0;
         core::ptr::write_volatile(&mut (*test).status, bindings::kunit_status_KUNIT_SKIPPED);

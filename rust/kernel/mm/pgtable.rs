@@ -68,7 +68,7 @@ impl Pte {
     #[inline]
     pub fn mk_pte(page: &Page, prot: PgProt) -> Self {
         // SAFETY: `page` is a valid page; `mk_pte()` only computes a value from it.
-        Self(unsafe { bindings::mk_pte(page.as_ptr(), prot.0) })
+        Self(unsafe { bindings::mk_pte(page.as_ptr(), prot.as_raw()) })
     }
 
     /// Builds a marker entry (`make_pte_marker()`).
@@ -146,7 +146,7 @@ impl Pte {
     #[inline]
     pub fn val(self) -> u64 {
         // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_val(self.0) }
+        unsafe { bindings::pte_val(self.0) as u64 }
     }
 
     /// Classifies the entry.
@@ -254,18 +254,18 @@ pub struct PteMarker(bindings::pte_marker);
 
 impl PteMarker {
     /// A userfaultfd write-protected empty entry (`PTE_MARKER_UFFD_WP`).
-    pub const UFFD_WP: Self = Self(bindings::PTE_MARKER_UFFD_WP as _);
+    pub const UFFD_WP: Self = Self(bindings::PTE_MARKER_UFFD_WP);
     /// A poisoned entry; faults raise `SIGBUS` (`PTE_MARKER_POISONED`), as set by
     /// `UFFDIO_POISON`.
-    pub const POISONED: Self = Self(bindings::PTE_MARKER_POISONED as _);
+    pub const POISONED: Self = Self(bindings::PTE_MARKER_POISONED);
     /// A guard region entry; faults raise `SIGSEGV` (`PTE_MARKER_GUARD`), as set by
     /// `MADV_GUARD_INSTALL`.
-    pub const GUARD: Self = Self(bindings::PTE_MARKER_GUARD as _);
+    pub const GUARD: Self = Self(bindings::PTE_MARKER_GUARD);
 
     /// Returns the raw marker bits.
     #[inline]
     pub fn bits(self) -> usize {
-        self.0 as usize
+        self.0
     }
 
     /// Returns whether the userfaultfd write-protect bit is set.
@@ -591,7 +591,9 @@ impl<'a> PteTableGuard<'a> {
         pte: Pte,
     ) -> Result<(), (Error, LockedFolio)> {
         if folio.test_anon()
-            || page_nr.checked_add(nr).is_none_or(|end| end > folio.nr_pages())
+            || page_nr
+                .checked_add(nr)
+                .is_none_or(|end| end > folio.nr_pages())
             || !pte.present()
             || pte.pfn() != folio.pfn() + page_nr
         {
@@ -613,7 +615,7 @@ impl<'a> PteTableGuard<'a> {
             if nr == 1 {
                 bindings::inc_mm_counter(mm, counter as i32);
             } else {
-                bindings::add_mm_counter(mm, counter as i32, nr as _);
+                bindings::add_mm_counter(mm, counter as i32, nr as isize);
                 bindings::folio_ref_add(folio.as_ptr(), nr as i32 - 1);
             }
             bindings::set_ptes(mm, self.addr, self.ptep.as_ptr(), pte.0, nr as u32);
@@ -894,7 +896,12 @@ mod tests {
             let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
             let again = ptes.set_ptes_file(folio2, 0, 1, pte2);
             drop(ptes);
-            (old, max_nr, pte, again.err().map(|(e, f)| (e, f.test_locked())))
+            (
+                old,
+                max_nr,
+                pte,
+                again.err().map(|(e, f)| (e, f.test_locked())),
+            )
         };
         assert_eq!(old.kind(), PteKind::None);
         assert_eq!(max_nr, 3);
@@ -998,9 +1005,10 @@ mod tests {
             let has_anon_vma = vma.has_anon_vma();
             let folio = NewAnonFolio::alloc_zeroed(vma, addr)?;
             let held: ARef<Folio> = ARef::from(&*folio);
-            let page = folio.page(0).ok_or(EINVAL)?;
-            let pte = Pte::mk_pte(&page, vma.page_prot()).mkdirty().mkwrite(vma);
-            drop(page);
+            let pte = {
+                let page = folio.page(0).ok_or(EINVAL)?;
+                Pte::mk_pte(&page, vma.page_prot()).mkdirty().mkwrite(vma)
+            };
             let pmd = Pmd::establish(vma, addr)?;
             let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
             let res = ptes.set_pte_new_anon(folio, pte);
@@ -1009,7 +1017,7 @@ mod tests {
         };
         assert_eq!(res, (true, Ok(())));
         // SAFETY: Always safe to call.
-        unsafe { bindings::lru_add_drain() };
+        unsafe { bindings::lru_add_drain_all() };
         assert!(held.test_anon());
         assert!(held.test_lru());
         assert_eq!(held.mapcount(), 1);
@@ -1037,7 +1045,7 @@ mod tests {
         };
         // The VMA is 4 pages; a PTE table holds PTRS_PER_PTE entries and the VMA may straddle
         // two tables.
-        assert!(nr >= 1 && nr <= 4);
+        assert!((1..=4).contains(&nr));
         assert!(last.is_some_and(|p| p.none()));
         assert!(beyond.is_none());
         Ok(())

@@ -9,7 +9,7 @@ use crate::{
     error::{from_err_ptr, to_result, Result},
     fs::{inode::Inode, File},
     mm::folio::{LockedFolio, PgOff},
-    str::CStr,
+    str::{CStr, CStrExt},
     sync::aref::ARef,
 };
 use core::ptr::NonNull;
@@ -37,7 +37,8 @@ pub enum SgpType {
 pub fn shmem_file_setup(name: &CStr, size: i64) -> Result<ARef<File>> {
     let flags = bindings::vma_flags_t::default();
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let file = from_err_ptr(unsafe { bindings::shmem_file_setup(name.as_char_ptr(), size, flags) })?;
+    let file =
+        from_err_ptr(unsafe { bindings::shmem_file_setup(name.as_char_ptr(), size, flags) })?;
     // SAFETY: `shmem_file_setup()` returned a new file with one reference, which we now own.
     Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast())) })
 }
@@ -148,8 +149,12 @@ mod tests {
         let file = shmem_file_setup(c"rust_mm_pagecache", 4 * PS)?;
         // Dirty the page first so that a stale value would show if it were not zeroed.
         kunit::file_write(&file, 2 * PS, b"stale")?;
-        kunit::file_fallocate(&file, bindings::FALLOC_FL_PUNCH_HOLE as i32
-            | bindings::FALLOC_FL_KEEP_SIZE as i32, 2 * PS, PS)?;
+        kunit::file_fallocate(
+            &file,
+            bindings::FALLOC_FL_PUNCH_HOLE as i32 | bindings::FALLOC_FL_KEEP_SIZE as i32,
+            2 * PS,
+            PS,
+        )?;
         kunit::file_fallocate(&file, 0, 2 * PS, PS)?;
         // A fallocated folio that was never written is not uptodate: READ treats it as a hole.
         assert!(shmem_get_folio(file.inode(), 2, 0, SgpType::Read)?.is_none());
@@ -164,7 +169,7 @@ mod tests {
     fn large_folio_subpage() -> Result {
         // A huge=always tmpfs instance, so that a 2 MiB aligned write makes a PMD-sized folio.
         // SAFETY: The string is a valid filesystem name.
-        let fs_type = unsafe { bindings::get_fs_type(c"tmpfs".as_ptr()) };
+        let fs_type = unsafe { bindings::get_fs_type(c"tmpfs".as_char_ptr()) };
         if fs_type.is_null() {
             kunit::mark_skipped(c"no tmpfs");
             return Ok(());
@@ -172,7 +177,7 @@ mod tests {
         let mut opts = *b"huge=always\0";
         // SAFETY: `fs_type` is valid; the options string is NUL-terminated and writable.
         let mnt = unsafe {
-            bindings::vfs_kern_mount(fs_type, 0, c"tmpfs".as_ptr(), opts.as_mut_ptr().cast())
+            bindings::vfs_kern_mount(fs_type, 0, c"tmpfs".as_char_ptr(), opts.as_mut_ptr().cast())
         };
         // SAFETY: `get_fs_type()` took a reference on the module, if any.
         unsafe { bindings::put_filesystem(fs_type) };
@@ -183,7 +188,7 @@ mod tests {
             let file = crate::error::from_err_ptr(unsafe {
                 bindings::shmem_file_setup_with_mnt(
                     mnt,
-                    c"rust_mm_pagecache_thp".as_ptr(),
+                    c"rust_mm_pagecache_thp".as_char_ptr(),
                     2 * huge,
                     Default::default(),
                 )
@@ -198,8 +203,8 @@ mod tests {
             }
             kunit::file_write(&file, huge, &chunk)?;
             let first = (huge / PS) as usize;
-            let folio = shmem_get_folio(file.inode(), first + 5, 0, SgpType::NoAlloc)?
-                .ok_or(ENOENT)?;
+            let folio =
+                shmem_get_folio(file.inode(), first + 5, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
             if !folio.test_large() {
                 kunit::mark_skipped(c"shmem did not allocate a large folio");
                 return Ok(());
