@@ -351,7 +351,12 @@ mod tests {
     }
 
     /// Looks up the page-cache folio at `index` (unlocked, with a reference).
+    ///
+    /// The per-CPU LRU batches are flushed first, so that the reference they hold on new
+    /// folios does not change the counts under the test.
     fn cached(m: &Mapping, index: usize) -> Result<ARef<Folio>> {
+        // SAFETY: Always safe to call from process context.
+        unsafe { bindings::lru_add_drain_all() };
         let folio = shmem_get_folio(m.file.inode(), index, 0, SgpType::Read)?.ok_or(ENOENT)?;
         Ok(folio.unlock())
     }
@@ -366,7 +371,7 @@ mod tests {
     fn shared_writable() -> Result {
         let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
         let mm = kunit::current_mm()?;
-        let shmem = mm.get_mm_counter(MmCounter::ShmemPages);
+        let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
         let folio = cached(&m, 2)?;
         let refs = folio.ref_count();
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
@@ -376,7 +381,7 @@ mod tests {
         assert_eq!(folio.mapcount(), 1);
         assert_eq!(folio.ref_count(), refs + 1);
         assert!(!folio.test_locked());
-        assert_eq!(mm.get_mm_counter(MmCounter::ShmemPages), shmem + 1);
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem + 1);
         // Only the requested page was mapped.
         assert!(pte_at(m.addr + PAGE_SIZE)?.none());
         assert!(pte_at(m.addr + 3 * PAGE_SIZE)?.none());
@@ -402,8 +407,8 @@ mod tests {
     fn private_maps_readonly_then_cow() -> Result {
         let m = setup(2, &[0, 1], 2, true, false)?;
         let mm = kunit::current_mm()?;
-        let shmem = mm.get_mm_counter(MmCounter::ShmemPages);
-        let anon = mm.get_mm_counter(MmCounter::AnonPages);
+        let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
+        let anon = mm.get_mm_counter_sum(MmCounter::AnonPages);
         let folio = cached(&m, 1)?;
         let addr = m.addr + PAGE_SIZE;
         assert_eq!(do_continue(addr, false), Ok(()));
@@ -411,15 +416,15 @@ mod tests {
         // A page-cache page is never writable in a private mapping.
         assert!(pte.present() && !pte.write() && pte.dirty());
         assert_eq!(pte.pfn(), folio.pfn());
-        assert_eq!(mm.get_mm_counter(MmCounter::ShmemPages), shmem + 1);
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem + 1);
         assert_eq!(read8(addr)?, tag(1));
         // A write copies the page; the page cache keeps its contents.
         kunit::write_user(addr, b"private!")?;
         let pte = pte_at(addr)?;
         assert!(pte.present() && pte.write());
         assert!(pte.pfn() != folio.pfn());
-        assert_eq!(mm.get_mm_counter(MmCounter::AnonPages), anon + 1);
-        assert_eq!(mm.get_mm_counter(MmCounter::ShmemPages), shmem);
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon + 1);
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem);
         assert_eq!(read8(addr)?, *b"private!");
         let mut buf = [0u8; 8];
         let page = folio.page(0).ok_or(EINVAL)?;
@@ -604,7 +609,7 @@ mod tests {
         kunit::write_user(m.addr, b"cow")?;
         let addr = m.addr + PAGE_SIZE;
         let mm = kunit::current_mm()?;
-        let anon = mm.get_mm_counter(MmCounter::AnonPages);
+        let anon = mm.get_mm_counter_sum(MmCounter::AnonPages);
         let (res, held, again) = {
             let mmap = mm.mmap_read_lock();
             let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
@@ -624,7 +629,7 @@ mod tests {
         unsafe { bindings::lru_add_drain_all() };
         assert!(held.test_anon() && held.test_lru());
         assert_eq!(held.mapcount(), 1);
-        assert_eq!(mm.get_mm_counter(MmCounter::AnonPages), anon + 1);
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon + 1);
         let pte = pte_at(addr)?;
         assert_eq!(pte.pfn(), held.pfn());
         // A new anonymous page is writable in a private writable VMA; MODE_WP protects it.
@@ -642,6 +647,8 @@ mod tests {
         let mmap = mm.mmap_read_lock();
         let vma = mmap.vma_lookup(m.addr).ok_or(ENOENT)?;
         let pmd = Pmd::establish(vma, m.addr)?;
+        // SAFETY: Always safe to call from process context.
+        unsafe { bindings::lru_add_drain_all() };
         let folio = shmem_get_folio(m.file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         let held: ARef<Folio> = ARef::from(&*folio);
         let raw = folio.into_raw().as_ptr();

@@ -221,3 +221,9 @@ __rust_helper swp_entry_t rust_helper_make_hwpoison_entry(struct page *page)
 {
 	return make_hwpoison_entry(page);
 }
+
+__rust_helper unsigned long rust_helper_get_mm_counter_sum(struct mm_struct *mm,
+							   int member)
+{
+	return get_mm_counter_sum(mm, member);
+}

@@ -342,10 +342,21 @@ impl MmCounter {
 
 impl MmWithUser {
     /// Returns the value of an RSS counter (`get_mm_counter()`).
+    ///
+    /// This is the cheap, approximate value: updates still batched on other CPUs are not
+    /// included.
     #[inline]
     pub fn get_mm_counter(&self, counter: MmCounter) -> usize {
         // SAFETY: The mm is valid; reading a counter is always allowed.
         unsafe { bindings::get_mm_counter(self.as_raw(), counter as i32) }
+    }
+
+    /// Returns the exact value of an RSS counter, summed over all CPUs
+    /// (`get_mm_counter_sum()`).
+    #[inline]
+    pub fn get_mm_counter_sum(&self, counter: MmCounter) -> usize {
+        // SAFETY: The mm is valid; reading a counter is always allowed.
+        unsafe { bindings::get_mm_counter_sum(self.as_raw(), counter as i32) }
     }
 }
 
@@ -818,8 +829,12 @@ mod tests {
     #[cfg(CONFIG_MEMORY_FAILURE)]
     #[test]
     fn hwpoison_kind() -> Result {
-        let page = Page::alloc_page(GFP_KERNEL)?;
-        // SAFETY: Only computes an entry value from a valid page; nothing refers to it.
+        let file = shmem_file_setup(c"rust_mm_pgtable", PS)?;
+        kunit::file_write(&file, 0, b"poison")?;
+        // `make_hwpoison_entry()` wants the page locked, as memory_failure() has it.
+        let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
+        let page = folio.page(0).ok_or(EINVAL)?;
+        // SAFETY: Only computes an entry value from a valid, locked page; nothing refers to it.
         let pte = unsafe {
             Pte::from_raw(bindings::swp_entry_to_pte(bindings::make_hwpoison_entry(
                 page.as_ptr(),
@@ -834,13 +849,8 @@ mod tests {
     fn present_pte_bits() -> Result {
         let file = shmem_file_setup(c"rust_mm_pgtable", 2 * PS)?;
         kunit::file_write(&file, 0, b"bits")?;
-        let addr = kunit::vm_mmap(
-            Some(&file),
-            2 * PAGE_SIZE,
-            prot::READ | prot::WRITE,
-            prot::MAP_SHARED,
-            0,
-        )?;
+        // Read-only, so that `vm_page_prot` has no write permission of its own.
+        let addr = kunit::vm_mmap(Some(&file), 2 * PAGE_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
         let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         let mm = kunit::current_mm()?;
         let (clean, dirty, write, uffd) = {
@@ -875,7 +885,10 @@ mod tests {
             0,
         )? + PAGE_SIZE;
         let mm = kunit::current_mm()?;
-        let shmem_before = mm.get_mm_counter(MmCounter::ShmemPages);
+        let shmem_before = mm.get_mm_counter_sum(MmCounter::ShmemPages);
+        // Flush the per-CPU LRU batches, which hold references on new folios.
+        // SAFETY: Always safe to call from process context.
+        unsafe { bindings::lru_add_drain_all() };
         let folio = shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         let held: ARef<Folio> = ARef::from(&*folio);
         let refs_before = held.ref_count();
@@ -914,7 +927,10 @@ mod tests {
         assert!(!held.test_locked());
         // The PTE took over the lookup's reference.
         assert_eq!(held.ref_count(), refs_before);
-        assert_eq!(mm.get_mm_counter(MmCounter::ShmemPages), shmem_before + 1);
+        assert_eq!(
+            mm.get_mm_counter_sum(MmCounter::ShmemPages),
+            shmem_before + 1
+        );
         // The mapping reads the page-cache contents.
         let mut buf = [0u8; 14];
         kunit::read_user(addr, &mut buf)?;
@@ -998,7 +1014,7 @@ mod tests {
         kunit::write_user(base, b"cow")?;
         let addr = base + PAGE_SIZE;
         let mm = kunit::current_mm()?;
-        let anon_before = mm.get_mm_counter(MmCounter::AnonPages);
+        let anon_before = mm.get_mm_counter_sum(MmCounter::AnonPages);
         let (res, held, pte) = {
             let mmap = mm.mmap_read_lock();
             let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
@@ -1021,7 +1037,7 @@ mod tests {
         assert!(held.test_anon());
         assert!(held.test_lru());
         assert_eq!(held.mapcount(), 1);
-        assert_eq!(mm.get_mm_counter(MmCounter::AnonPages), anon_before + 1);
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon_before + 1);
         assert_eq!(read_pte(addr)?, pte);
         // The new page is zeroed, not the file's contents.
         let mut buf = [1u8; 8];
