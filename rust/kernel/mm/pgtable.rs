@@ -649,8 +649,8 @@ impl<'a> PteTableGuard<'a> {
     /// entry is written and the MMU cache updated. The entry owns the folio reference.
     ///
     /// On failure the folio is handed back with the error: `EEXIST` if the entry is not vacant,
-    /// `EINVAL` if `pte` does not map the folio or the VMA has no `anon_vma` (see
-    /// [`VmaRef::anon_vma_prepare`]).
+    /// `EINVAL` if `pte` does not map the folio or the VMA has no `anon_vma` (the caller prepares
+    /// it, as `anon_vma_prepare()` does for the C fill paths).
     pub fn set_pte_new_anon(
         &mut self,
         folio: NewAnonFolio,
@@ -729,7 +729,6 @@ mod tests {
             kunit::{self, prot},
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
-        prelude::*,
         sync::aref::ARef,
     };
 
