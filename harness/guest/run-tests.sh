@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Runs inside the test VM: KUnit results, upstream uffd selftests, the
-# project's selftests. Writes $1/results.tap, $1/logs/, $1/dmesg.txt.
+# project's selftests, on the Rust and on the C implementation in turn.
+# Writes $1/results.tap, $1/logs/, $1/dmesg.txt.
 # $2, optional: "kunit" to collect the KUnit results only (quick iteration).
 . "$(dirname "$0")/lib.sh"
 guest_setup
@@ -13,16 +14,44 @@ fi
 
 # The implementation switch (C or Rust) exists once the series adds it.
 SWITCH=/sys/kernel/debug/userfaultfd/mfill_impl
+STATS=/sys/kernel/debug/userfaultfd/stats
 if [ -w "$SWITCH" ]; then IMPLS="rust c"; else IMPLS="base"; fi
 
+stat() { awk -v k="$1" '$1 == k { print $2 }' "$STATS"; }
+
 for impl in $IMPLS; do
-	[ "$impl" != base ] && echo "$impl" > "$SWITCH" && log "implementation: $(cat $SWITCH)"
+	if [ "$impl" != base ]; then
+		echo "$impl" > "$SWITCH"
+		log "implementation: $(cat $SWITCH)"
+		declare -A before
+		for k in continue_rust continue_c install_rust install_c; do
+			before[$k]=$(stat $k)
+		done
+	fi
 	run_tap "uffd-unit-tests[$impl]" 900 "$ST/uffd-unit-tests"
 	for mem in anon shmem shmem-private; do
 		run_one "uffd-stress $mem 32 16 [$impl]" 600 "$ST/uffd-stress" "$mem" 32 16
 	done
 	if [ -x "$ST/uffd-continue" ]; then
 		run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
+	fi
+	if [ "$impl" != base ]; then
+		# The pages mapped in this phase must all come from $impl.
+		other=$([ "$impl" = rust ] && echo c || echo rust)
+		d_cont=$(( $(stat continue_$impl) - before[continue_$impl] ))
+		d_inst=$(( $(stat install_$impl) - before[install_$impl] ))
+		o_cont=$(( $(stat continue_$other) - before[continue_$other] ))
+		o_inst=$(( $(stat install_$other) - before[install_$other] ))
+		msg="continue_$impl +$d_cont, install_$impl +$d_inst, $other +$((o_cont + o_inst))"
+		log "stats: $msg"
+		name="mfill stats [$impl]: pages mapped by the $impl implementation only"
+		echo "$msg" > "$(logname "$name")"
+		echo "# $msg" >> "$RESULTS"
+		if [ $d_cont -gt 0 ] && [ $d_inst -gt 0 ] && [ $((o_cont + o_inst)) -eq 0 ]; then
+			result ok "$name"
+		else
+			result fail "$name"
+		fi
 	fi
 done
 [ -w "$SWITCH" ] && echo rust > "$SWITCH"
