@@ -27,7 +27,7 @@ use kernel::{
         userfaultfd::UffdFlags,
         virt::{flags, VmaRef},
     },
-    page::{BorrowedPage, PAGE_SIZE},
+    page::{BorrowedPage, Page, PAGE_SIZE},
     prelude::*,
 };
 
@@ -57,30 +57,70 @@ impl MfillFolio {
     }
 }
 
-/// Returns whether `dst_addr` maps a file offset at or beyond the end of the file.
+/// Returns the first file offset, in pages, beyond the end of the VMA's file, if it has one.
 ///
 /// Called with the PTE table lock held: truncation unmaps under that lock after updating
 /// `i_size`, so a page that is inside the file here cannot be truncated before the PTE is
 /// visible, and a truncation that already happened is seen here.
+fn mfill_max_off(vma: &VmaRef) -> Option<usize> {
+    let size = vma.file()?.inode().i_size_read();
+    Some((size as u64).div_ceil(PAGE_SIZE as u64) as usize)
+}
+
+/// Returns whether `dst_addr` maps a file offset at or beyond the end of the file
+/// (`mfill_file_over_size()`). Called with the PTE table lock held, see [`mfill_max_off`].
 fn mfill_file_over_size(vma: &VmaRef, dst_addr: usize) -> bool {
-    let Some(file) = vma.file() else {
-        return false;
-    };
-    let offset = vma.linear_page_index(dst_addr);
-    let size = file.inode().i_size_read();
-    let max_off = (size as u64).div_ceil(PAGE_SIZE as u64);
-    offset as u64 >= max_off
+    mfill_max_off(vma).is_some_and(|max_off| vma.linear_page_index(dst_addr) >= max_off)
+}
+
+/// Returns whether a fill may replace a page table entry of this kind.
+///
+/// Only an empty entry or a userfaultfd marker may be replaced: with both MISSING and WP
+/// registered, an empty entry may have been write-protected (uffd-wp marker) before the page
+/// was filled; a poison marker is replaced as well. Everything else is someone's mapping or
+/// state and must not be overwritten.
+fn mfill_may_replace(kind: PteKind) -> bool {
+    match kind {
+        PteKind::None => true,
+        PteKind::Marker(marker) => marker.is_uffd(),
+        PteKind::Present
+        | PteKind::Swap
+        | PteKind::MigrationRead
+        | PteKind::MigrationReadExclusive
+        | PteKind::MigrationWrite
+        | PteKind::DevicePrivateRead
+        | PteKind::DevicePrivateWrite
+        | PteKind::DeviceExclusive
+        | PteKind::HwPoison
+        | PteKind::Unknown => false,
+    }
+}
+
+/// Builds the PTE that maps `page` into `vma` for a fill.
+///
+/// Dirty; writable if the VMA is writable, except that a page-cache page is never mapped
+/// writable into a private mapping (a write must copy it first); write-protected with the
+/// userfaultfd bit for `MFILL_ATOMIC_WP`.
+fn mfill_mk_pte(vma: &VmaRef, page: &Page, page_in_cache: bool, flags: UffdFlags) -> Pte {
+    let vm_flags = vma.flags();
+    let writable =
+        vm_flags & flags::WRITE != 0 && (!page_in_cache || vm_flags & flags::SHARED != 0);
+    let mut pte = Pte::mk_pte(page, vma.page_prot()).mkdirty();
+    if writable {
+        pte = pte.mkwrite(vma);
+    }
+    if flags.wp() {
+        pte = pte.mkuffd();
+    }
+    pte
 }
 
 /// Maps page `page_nr` of `folio` at `dst_addr` (`mfill_atomic_install_pte()`).
 ///
-/// The PTE is dirty; writable if the VMA is writable, except that a page-cache page is never
-/// mapped writable into a private mapping (a write must copy it first); write-protected with the
-/// userfaultfd bit if the fill asked for `MFILL_ATOMIC_WP`.
-///
-/// Under the PTE table lock, the file size is checked again (`EFAULT` beyond the end of the
-/// file) and the old entry must be empty or a userfaultfd marker (`EEXIST` otherwise). If the
-/// PTE table is gone, the error is `EAGAIN`.
+/// The PTE is built by [`mfill_mk_pte`]. Under the PTE table lock, the file size is checked
+/// again (`EFAULT` beyond the end of the file) and the old entry must be one that
+/// [`mfill_may_replace`] accepts (`EEXIST` otherwise). If the PTE table is gone, the error is
+/// `EAGAIN`.
 ///
 /// On success the PTE owns the folio reference and a page-cache folio is unlocked. On failure
 /// the folio comes back with the error, in the state it was passed in.
@@ -93,20 +133,10 @@ pub fn mfill_atomic_install_pte(
 ) -> Result<(), (Error, MfillFolio)> {
     let vma = pmd.vma();
     let page_in_cache = matches!(folio, MfillFolio::PageCache(_));
-    let vm_flags = vma.flags();
-    let writable =
-        vm_flags & flags::WRITE != 0 && (!page_in_cache || vm_flags & flags::SHARED != 0);
-
-    let mut pte = match folio.page(page_nr) {
-        Some(page) => Pte::mk_pte(&page, vma.page_prot()).mkdirty(),
+    let pte = match folio.page(page_nr) {
+        Some(page) => mfill_mk_pte(vma, &page, page_in_cache, flags),
         None => return Err((EINVAL, folio)),
     };
-    if writable {
-        pte = pte.mkwrite(vma);
-    }
-    if flags.wp() {
-        pte = pte.mkuffd();
-    }
 
     let Some(mut ptes) = pmd.pte_offset_map_lock(dst_addr) else {
         return Err((EAGAIN, folio));
@@ -116,24 +146,8 @@ pub fn mfill_atomic_install_pte(
         return Err((EFAULT, folio));
     }
 
-    // Only an empty entry or a userfaultfd marker may be replaced: with both MISSING and WP
-    // registered, an empty entry may have been write-protected (uffd-wp marker) before the page
-    // was filled; a poison marker is replaced as well. Everything else is someone's mapping or
-    // state and must not be overwritten.
-    match ptes.ptep_get().kind() {
-        PteKind::None => {}
-        PteKind::Marker(marker) if marker.is_uffd() => {}
-        PteKind::Marker(_)
-        | PteKind::Present
-        | PteKind::Swap
-        | PteKind::MigrationRead
-        | PteKind::MigrationReadExclusive
-        | PteKind::MigrationWrite
-        | PteKind::DevicePrivateRead
-        | PteKind::DevicePrivateWrite
-        | PteKind::DeviceExclusive
-        | PteKind::HwPoison
-        | PteKind::Unknown => return Err((EEXIST, folio)),
+    if !mfill_may_replace(ptes.ptep_get().kind()) {
+        return Err((EEXIST, folio));
     }
 
     match folio {

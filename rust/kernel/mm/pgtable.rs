@@ -485,6 +485,7 @@ impl<'a> Pmd<'a> {
         // INVARIANT: `pte_offset_map_lock()` succeeded: the table is mapped and `ptl` is held.
         Some(PteTableGuard {
             ptep,
+            mapped: ptep,
             // SAFETY: On success `pte_offset_map_lock()` sets `ptl` to the (locked) table lock.
             ptl: unsafe { NonNull::new_unchecked(ptl) },
             addr,
@@ -503,11 +504,13 @@ impl<'a> Pmd<'a> {
 ///
 /// # Invariants
 ///
-/// `ptep` is the entry for `addr` in a PTE table of `vma`'s mm, mapped by
-/// `pte_offset_map_lock()`, and the table lock `ptl` is held by this guard. `addr` is inside
-/// `vma`.
+/// `mapped` is the entry that `pte_offset_map_lock()` returned when it mapped a PTE table of
+/// `vma`'s mm and took its lock `ptl`; the table stays mapped and `ptl` held by this guard.
+/// `ptep` is the entry for `addr` in the same table, and `addr` is inside `vma`.
 pub struct PteTableGuard<'a> {
     ptep: NonNull<bindings::pte_t>,
+    // The entry `pte_offset_map_lock()` returned, for `pte_unmap_unlock()`.
+    mapped: NonNull<bindings::pte_t>,
     ptl: NonNull<bindings::spinlock_t>,
     addr: usize,
     vma: &'a VmaRef,
@@ -535,6 +538,21 @@ impl<'a> PteTableGuard<'a> {
         let table_end = pmd_base(self.addr) + PMD_SIZE;
         let end = core::cmp::min(table_end, self.vma.end());
         (end - self.addr) / PAGE_SIZE
+    }
+
+    /// Moves the guard's position `nr` entries forward, keeping the table locked.
+    ///
+    /// Fails with `EINVAL`, without moving, if that is not before [`max_nr`](Self::max_nr).
+    #[inline]
+    pub fn advance(&mut self, nr: usize) -> Result {
+        if nr >= self.max_nr() {
+            return Err(EINVAL);
+        }
+        // INVARIANT: `nr < max_nr()`: the new entry is in the same table and inside the VMA.
+        // SAFETY: As above, the result stays within the mapped table.
+        self.ptep = unsafe { NonNull::new_unchecked(self.ptep.as_ptr().add(nr)) };
+        self.addr += nr * PAGE_SIZE;
+        Ok(())
     }
 
     /// Returns a pointer to the `i`th entry from the guard's position.
@@ -715,7 +733,7 @@ impl Drop for PteTableGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: By the type invariants, the table is mapped and locked by this guard; this
         // unlocks `ptl`, then unmaps the table and leaves the RCU read-side critical section.
-        unsafe { bindings::pte_unmap_unlock(self.ptep.as_ptr(), self.ptl.as_ptr()) };
+        unsafe { bindings::pte_unmap_unlock(self.mapped.as_ptr(), self.ptl.as_ptr()) };
     }
 }
 
@@ -1050,14 +1068,26 @@ mod tests {
         let file = shmem_file_setup(c"rust_mm_pgtable", 4 * PS)?;
         let addr = kunit::vm_mmap(Some(&file), 4 * PAGE_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
         let mm = kunit::current_mm()?;
-        let (nr, last, beyond) = {
+        let r = {
             let mmap = mm.mmap_read_lock();
             let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
             let pmd = Pmd::establish(vma, addr)?;
-            let ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
+            let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
             let nr = ptes.max_nr();
-            (nr, ptes.ptep_get_nr(nr - 1), ptes.ptep_get_nr(nr))
+            let r = (nr, ptes.ptep_get_nr(nr - 1), ptes.ptep_get_nr(nr));
+            // Moving past the end is refused; moving by one shrinks what is left by one.
+            let past = ptes.advance(nr);
+            let one = if nr > 1 { ptes.advance(1) } else { Ok(()) };
+            let moved = (ptes.addr(), ptes.max_nr());
+            drop(ptes);
+            (r, past, one, moved)
         };
+        let ((nr, last, beyond), past, one, moved) = r;
+        assert_eq!(past, Err(EINVAL));
+        assert_eq!(one, Ok(()));
+        if nr > 1 {
+            assert_eq!(moved, (addr + PAGE_SIZE, nr - 1));
+        }
         // The VMA is 4 pages; a PTE table holds PTRS_PER_PTE entries and the VMA may straddle
         // two tables.
         assert!((1..=4).contains(&nr));
