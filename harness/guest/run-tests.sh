@@ -15,7 +15,13 @@ fi
 # The implementation switch (C or Rust) exists once the series adds it.
 SWITCH=/sys/kernel/debug/userfaultfd/mfill_impl
 STATS=/sys/kernel/debug/userfaultfd/stats
-if [ -w "$SWITCH" ]; then IMPLS="rust c"; else IMPLS="base"; fi
+IMPLS=base
+if [ -w "$SWITCH" ]; then
+	IMPLS="rust c"
+	# The batched CONTINUE, where the kernel has it.
+	echo rust-batch > "$SWITCH" 2>/dev/null && IMPLS="rust rust-batch c"
+	echo rust > "$SWITCH"
+fi
 
 stat() { awk -v k="$1" '$1 == k { print $2 }' "$STATS"; }
 
@@ -36,17 +42,19 @@ for impl in $IMPLS; do
 		run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
 	fi
 	if [ "$impl" != base ]; then
-		# The pages mapped in this phase must all come from $impl.
-		other=$([ "$impl" = rust ] && echo c || echo rust)
-		d_cont=$(( $(stat continue_$impl) - before[continue_$impl] ))
-		d_inst=$(( $(stat install_$impl) - before[install_$impl] ))
+		# The pages mapped in this phase must all come from $impl
+		# (rust-batch counts as rust).
+		fam=${impl%-batch}
+		other=$([ "$fam" = rust ] && echo c || echo rust)
+		d_cont=$(( $(stat continue_$fam) - before[continue_$fam] ))
+		d_inst=$(( $(stat install_$fam) - before[install_$fam] ))
 		o_cont=$(( $(stat continue_$other) - before[continue_$other] ))
 		o_inst=$(( $(stat install_$other) - before[install_$other] ))
-		msg="continue_$impl +$d_cont, install_$impl +$d_inst, $other +$((o_cont + o_inst))"
-		log "stats: $msg"
-		name="mfill stats [$impl]: pages mapped by the $impl implementation only"
+		msg="continue_$fam +$d_cont, install_$fam +$d_inst, $other +$((o_cont + o_inst))"
+		log "stats [$impl]: $msg"
+		name="mfill stats [$impl]: pages mapped by the selected implementation only"
 		echo "$msg" > "$(logname "$name")"
-		echo "# $msg" >> "$RESULTS"
+		echo "# mfill stats [$impl]: $msg" >> "$RESULTS"
 		if [ $d_cont -gt 0 ] && [ $d_inst -gt 0 ] && [ $((o_cont + o_inst)) -eq 0 ]; then
 			result ok "$name"
 		else

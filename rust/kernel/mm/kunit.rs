@@ -14,7 +14,8 @@ use crate::{
     error::{code::*, to_result, Error, Result},
     fs::File,
     mm::MmWithUser,
-    str::CStr,
+    str::{CStr, CStrExt},
+    sync::aref::ARef,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -135,5 +136,56 @@ pub fn mark_skipped(reason: &CStr) {
         }
         comment[n] = 0;
         core::ptr::write_volatile(&mut (*test).status, bindings::kunit_status_KUNIT_SKIPPED);
+    }
+}
+
+/// A tmpfs instance mounted with `huge=always`, for tests that need large folios in the page
+/// cache; unmounted on drop.
+pub struct HugeTmpfs {
+    mnt: core::ptr::NonNull<bindings::vfsmount>,
+}
+
+impl HugeTmpfs {
+    /// Mounts a new instance (`vfs_kern_mount()`); `Ok(None)` if this kernel has no tmpfs.
+    pub fn new() -> Result<Option<Self>> {
+        // SAFETY: The name is a valid NUL-terminated string.
+        let fs_type = unsafe { bindings::get_fs_type(c"tmpfs".as_char_ptr()) };
+        if fs_type.is_null() {
+            return Ok(None);
+        }
+        let mut opts = *b"huge=always\0";
+        // SAFETY: `fs_type` is valid; the options are a writable NUL-terminated string, which
+        // the mount may modify while parsing it.
+        let mnt = unsafe {
+            bindings::vfs_kern_mount(fs_type, 0, c"tmpfs".as_char_ptr(), opts.as_mut_ptr().cast())
+        };
+        // SAFETY: Drops the reference `get_fs_type()` took.
+        unsafe { bindings::put_filesystem(fs_type) };
+        let mnt = crate::error::from_err_ptr(mnt)?;
+        // SAFETY: `vfs_kern_mount()` returned a valid mount or an error, handled above.
+        let mnt = unsafe { core::ptr::NonNull::new_unchecked(mnt) };
+        Ok(Some(Self { mnt }))
+    }
+
+    /// Creates an unlinked file of `size` bytes on this instance (`shmem_file_setup_with_mnt()`).
+    pub fn file(&self, name: &CStr, size: i64) -> Result<ARef<File>> {
+        // SAFETY: The mount is valid while `self` lives; the name is a valid string.
+        let file = crate::error::from_err_ptr(unsafe {
+            bindings::shmem_file_setup_with_mnt(
+                self.mnt.as_ptr(),
+                name.as_char_ptr(),
+                size,
+                Default::default(),
+            )
+        })?;
+        // SAFETY: The new file comes with one reference, which we own.
+        Ok(unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast())) })
+    }
+}
+
+impl Drop for HugeTmpfs {
+    fn drop(&mut self) {
+        // SAFETY: We own the mount reference from `vfs_kern_mount()`.
+        unsafe { bindings::kern_unmount(self.mnt.as_ptr()) };
     }
 }

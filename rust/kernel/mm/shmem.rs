@@ -216,68 +216,41 @@ mod tests {
 
     #[test]
     fn large_folio_subpage() -> Result {
-        // A huge=always tmpfs instance, so that a 2 MiB aligned write makes a PMD-sized folio.
-        // SAFETY: The string is a valid filesystem name.
-        let fs_type = unsafe { bindings::get_fs_type(c"tmpfs".as_char_ptr()) };
-        if fs_type.is_null() {
+        let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
             kunit::mark_skipped(c"no tmpfs");
             return Ok(());
-        }
-        let mut opts = *b"huge=always\0";
-        // SAFETY: `fs_type` is valid; the options string is NUL-terminated and writable.
-        let mnt = unsafe {
-            bindings::vfs_kern_mount(fs_type, 0, c"tmpfs".as_char_ptr(), opts.as_mut_ptr().cast())
         };
-        // SAFETY: `get_fs_type()` took a reference on the module, if any.
-        unsafe { bindings::put_filesystem(fs_type) };
-        let mnt = crate::error::from_err_ptr(mnt)?;
-        let result = (|| -> Result {
-            let huge = crate::mm::pgtable::PMD_SIZE as i64;
-            // SAFETY: `mnt` is a valid tmpfs mount; the name is a valid string.
-            let file = crate::error::from_err_ptr(unsafe {
-                bindings::shmem_file_setup_with_mnt(
-                    mnt,
-                    c"rust_mm_pagecache_thp".as_char_ptr(),
-                    2 * huge,
-                    Default::default(),
-                )
-            })?;
-            // SAFETY: `shmem_file_setup_with_mnt()` returned a new reference that we own.
-            let file: ARef<File> =
-                unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast())) };
-            let mut chunk = KVec::with_capacity(huge as usize, GFP_KERNEL)?;
-            chunk.resize(huge as usize, 0u8, GFP_KERNEL)?;
-            for (i, b) in chunk.iter_mut().enumerate() {
-                *b = (i / PAGE_SIZE) as u8;
-            }
-            kunit::file_write(&file, huge, &chunk)?;
-            let first = (huge / PS) as usize;
-            let folio =
-                shmem_get_folio(file.inode(), first + 5, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
-            if !folio.test_large() {
-                kunit::mark_skipped(c"shmem did not allocate a large folio");
-                return Ok(());
-            }
-            assert_eq!(folio.nr_pages(), crate::mm::pgtable::PTRS_PER_PTE);
-            assert_eq!(folio.index(), first);
-            assert_eq!(folio.file_page_nr(first + 5), 5);
-            let page = folio.file_page(first + 5);
-            // SAFETY: Both pages are valid pages of the folio.
-            let (pfn, pfn0) = unsafe {
-                (
-                    bindings::page_to_pfn(page.as_ptr()),
-                    bindings::page_to_pfn(folio.page(0).ok_or(EINVAL)?.as_ptr()),
-                )
-            };
-            assert_eq!(pfn, pfn0 + 5);
-            assert_eq!(folio.pfn(), pfn0);
-            assert_eq!(folio_bytes::<4>(&folio, 5)?, [5u8; 4]);
-            assert_eq!(folio_bytes::<4>(&folio, 511)?, [255u8; 4]);
-            assert!(folio.page(512).is_none());
-            Ok(())
-        })();
-        // SAFETY: We own the mount reference from `vfs_kern_mount()`.
-        unsafe { bindings::kern_unmount(mnt) };
-        result
+        let huge = crate::mm::pgtable::PMD_SIZE as i64;
+        let file = tmpfs.file(c"rust_mm_pagecache_thp", 2 * huge)?;
+        // A 2 MiB aligned write of 2 MiB makes a PMD-sized folio on a huge=always tmpfs.
+        let mut chunk = KVec::with_capacity(huge as usize, GFP_KERNEL)?;
+        chunk.resize(huge as usize, 0u8, GFP_KERNEL)?;
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = (i / PAGE_SIZE) as u8;
+        }
+        kunit::file_write(&file, huge, &chunk)?;
+        let first = (huge / PS) as usize;
+        let folio = shmem_get_folio(file.inode(), first + 5, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
+        if !folio.test_large() {
+            kunit::mark_skipped(c"shmem did not allocate a large folio");
+            return Ok(());
+        }
+        assert_eq!(folio.nr_pages(), crate::mm::pgtable::PTRS_PER_PTE);
+        assert_eq!(folio.index(), first);
+        assert_eq!(folio.file_page_nr(first + 5), 5);
+        let page = folio.file_page(first + 5);
+        // SAFETY: Both pages are valid pages of the folio.
+        let (pfn, pfn0) = unsafe {
+            (
+                bindings::page_to_pfn(page.as_ptr()),
+                bindings::page_to_pfn(folio.page(0).ok_or(EINVAL)?.as_ptr()),
+            )
+        };
+        assert_eq!(pfn, pfn0 + 5);
+        assert_eq!(folio.pfn(), pfn0);
+        assert_eq!(folio_bytes::<4>(&folio, 5)?, [5u8; 4]);
+        assert_eq!(folio_bytes::<4>(&folio, 511)?, [255u8; 4]);
+        assert!(folio.page(512).is_none());
+        Ok(())
     }
 }

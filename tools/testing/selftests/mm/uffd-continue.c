@@ -1,0 +1,1894 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * UFFDIO_CONTINUE on shmem: the contract of minor-fault resolution, as
+ * userspace sees it.
+ *
+ * Every case runs on four kinds of memory (the fixture variants): a memfd
+ * mapped shared, a memfd mapped private, a file on the /dev/shm tmpfs mapped
+ * shared, and a file on a huge=always tmpfs of our own, whose page cache holds
+ * PMD-sized folios. The mapping registered with userfaultfd is "area"; the
+ * page cache is written and inspected through "alias", a shared mapping of
+ * the same file that is never registered. Each case checks the ioctl's result
+ * and errno, the "mapped" field, the contents seen through area, and where it
+ * matters the page table through /proc/self/pagemap (the page frame numbers
+ * only when running as root).
+ *
+ * The program does not choose between implementations of CONTINUE: it prints
+ * debugfs userfaultfd/mfill_impl at the start and userfaultfd/stats at the end
+ * (when the kernel has them), so that runs can be compared.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/magic.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL	102
+#define MADV_GUARD_REMOVE	103
+#endif
+#ifndef MADV_HWPOISON
+#define MADV_HWPOISON		100
+#endif
+
+#ifndef BIT_ULL
+#define BIT_ULL(nr)		(1ULL << (nr))
+#endif
+
+#define PM_PFN_MASK		(BIT_ULL(55) - 1)
+#define PM_UFFD_WP		BIT_ULL(57)
+#define PM_GUARD_REGION		BIT_ULL(58)
+#define PM_FILE			BIT_ULL(61)
+#define PM_SWAP			BIT_ULL(62)
+#define PM_PRESENT		BIT_ULL(63)
+
+#define KPF_COMPOUND_HEAD	BIT_ULL(15)
+#define KPF_COMPOUND_TAIL	BIT_ULL(16)
+
+/* Accesses to test pages that the compiler must not elide or merge. */
+#define LOAD64(p)		__atomic_load_n((uint64_t *)(p), __ATOMIC_RELAXED)
+#define STORE64(p, v)		__atomic_store_n((uint64_t *)(p), (v), __ATOMIC_RELAXED)
+#define LOAD8(p)		__atomic_load_n((char *)(p), __ATOMIC_RELAXED)
+
+#define DEBUGFS_UFFD		"/sys/kernel/debug/userfaultfd/"
+
+/* What "mapped" holds before the ioctl: early validation must leave it. */
+#define MAPPED_UNTOUCHED	((__s64)0x5a5a5a5a5a5a5a5aLL)
+
+/* Where writers store in a test page, past the tag. */
+#define OFF_WRITE		1024
+
+/* How long to wait for a thread that should finish. */
+#define JOIN_MS			20000
+
+static size_t page_size;
+static size_t pmd_pages;
+
+/* ------------------------------------------------------------------------ */
+/* Page contents: a tag, then a byte that depends on the page and generation */
+
+struct pgtag {
+	uint64_t magic;
+	uint64_t idx;
+	uint64_t gen;
+};
+
+#define PG_MAGIC		0x636f6e74696e7565ULL
+
+static uint8_t fill_byte(size_t idx, unsigned int gen)
+{
+	return (uint8_t)(idx * 7 + gen * 31 + 1);
+}
+
+/* 8 bytes of fill_byte(), as read from a page. */
+static uint64_t fill64(size_t idx, unsigned int gen)
+{
+	return 0x0101010101010101ULL * fill_byte(idx, gen);
+}
+
+static void pg_fill(char *p, size_t idx, unsigned int gen)
+{
+	struct pgtag t = { PG_MAGIC, idx, gen };
+
+	memset(p, fill_byte(idx, gen), page_size);
+	memcpy(p, &t, sizeof(t));
+}
+
+/*
+ * Returns the first offset at which page @p differs from pg_fill(@idx, @gen),
+ * or -1 if it does not. Bytes [@from, @to) are not compared.
+ */
+static long pg_diff_span(const char *p, size_t idx, unsigned int gen,
+			 size_t from, size_t to)
+{
+	struct pgtag t = { PG_MAGIC, idx, gen };
+	uint8_t b = fill_byte(idx, gen);
+	size_t o;
+
+	if (memcmp(p, &t, sizeof(t)))
+		return 0;
+	for (o = sizeof(t); o < page_size; o++) {
+		if (o >= from && o < to)
+			continue;
+		if ((uint8_t)p[o] != b)
+			return o;
+	}
+	return -1;
+}
+
+/* The same, ignoring the 8 bytes at @skip (-1: none). */
+static long pg_diff(const char *p, size_t idx, unsigned int gen, long skip)
+{
+	if (skip < 0)
+		return pg_diff_span(p, idx, gen, 0, 0);
+	return pg_diff_span(p, idx, gen, skip, skip + 8);
+}
+
+static bool pg_zero(const char *p, size_t from, size_t to)
+{
+	size_t o;
+
+	for (o = from; o < to; o++)
+		if (p[o])
+			return false;
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* userfaultfd */
+
+static int uffd_new(__u64 features, __u64 *avail)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd, err;
+
+	fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == EPERM)
+		fd = syscall(__NR_userfaultfd,
+			     O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		err = errno;
+		close(fd);
+		return -err;
+	}
+	if (avail)
+		*avail = api.features;
+	return fd;
+}
+
+static int uffd_register(int uffd, void *addr, size_t len, __u64 mode,
+			 __u64 *ioctls)
+{
+	struct uffdio_register r = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = mode,
+	};
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &r))
+		return -errno;
+	if (ioctls)
+		*ioctls = r.ioctls;
+	return 0;
+}
+
+static int uffd_unregister(int uffd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
+
+	return ioctl(uffd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+static int uffd_wake(int uffd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
+
+	return ioctl(uffd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
+
+static int uffd_wp(int uffd, void *addr, size_t len, bool protect)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+}
+
+/* The outcome of one UFFDIO_CONTINUE. */
+struct cres {
+	int ret;	/* what ioctl() returned */
+	int err;	/* errno, 0 if ret == 0 */
+	__s64 mapped;
+};
+
+static struct cres uffd_continue(int uffd, const void *addr, size_t len,
+				 __u64 mode)
+{
+	struct uffdio_continue c = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = mode,
+		.mapped = MAPPED_UNTOUCHED,
+	};
+	struct cres r;
+
+	r.ret = ioctl(uffd, UFFDIO_CONTINUE, &c);
+	r.err = r.ret ? errno : 0;
+	r.mapped = c.mapped;
+	return r;
+}
+
+/* A documented result of a CONTINUE of @len bytes, or false. */
+static bool cres_documented(struct cres r, size_t len)
+{
+	if (!r.ret)
+		return r.mapped == (__s64)len;
+	if (r.ret != -1)
+		return false;
+	switch (r.err) {
+	case EAGAIN:
+		/* Partial progress, or the PTE table vanished under us. */
+		return (r.mapped > 0 && r.mapped < (__s64)len &&
+			!(r.mapped % page_size)) || r.mapped == -EAGAIN;
+	case EFAULT:
+	case EEXIST:
+	case ENOENT:
+	case EIO:
+	case EINTR:
+		return r.mapped == -r.err;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Signals: SIGBUS and SIGSEGV land here in the cases that expect them. */
+
+static sigjmp_buf sig_jmp;
+/* Lock-free atomics are safe to use in a signal handler. */
+static atomic_int sig_armed;
+static atomic_int sig_count;
+static atomic_int sig_last;
+static atomic_int sig_code;
+
+static void sig_handler(int sig, siginfo_t *si, void *uc)
+{
+	sig_count++;
+	sig_last = sig;
+	sig_code = si->si_code;
+	if (sig_armed) {
+		sig_armed = 0;
+		siglongjmp(sig_jmp, 1);
+	}
+}
+
+static int sig_catch(int sig)
+{
+	struct sigaction sa = {
+		.sa_sigaction = sig_handler,
+		.sa_flags = SA_SIGINFO | SA_NODEFER,
+	};
+
+	return sigaction(sig, &sa, NULL);
+}
+
+/* Reads a byte at @p; returns the signal that the read raised, or 0. */
+static int probe_read(char *p)
+{
+	if (sigsetjmp(sig_jmp, 1))
+		return sig_last;
+	sig_armed = 1;
+	LOAD8(p);
+	sig_armed = 0;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Threads that fault on the registered mapping. */
+
+struct faulter {
+	pthread_t th;
+	char *addr;		/* 8 bytes to access */
+	bool write;
+	uint64_t wval;		/* stored at addr if write */
+	uint64_t seen;		/* read at addr after the access */
+	long minflt;		/* page faults the thread took */
+	atomic_int done;
+};
+
+static long thread_minflt(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru))
+		return -1;
+	return ru.ru_minflt;
+}
+
+static void *faulter_fn(void *arg)
+{
+	struct faulter *f = arg;
+	long before = thread_minflt();
+
+	if (f->write)
+		STORE64(f->addr, f->wval);
+	f->seen = LOAD64(f->addr);
+	f->minflt = thread_minflt() - before;
+	atomic_store(&f->done, 1);
+	return NULL;
+}
+
+static int faulter_start(struct faulter *f, char *addr, bool write,
+			 uint64_t wval)
+{
+	f->addr = addr;
+	f->write = write;
+	f->wval = wval;
+	f->seen = 0;
+	f->minflt = -1;
+	atomic_store(&f->done, 0);
+	return pthread_create(&f->th, NULL, faulter_fn, f);
+}
+
+static int join_ms(pthread_t th, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_timedjoin_np(th, NULL, &ts);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The fixture */
+
+enum mem_kind {
+	MEM_MEMFD,
+	MEM_TMPFS,
+	MEM_THP,
+};
+
+FIXTURE(uffd_continue)
+{
+	int uffd;
+	__u64 features;		/* enabled on uffd */
+	int fd;
+	size_t gran;		/* pages per folio in this variant: 1 or PMD */
+	size_t npages;		/* pages of the file and of each mapping */
+	size_t size;
+	char *area;		/* the registered mapping */
+	char *alias;		/* shared mapping of the same file, not registered */
+	int pagemap_fd;
+	int kpageflags_fd;	/* -1 unless readable (root) */
+	bool pfns;		/* pagemap shows page frame numbers */
+};
+
+FIXTURE_VARIANT(uffd_continue)
+{
+	enum mem_kind kind;
+	bool private;		/* area is MAP_PRIVATE */
+};
+
+FIXTURE_VARIANT_ADD(uffd_continue, memfd_shared)
+{
+	.kind = MEM_MEMFD,
+	.private = false,
+};
+
+FIXTURE_VARIANT_ADD(uffd_continue, memfd_private)
+{
+	.kind = MEM_MEMFD,
+	.private = true,
+};
+
+FIXTURE_VARIANT_ADD(uffd_continue, tmpfs_shared)
+{
+	.kind = MEM_TMPFS,
+	.private = false,
+};
+
+FIXTURE_VARIANT_ADD(uffd_continue, thp_shared)
+{
+	.kind = MEM_THP,
+	.private = false,
+};
+
+#define SELF	FIXTURE_DATA(uffd_continue)
+#define VARIANT	FIXTURE_VARIANT(uffd_continue)
+
+static char *pg_area(SELF *self, size_t idx)
+{
+	return self->area + idx * page_size;
+}
+
+static char *pg_alias(SELF *self, size_t idx)
+{
+	return self->alias + idx * page_size;
+}
+
+static uint64_t pagemap_of(SELF *self, const void *addr)
+{
+	uint64_t e;
+
+	if (pread(self->pagemap_fd, &e, sizeof(e),
+		  (uintptr_t)addr / page_size * sizeof(e)) != sizeof(e))
+		return 0;
+	return e;
+}
+
+static uint64_t pm_area(SELF *self, size_t idx)
+{
+	return pagemap_of(self, pg_area(self, idx));
+}
+
+/* The pagemap entry of the page-cache page idx, faulted in through alias. */
+static uint64_t pm_cache(SELF *self, size_t idx)
+{
+	LOAD8(pg_alias(self, idx));
+	return pagemap_of(self, pg_alias(self, idx));
+}
+
+static uint64_t kpageflags(SELF *self, uint64_t pfn)
+{
+	uint64_t f;
+
+	if (pread(self->kpageflags_fd, &f, sizeof(f), pfn * sizeof(f)) !=
+	    sizeof(f))
+		return 0;
+	return f;
+}
+
+/*
+ * The number of pages of the folio that holds page @idx of the page cache and
+ * the pfn of its head, from the page flags; 0 if they cannot be read.
+ */
+static size_t folio_pages(SELF *self, size_t idx, uint64_t *head)
+{
+	uint64_t pfn, h, n;
+
+	if (!self->pfns || self->kpageflags_fd < 0)
+		return 0;
+	pfn = pm_cache(self, idx) & PM_PFN_MASK;
+	if (!pfn)
+		return 0;
+	h = pfn;
+	if (!(kpageflags(self, h) & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL))) {
+		*head = h;
+		return 1;
+	}
+	while (!(kpageflags(self, h) & KPF_COMPOUND_HEAD)) {
+		if (pfn - h > 4 * pmd_pages)
+			return 0;
+		h--;
+	}
+	for (n = 1; kpageflags(self, h + n) & KPF_COMPOUND_TAIL; n++)
+		;
+	*head = h;
+	return n;
+}
+
+/* Fills pages [first, first + n) of the page cache, through alias. */
+static void fill(SELF *self, size_t first, size_t n, unsigned int gen)
+{
+	size_t i;
+
+	for (i = first; i < first + n; i++)
+		pg_fill(pg_alias(self, i), i, gen);
+}
+
+static struct cres cont(SELF *self, size_t first, size_t n, __u64 mode)
+{
+	return uffd_continue(self->uffd, pg_area(self, first), n * page_size,
+			     mode);
+}
+
+/* Maps @size bytes of @fd at an address aligned to @align. */
+static char *mmap_aligned(size_t size, size_t align, int flags, int fd)
+{
+	char *resv, *p, *end;
+
+	resv = mmap(NULL, size + align, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (resv == MAP_FAILED)
+		return MAP_FAILED;
+	p = (char *)(((uintptr_t)resv + align - 1) & ~(uintptr_t)(align - 1));
+	end = resv + size + align;
+	if (mmap(p, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0) !=
+	    p) {
+		munmap(resv, size + align);
+		return MAP_FAILED;
+	}
+	if (p > resv)
+		munmap(resv, p - resv);
+	if (end > p + size)
+		munmap(p + size, end - (p + size));
+	return p;
+}
+
+/* An unnamed file on the tmpfs at @dir. */
+static int tmpfs_file(const char *dir, const char **why)
+{
+	char path[64];
+	struct statfs sfs;
+	int fd;
+
+	if (statfs(dir, &sfs) || sfs.f_type != TMPFS_MAGIC) {
+		*why = "not a tmpfs";
+		return -1;
+	}
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	snprintf(path, sizeof(path), "%s/uffd-continue.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0) {
+		*why = "cannot create a file there";
+		return -1;
+	}
+	unlink(path);
+	return fd;
+}
+
+/* An unnamed file on a new huge=always tmpfs, in a mount namespace of ours. */
+static int thp_file(const char **why)
+{
+	static const char * const dirs[] = { "/tmp", "/dev/shm", "/mnt" };
+	unsigned int i;
+	int fd;
+
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		*why = "mounting a huge=always tmpfs needs CAP_SYS_ADMIN";
+		return -1;
+	}
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		if (mount("tmpfs", dirs[i], "tmpfs", 0, "huge=always"))
+			continue;
+		fd = tmpfs_file(dirs[i], why);
+		umount2(dirs[i], MNT_DETACH);
+		return fd;
+	}
+	*why = "mount -t tmpfs -o huge=always failed (no CONFIG_TRANSPARENT_HUGEPAGE?)";
+	return -1;
+}
+
+FIXTURE_SETUP(uffd_continue)
+{
+	const char *why = NULL;
+	uint64_t head;
+	size_t got;
+	__u64 avail;
+	int fd;
+
+	self->uffd = -1;
+	self->fd = -1;
+	self->pagemap_fd = -1;
+	self->kpageflags_fd = -1;
+	self->area = MAP_FAILED;
+	self->alias = MAP_FAILED;
+	self->gran = variant->kind == MEM_THP ? pmd_pages : 1;
+	self->npages = self->gran * 4 > 64 ? self->gran * 4 : 64;
+	self->size = self->npages * page_size;
+
+	switch (variant->kind) {
+	case MEM_MEMFD:
+		self->fd = memfd_create("uffd-continue", MFD_CLOEXEC);
+		ASSERT_LE(0, self->fd);
+		break;
+	case MEM_TMPFS:
+		self->fd = tmpfs_file("/dev/shm", &why);
+		if (self->fd < 0)
+			SKIP(return, "/dev/shm: %s", why);
+		break;
+	case MEM_THP:
+		self->fd = thp_file(&why);
+		if (self->fd < 0)
+			SKIP(return, "%s", why);
+		break;
+	}
+	ASSERT_EQ(0, ftruncate(self->fd, self->size));
+
+	fd = uffd_new(0, &avail);
+	if (fd < 0)
+		SKIP(return, "userfaultfd: %s", strerror(-fd));
+	close(fd);
+	if (!(avail & UFFD_FEATURE_MINOR_SHMEM))
+		SKIP(return, "no UFFD_FEATURE_MINOR_SHMEM");
+	self->features = avail & (UFFD_FEATURE_MINOR_SHMEM |
+				  UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
+				  UFFD_FEATURE_POISON);
+	self->uffd = uffd_new(self->features, NULL);
+	ASSERT_LE(0, self->uffd);
+
+	self->alias = mmap_aligned(self->size, pmd_pages * page_size,
+				   MAP_SHARED, self->fd);
+	ASSERT_NE(MAP_FAILED, self->alias);
+	self->area = mmap_aligned(self->size, pmd_pages * page_size,
+				  variant->private ? MAP_PRIVATE : MAP_SHARED,
+				  self->fd);
+	ASSERT_NE(MAP_FAILED, self->area);
+
+	self->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, self->pagemap_fd);
+	self->kpageflags_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	self->pfns = !!(pm_cache(self, 0) & PM_PFN_MASK);
+
+	/* Check the folio size the page cache uses, then empty it again. */
+	got = folio_pages(self, 0, &head);
+	if (variant->kind == MEM_THP) {
+		if (!got)
+			SKIP(return, "the folio size is only visible to root");
+		if (got != pmd_pages)
+			SKIP(return, "huge=always gave a %zu-page folio, not a PMD one",
+			     got);
+	} else if (got > 1) {
+		SKIP(return, "shmem gave a %zu-page folio, this variant wants 4 KiB",
+		     got);
+	}
+	ASSERT_EQ(0, fallocate(self->fd, FALLOC_FL_PUNCH_HOLE |
+			       FALLOC_FL_KEEP_SIZE, 0, self->size));
+}
+
+FIXTURE_TEARDOWN(uffd_continue)
+{
+	if (self->area != MAP_FAILED)
+		munmap(self->area, self->size);
+	if (self->alias != MAP_FAILED)
+		munmap(self->alias, self->size);
+	if (self->uffd >= 0)
+		close(self->uffd);
+	if (self->fd >= 0)
+		close(self->fd);
+	if (self->pagemap_fd >= 0)
+		close(self->pagemap_fd);
+	if (self->kpageflags_fd >= 0)
+		close(self->kpageflags_fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checks, as macros so that a failure reports the line of the case. */
+
+#define ASSERT_CONT(r, e, m) do {					\
+	struct cres __r = (r);						\
+	int __e = (e);							\
+	ASSERT_EQ(__e, __r.err)						\
+		TH_LOG("CONTINUE: errno %d (%s), mapped %lld",		\
+		       __r.err, strerror(__r.err), (long long)__r.mapped); \
+	ASSERT_EQ(__e ? -1 : 0, __r.ret);				\
+	ASSERT_EQ((__s64)(m), __r.mapped)				\
+		TH_LOG("CONTINUE: mapped %lld", (long long)__r.mapped);	\
+} while (0)
+
+/* Page idx of area is mapped, to the page of the page cache. */
+#define ASSERT_MAPS_CACHE(idx) do {					\
+	size_t __i = (idx);						\
+	uint64_t __e = pm_area(self, __i), __c = pm_cache(self, __i);	\
+	ASSERT_TRUE(__e & PM_PRESENT)					\
+		TH_LOG("page %zu of area is not mapped (pagemap %llx)",	\
+		       __i, (unsigned long long)__e);			\
+	ASSERT_TRUE(__e & PM_FILE)					\
+		TH_LOG("page %zu of area is not a file page", __i);	\
+	if (self->pfns)							\
+		ASSERT_EQ(__c & PM_PFN_MASK, __e & PM_PFN_MASK)		\
+			TH_LOG("page %zu of area maps another page", __i); \
+} while (0)
+
+#define ASSERT_NOT_MAPPED(idx) do {					\
+	size_t __i = (idx);						\
+	uint64_t __e = pm_area(self, __i);				\
+	ASSERT_FALSE(__e & PM_PRESENT)					\
+		TH_LOG("page %zu of area is mapped (pagemap %llx)",	\
+		       __i, (unsigned long long)__e);			\
+} while (0)
+
+/* Page idx of area holds pg_fill(idx, gen), except 8 bytes at skip. */
+#define ASSERT_AREA_PAGE(idx, gen, skip) do {				\
+	size_t __i = (idx);						\
+	ASSERT_TRUE(pm_area(self, __i) & PM_PRESENT)			\
+		TH_LOG("page %zu of area is not mapped", __i);		\
+	ASSERT_EQ(-1, pg_diff(pg_area(self, __i), __i, (gen), (skip)))	\
+		TH_LOG("page %zu of area: wrong contents", __i);	\
+} while (0)
+
+#define ASSERT_CACHE_PAGE(idx, gen, skip) do {				\
+	size_t __i = (idx);						\
+	ASSERT_EQ(-1, pg_diff(pg_alias(self, __i), __i, (gen), (skip)))	\
+		TH_LOG("page %zu of the page cache: wrong contents", __i); \
+} while (0)
+
+static bool in_cache(SELF *self, size_t idx)
+{
+	unsigned char vec = 0;
+
+	if (mincore(pg_alias(self, idx), page_size, &vec))
+		return true;
+	return vec & 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A fault handler thread (or two, reading the same userfaultfd). */
+
+struct handler {
+	SELF *self;
+	pthread_t th[2];
+	int nthreads;
+	int stop[2];
+	__u64 mode;		/* CONTINUE mode for minor faults */
+	unsigned int gen;	/* > 0: write this generation through alias first */
+	unsigned int block;	/* > 1: at times, CONTINUE a block this size */
+	atomic_uint minor, wp, writes, bad_event;
+	atomic_uint ok, partial, eexist, bad;
+	atomic_uintptr_t last_addr;
+	atomic_uint_least64_t last_flags;
+};
+
+static void handler_count(struct handler *h, struct cres r, size_t len)
+{
+	if (!r.ret && r.mapped == (__s64)len)
+		h->ok++;
+	else if (r.ret && r.err == EAGAIN && r.mapped > 0 &&
+		 r.mapped < (__s64)len)
+		h->partial++;
+	else if (r.ret && r.err == EEXIST && r.mapped == -EEXIST)
+		h->eexist++;
+	else
+		h->bad++;
+}
+
+static void handle_msg(struct handler *h, struct uffd_msg *msg,
+		       unsigned int *seed)
+{
+	SELF *self = h->self;
+	uint64_t flags = msg->arg.pagefault.flags;
+	char *addr = (char *)(uintptr_t)(msg->arg.pagefault.address &
+					 ~(uint64_t)(page_size - 1));
+	size_t idx = (addr - self->area) / page_size, first = idx, n = 1;
+	struct cres r;
+
+	if (msg->event != UFFD_EVENT_PAGEFAULT) {
+		h->bad_event++;
+		return;
+	}
+	h->last_addr = (uintptr_t)addr;
+	h->last_flags = flags;
+	if (flags & UFFD_PAGEFAULT_FLAG_WRITE)
+		h->writes++;
+	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		h->wp++;
+		if (uffd_wp(self->uffd, addr, page_size, false))
+			h->bad++;
+		return;
+	}
+	if (!(flags & UFFD_PAGEFAULT_FLAG_MINOR) || idx >= self->npages) {
+		h->bad_event++;
+		uffd_wake(self->uffd, addr, page_size);
+		return;
+	}
+	h->minor++;
+	if (h->gen)
+		pg_fill(pg_alias(self, idx), idx, h->gen);
+	if (h->block > 1 && rand_r(seed) % 2) {
+		first = idx / h->block * h->block;
+		n = h->block;
+	}
+	r = cont(self, first, n, h->mode);
+	handler_count(h, r, n * page_size);
+	if (!r.ret)
+		return;
+	/*
+	 * Not all of it: another thread mapped a page of the range first. The
+	 * faulting page may be one that was not reached; map it alone, and wake
+	 * the waiters, which an ioctl that failed did not do.
+	 */
+	if (n > 1) {
+		r = cont(self, idx, 1, h->mode);
+		handler_count(h, r, page_size);
+	}
+	if (uffd_wake(self->uffd, addr, page_size))
+		h->bad++;
+}
+
+static void *handler_fn(void *arg)
+{
+	struct handler *h = arg;
+	unsigned int seed = (unsigned int)(uintptr_t)&seed;
+	struct uffd_msg msg;
+	struct pollfd pfd[2];
+
+	for (;;) {
+		pfd[0].fd = h->self->uffd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = h->stop[0];
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			h->bad++;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & (POLLERR | POLLHUP)) {
+			h->bad++;
+			break;
+		}
+		if (read(h->self->uffd, &msg, sizeof(msg)) != sizeof(msg)) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			h->bad++;
+			break;
+		}
+		handle_msg(h, &msg, &seed);
+	}
+	return NULL;
+}
+
+static int handler_start(struct handler *h, SELF *self, int nthreads)
+{
+	int i;
+
+	h->self = self;
+	h->nthreads = nthreads;
+	if (pipe2(h->stop, O_CLOEXEC))
+		return -1;
+	for (i = 0; i < nthreads; i++)
+		if (pthread_create(&h->th[i], NULL, handler_fn, h))
+			return -1;
+	return 0;
+}
+
+static int handler_stop(struct handler *h)
+{
+	int i, ret = 0;
+
+	if (write(h->stop[1], "x", 1) != 1)
+		return -1;
+	for (i = 0; i < h->nthreads; i++)
+		if (join_ms(h->th[i], JOIN_MS))
+			ret = -1;
+	close(h->stop[0]);
+	close(h->stop[1]);
+	return ret;
+}
+
+/* Reads one message from the userfaultfd, waiting up to @ms. */
+static int read_msg(int uffd, struct uffd_msg *msg, int ms)
+{
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	int ret;
+
+	ret = poll(&pfd, 1, ms);
+	if (ret <= 0)
+		return ret ? -errno : -ETIMEDOUT;
+	if (read(uffd, msg, sizeof(*msg)) != sizeof(*msg))
+		return -errno;
+	return 0;
+}
+
+static bool want_wp(SELF *self)
+{
+	return self->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Minor faults resolved by a handler that changed the page first */
+
+static void minor_fault(struct __test_metadata *_metadata, SELF *self,
+			const VARIANT *variant, bool write)
+{
+	struct handler h = { .gen = 2 };
+	struct faulter f;
+	size_t idx = 3 + self->gran;
+	uint64_t e;
+	__u64 ioctls = 0;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, &ioctls));
+	ASSERT_TRUE(ioctls & (1ULL << _UFFDIO_CONTINUE));
+	fill(self, idx - 2, 5, 1);
+
+	ASSERT_EQ(0, handler_start(&h, self, 1));
+	ASSERT_EQ(0, faulter_start(&f, pg_area(self, idx) +
+				   (write ? OFF_WRITE :
+				    offsetof(struct pgtag, gen)),
+				   write, 0xfeedULL));
+	ASSERT_EQ(0, join_ms(f.th, JOIN_MS))
+		TH_LOG("the faulting thread did not resume");
+	ASSERT_EQ(0, handler_stop(&h));
+
+	ASSERT_EQ(1, h.minor);
+	ASSERT_EQ(0, h.wp);
+	ASSERT_EQ(0, h.bad_event);
+	ASSERT_EQ(1, h.ok);
+	ASSERT_EQ(0, h.bad);
+	ASSERT_EQ((uintptr_t)pg_area(self, idx), h.last_addr);
+	ASSERT_TRUE(h.last_flags & UFFD_PAGEFAULT_FLAG_MINOR);
+	ASSERT_EQ(write, !!(h.last_flags & UFFD_PAGEFAULT_FLAG_WRITE));
+
+	if (!write) {
+		/* The reader saw what the handler wrote, not the old page. */
+		ASSERT_EQ(2, f.seen);
+		ASSERT_AREA_PAGE(idx, 2, -1);
+		ASSERT_MAPS_CACHE(idx);
+		ASSERT_CACHE_PAGE(idx, 2, -1);
+	} else {
+		ASSERT_EQ(0xfeedULL, f.seen);
+		ASSERT_AREA_PAGE(idx, 2, OFF_WRITE);
+		e = pm_area(self, idx);
+		if (variant->private) {
+			/* The write copied the page; the page cache kept its own. */
+			ASSERT_FALSE(e & PM_FILE);
+			if (self->pfns)
+				ASSERT_NE(pm_cache(self, idx) & PM_PFN_MASK,
+					  e & PM_PFN_MASK);
+			ASSERT_CACHE_PAGE(idx, 2, -1);
+		} else {
+			ASSERT_MAPS_CACHE(idx);
+			ASSERT_CACHE_PAGE(idx, 2, OFF_WRITE);
+			ASSERT_EQ(0xfeedULL,
+				  LOAD64(pg_alias(self, idx) + OFF_WRITE));
+		}
+	}
+	/* Only the faulting page was mapped: no fault-around. */
+	ASSERT_NOT_MAPPED(idx - 1);
+	ASSERT_NOT_MAPPED(idx + 1);
+
+	/* The page is mapped now: a second CONTINUE finds it there. */
+	ASSERT_CONT(cont(self, idx, 1, 0), EEXIST, -EEXIST);
+	if (!write)
+		ASSERT_MAPS_CACHE(idx);
+}
+
+TEST_F(uffd_continue, minor_read)
+{
+	minor_fault(_metadata, self, variant, false);
+}
+
+TEST_F(uffd_continue, minor_write)
+{
+	minor_fault(_metadata, self, variant, true);
+}
+
+/* ------------------------------------------------------------------------ */
+
+TEST_F(uffd_continue, multi_page)
+{
+	/* 16 pages; with PMD folios, across the boundary of two. */
+	size_t first = self->gran > 1 ? self->gran - 8 : 4, n = 16, i;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, first - 1, n + 2, 1);
+
+	ASSERT_CONT(cont(self, first, n, 0), 0, n * page_size);
+	for (i = first; i < first + n; i++) {
+		ASSERT_MAPS_CACHE(i);
+		ASSERT_AREA_PAGE(i, 1, -1);
+	}
+	ASSERT_NOT_MAPPED(first - 1);
+	ASSERT_NOT_MAPPED(first + n);
+
+	/* Nothing new to map: the first page is there, no progress. */
+	ASSERT_CONT(cont(self, first, n, 0), EEXIST, -EEXIST);
+
+	/* Zap four in the middle: they are mapped again, then the rest is there. */
+	ASSERT_EQ(0, madvise(pg_area(self, first + 4), 4 * page_size,
+			     MADV_DONTNEED));
+	for (i = first + 4; i < first + 8; i++)
+		ASSERT_NOT_MAPPED(i);
+	ASSERT_CONT(cont(self, first + 4, n - 4, 0), EAGAIN, 4 * page_size);
+	for (i = first; i < first + n; i++)
+		ASSERT_AREA_PAGE(i, 1, -1);
+	ASSERT_NOT_MAPPED(first + n);
+}
+
+TEST_F(uffd_continue, hole_in_range)
+{
+	/* A hole of one folio at H, data on both sides. */
+	size_t g = self->gran, H = g > 4 ? g : 4;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, 0, H, 1);
+	fill(self, H + g, g, 1);
+	ASSERT_FALSE(in_cache(self, H));
+	ASSERT_FALSE(in_cache(self, H + g - 1));
+
+	/* Two pages done, then the hole: -EAGAIN and the bytes done. */
+	ASSERT_CONT(cont(self, H - 2, 4, 0), EAGAIN, 2 * page_size);
+	ASSERT_MAPS_CACHE(H - 2);
+	ASSERT_MAPS_CACHE(H - 1);
+	ASSERT_AREA_PAGE(H - 2, 1, -1);
+	ASSERT_AREA_PAGE(H - 1, 1, -1);
+	ASSERT_NOT_MAPPED(H);
+	ASSERT_NOT_MAPPED(H + 1);
+
+	/* Starting at the hole: nothing done, -EFAULT. */
+	ASSERT_CONT(cont(self, H, 2, 0), EFAULT, -EFAULT);
+	ASSERT_NOT_MAPPED(H);
+	/* CONTINUE does not allocate: the hole is still one. */
+	ASSERT_FALSE(in_cache(self, H));
+
+	/* After the hole. */
+	ASSERT_CONT(cont(self, H + g, 1, 0), 0, page_size);
+	ASSERT_MAPS_CACHE(H + g);
+	ASSERT_AREA_PAGE(H + g, 1, -1);
+}
+
+TEST_F(uffd_continue, beyond_eof)
+{
+	/* The new size ends half-way into page E (in the second folio). */
+	size_t E = self->gran + 2, i;
+	off_t isize = E * page_size + page_size / 2;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, 0, E + 6, 1);
+	ASSERT_CONT(cont(self, E + 2, 1, 0), 0, page_size);
+	ASSERT_MAPS_CACHE(E + 2);
+
+	ASSERT_EQ(0, ftruncate(self->fd, isize));
+	/* Truncation unmapped what was mapped beyond the new end. */
+	ASSERT_NOT_MAPPED(E + 2);
+	ASSERT_CONT(cont(self, E + 2, 1, 0), EFAULT, -EFAULT);
+	ASSERT_CONT(cont(self, E + 1, 1, 0), EFAULT, -EFAULT);
+	ASSERT_CONT(cont(self, self->npages - 1, 1, 0), EFAULT, -EFAULT);
+	ASSERT_NOT_MAPPED(E + 1);
+
+	/* The last, partial page is inside the file; the next one is not. */
+	ASSERT_CONT(cont(self, E, 2, 0), EAGAIN, page_size);
+	ASSERT_MAPS_CACHE(E);
+	ASSERT_NOT_MAPPED(E + 1);
+	ASSERT_EQ(-1, pg_diff_span(pg_area(self, E), E, 1, page_size / 2,
+				   page_size));
+	ASSERT_TRUE(pg_zero(pg_area(self, E), page_size / 2, page_size))
+		TH_LOG("the part of the last page beyond the end is not zero");
+	for (i = 0; i < E; i++) {
+		ASSERT_CONT(cont(self, i, 1, 0), 0, page_size);
+		ASSERT_AREA_PAGE(i, 1, -1);
+	}
+
+	/* Growing the file again gives holes: still nothing to map there. */
+	ASSERT_EQ(0, ftruncate(self->fd, self->size));
+	ASSERT_CONT(cont(self, E + 1, 1, 0), EFAULT, -EFAULT);
+	ASSERT_FALSE(in_cache(self, E + 1));
+	ASSERT_NOT_MAPPED(E + 1);
+}
+
+TEST_F(uffd_continue, fallocated_zero)
+{
+	/* A whole folio allocated and never written. */
+	size_t g = self->gran, F = g > 8 ? g : 8, n = g > 4 ? g : 4, i;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	ASSERT_EQ(0, fallocate(self->fd, 0, F * page_size, n * page_size));
+
+	/* Through area first: alias would make the page cache uptodate. */
+	ASSERT_CONT(cont(self, F + 1, 2, 0), 0, 2 * page_size);
+	ASSERT_TRUE(pm_area(self, F + 1) & PM_PRESENT);
+	ASSERT_TRUE(pg_zero(pg_area(self, F + 1), 0, page_size));
+	ASSERT_TRUE(pg_zero(pg_area(self, F + 2), 0, page_size));
+	ASSERT_NOT_MAPPED(F);
+	ASSERT_NOT_MAPPED(F + 3);
+	ASSERT_MAPS_CACHE(F + 1);
+	ASSERT_MAPS_CACHE(F + 2);
+	for (i = F; i < F + n; i++)
+		ASSERT_TRUE(pg_zero(pg_alias(self, i), 0, page_size));
+
+	/* It is the page of the file. */
+	pg_fill(pg_alias(self, F + 1), F + 1, 3);
+	ASSERT_AREA_PAGE(F + 1, 3, -1);
+}
+
+TEST_F(uffd_continue, punched_hole)
+{
+	size_t g = self->gran, P = g, R = 2 * g, i;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, 0, 4 * g, 1);
+	ASSERT_CONT(cont(self, P, 1, 0), 0, page_size);
+	ASSERT_MAPS_CACHE(P);
+
+	/* FALLOC_FL_PUNCH_HOLE: the mapping goes, and CONTINUE finds a hole. */
+	ASSERT_EQ(0, fallocate(self->fd, FALLOC_FL_PUNCH_HOLE |
+			       FALLOC_FL_KEEP_SIZE, P * page_size,
+			       g * page_size));
+	ASSERT_NOT_MAPPED(P);
+	ASSERT_FALSE(in_cache(self, P));
+	ASSERT_CONT(cont(self, P, 1, 0), EFAULT, -EFAULT);
+	ASSERT_NOT_MAPPED(P);
+	ASSERT_FALSE(in_cache(self, P));
+
+	/* MADV_REMOVE through the alias. */
+	ASSERT_EQ(0, madvise(pg_alias(self, R), g * page_size, MADV_REMOVE));
+	ASSERT_FALSE(in_cache(self, R + g - 1));
+	ASSERT_CONT(cont(self, R + g - 1, 1, 0), EFAULT, -EFAULT);
+	ASSERT_NOT_MAPPED(R + g - 1);
+
+	/* The rest of the file is unaffected: the folios before and after. */
+	for (i = P - 1; i <= 3 * g; i += 3 * g + 1 - P) {
+		ASSERT_CONT(cont(self, i, 1, 0), 0, page_size);
+		ASSERT_AREA_PAGE(i, 1, -1);
+	}
+}
+
+/* A page-cache page is mapped read-only into a private mapping. */
+TEST_F(uffd_continue, write_after_continue)
+{
+	size_t idx = self->gran + 1;
+	struct faulter f;
+	uint64_t e;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, idx - 1, 3, 1);
+	ASSERT_CONT(cont(self, idx, 1, 0), 0, page_size);
+	ASSERT_MAPS_CACHE(idx);
+	ASSERT_AREA_PAGE(idx, 1, -1);
+
+	/* Write from a thread of its own, which counts its page faults. */
+	ASSERT_EQ(0, faulter_start(&f, pg_area(self, idx) + OFF_WRITE, true,
+				   0xc0ffeeULL));
+	ASSERT_EQ(0, join_ms(f.th, JOIN_MS));
+	ASSERT_EQ(0xc0ffeeULL, f.seen);
+	ASSERT_AREA_PAGE(idx, 1, OFF_WRITE);
+	e = pm_area(self, idx);
+	ASSERT_TRUE(e & PM_PRESENT);
+	if (variant->private) {
+		/* Copy on write: a new anonymous page, the cache unchanged. */
+		ASSERT_LE(1, f.minflt);
+		ASSERT_FALSE(e & PM_FILE);
+		if (self->pfns)
+			ASSERT_NE(pm_cache(self, idx) & PM_PFN_MASK,
+				  e & PM_PFN_MASK);
+		ASSERT_CACHE_PAGE(idx, 1, -1);
+	} else {
+		/* Mapped writable and dirty: no fault at all. */
+		ASSERT_EQ(0, f.minflt);
+		ASSERT_MAPS_CACHE(idx);
+		ASSERT_EQ(0xc0ffeeULL,
+			  LOAD64(pg_alias(self, idx) + OFF_WRITE));
+	}
+	ASSERT_CONT(cont(self, idx, 1, 0), EEXIST, -EEXIST);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Modes */
+
+TEST_F(uffd_continue, mode_wp)
+{
+	struct handler h = { .mode = UFFDIO_CONTINUE_MODE_WP };
+	size_t a = 2, b = 5;
+	struct faulter f;
+	uint64_t e;
+
+	if (!want_wp(self))
+		SKIP(return, "no UFFD_FEATURE_WP_HUGETLBFS_SHMEM");
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR |
+				   UFFDIO_REGISTER_MODE_WP, NULL));
+	fill(self, 0, 8, 1);
+
+	/* CONTINUE with MODE_WP maps the page write-protected. */
+	ASSERT_CONT(cont(self, a, 1, UFFDIO_CONTINUE_MODE_WP), 0, page_size);
+	e = pm_area(self, a);
+	ASSERT_TRUE(e & PM_PRESENT);
+	ASSERT_TRUE(e & PM_UFFD_WP);
+	ASSERT_MAPS_CACHE(a);
+	ASSERT_AREA_PAGE(a, 1, -1);
+
+	/* A write raises a WP fault, resolved by un-protecting. */
+	ASSERT_EQ(0, handler_start(&h, self, 1));
+	ASSERT_EQ(0, faulter_start(&f, pg_area(self, a) + OFF_WRITE, true, 7));
+	ASSERT_EQ(0, join_ms(f.th, JOIN_MS));
+	ASSERT_EQ(1, h.wp);
+	ASSERT_EQ(0, h.minor);
+	ASSERT_EQ(0, h.bad + h.bad_event);
+	ASSERT_EQ((uintptr_t)pg_area(self, a), h.last_addr);
+	ASSERT_TRUE(h.last_flags & UFFD_PAGEFAULT_FLAG_WRITE);
+	ASSERT_FALSE(pm_area(self, a) & PM_UFFD_WP);
+	ASSERT_EQ(7, f.seen);
+	ASSERT_AREA_PAGE(a, 1, OFF_WRITE);
+	/* Private: the write went to a copy, the page cache is unchanged. */
+	ASSERT_EQ(variant->private ? fill64(a, 1) : 7,
+		  LOAD64(pg_alias(self, a) + OFF_WRITE));
+	ASSERT_CACHE_PAGE(a, 1, OFF_WRITE);
+
+	/* A write minor fault, resolved with MODE_WP, then raises WP. */
+	ASSERT_EQ(0, faulter_start(&f, pg_area(self, b) + OFF_WRITE, true, 9));
+	ASSERT_EQ(0, join_ms(f.th, JOIN_MS));
+	ASSERT_EQ(0, handler_stop(&h));
+	ASSERT_EQ(1, h.minor);
+	ASSERT_EQ(2, h.wp);
+	ASSERT_EQ(1, h.ok);
+	ASSERT_EQ(0, h.bad + h.bad_event);
+	ASSERT_EQ(9, f.seen);
+	ASSERT_AREA_PAGE(b, 1, OFF_WRITE);
+
+	/* MODE_WP where WP is not registered: -EINVAL, found after the checks. */
+	ASSERT_EQ(0, uffd_unregister(self->uffd, self->area, self->size));
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	ASSERT_CONT(cont(self, 6, 1, UFFDIO_CONTINUE_MODE_WP), EINVAL, -EINVAL);
+	ASSERT_NOT_MAPPED(6);
+	ASSERT_CONT(cont(self, 6, 1, 0), 0, page_size);
+	ASSERT_FALSE(pm_area(self, 6) & PM_UFFD_WP);
+}
+
+TEST_F(uffd_continue, mode_dontwake)
+{
+	size_t idx = self->gran + 3;
+	struct uffd_msg msg;
+	struct faulter f;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, idx, 1, 1);
+	ASSERT_EQ(0, faulter_start(&f, pg_area(self, idx) +
+				   offsetof(struct pgtag, gen), false, 0));
+	ASSERT_EQ(0, read_msg(self->uffd, &msg, JOIN_MS));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	ASSERT_TRUE(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR);
+	ASSERT_EQ((uintptr_t)pg_area(self, idx), msg.arg.pagefault.address);
+
+	pg_fill(pg_alias(self, idx), idx, 4);
+	ASSERT_CONT(cont(self, idx, 1, UFFDIO_CONTINUE_MODE_DONTWAKE), 0,
+		    page_size);
+	ASSERT_MAPS_CACHE(idx);
+	/* Mapped, but the waiter sleeps until told. */
+	ASSERT_NE(0, join_ms(f.th, 300));
+	ASSERT_EQ(0, atomic_load(&f.done));
+	ASSERT_EQ(0, uffd_wake(self->uffd, pg_area(self, idx), page_size));
+	ASSERT_EQ(0, join_ms(f.th, JOIN_MS));
+	ASSERT_EQ(4, f.seen);
+	ASSERT_AREA_PAGE(idx, 4, -1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arguments */
+
+TEST_F(uffd_continue, invalid_ranges)
+{
+	struct {
+		uint64_t start, len, mode;
+	} early[] = {
+		{ 0, page_size, 1ULL << 2 },		/* unknown mode bit */
+		{ 0, page_size, 1ULL << 63 },
+		{ 1, page_size, 0 },			/* unaligned start */
+		{ page_size / 2, page_size, 0 },
+		{ 0, page_size + 1, 0 },		/* unaligned length */
+		{ 0, page_size / 2, 0 },
+		{ 0, 0, 0 },				/* zero length */
+		{ 0, -(uint64_t)page_size, 0 },		/* wraps */
+	};
+	uintptr_t base = (uintptr_t)self->area;
+	char *hole;
+	struct cres r;
+	size_t i, half = self->npages / 2;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, 0, 2, 1);
+	fill(self, half - 1, 2, 1);
+	fill(self, self->npages - 1, 1, 1);
+
+	/* Early validation: -EINVAL, and mapped is not written. */
+	for (i = 0; i < ARRAY_SIZE(early); i++) {
+		r = uffd_continue(self->uffd, (void *)(base + early[i].start),
+				  early[i].len, early[i].mode);
+		ASSERT_EQ(-1, r.ret) TH_LOG("case %zu", i);
+		ASSERT_EQ(EINVAL, r.err) TH_LOG("case %zu", i);
+		ASSERT_EQ(MAPPED_UNTOUCHED, r.mapped) TH_LOG("case %zu", i);
+	}
+	/* Beyond the user address space. */
+	r = uffd_continue(self->uffd, (void *)(1ULL << 63), page_size, 0);
+	ASSERT_CONT(r, EINVAL, MAPPED_UNTOUCHED);
+	ASSERT_NOT_MAPPED(0);
+	ASSERT_NOT_MAPPED(1);
+
+	/* Across the end of the VMA: -ENOENT, no partial progress. */
+	ASSERT_CONT(uffd_continue(self->uffd, pg_area(self, self->npages - 1),
+				  2 * page_size, 0), ENOENT, -ENOENT);
+	ASSERT_NOT_MAPPED(self->npages - 1);
+
+	/* A mapping that is not registered. */
+	ASSERT_CONT(uffd_continue(self->uffd, pg_alias(self, 0), page_size, 0),
+		    ENOENT, -ENOENT);
+
+	/* Nothing mapped there. */
+	hole = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	ASSERT_EQ(0, munmap(hole, page_size));
+	ASSERT_CONT(uffd_continue(self->uffd, hole, page_size, 0), ENOENT,
+		    -ENOENT);
+
+	/* Only the first half registered: a range over both halves. */
+	ASSERT_EQ(0, uffd_unregister(self->uffd, pg_area(self, half),
+				     self->size - half * page_size));
+	ASSERT_CONT(cont(self, half - 1, 2, 0), ENOENT, -ENOENT);
+	ASSERT_NOT_MAPPED(half - 1);
+	ASSERT_CONT(cont(self, half, 1, 0), ENOENT, -ENOENT);
+	ASSERT_CONT(cont(self, half - 1, 1, 0), 0, page_size);
+	ASSERT_AREA_PAGE(half - 1, 1, -1);
+
+	/* The valid request still works. */
+	ASSERT_CONT(cont(self, 0, 2, 0), 0, 2 * page_size);
+	ASSERT_AREA_PAGE(0, 1, -1);
+	ASSERT_AREA_PAGE(1, 1, -1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* What may be in the PTE before: markers, guards, poisoned pages */
+
+TEST_F(uffd_continue, poison_marker)
+{
+	struct uffdio_poison p = { .mode = 0 };
+	size_t idx = self->gran + 1;
+	uint64_t e;
+
+	if (!(self->features & UFFD_FEATURE_POISON))
+		SKIP(return, "no UFFD_FEATURE_POISON");
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	ASSERT_EQ(0, sig_catch(SIGBUS));
+	fill(self, idx, 4, 1);
+
+	p.range.start = (uintptr_t)pg_area(self, idx);
+	p.range.len = 3 * page_size;
+	ASSERT_EQ(0, ioctl(self->uffd, UFFDIO_POISON, &p));
+	ASSERT_EQ(3 * page_size, p.updated);
+	e = pm_area(self, idx);
+	ASSERT_FALSE(e & PM_PRESENT);
+	ASSERT_TRUE(e & PM_SWAP);
+	ASSERT_FALSE(e & (PM_UFFD_WP | PM_GUARD_REGION));
+	/* The marker is there: an access raises SIGBUS. */
+	ASSERT_EQ(SIGBUS, probe_read(pg_area(self, idx)));
+	ASSERT_EQ(BUS_MCEERR_AR, sig_code);
+
+	/* POISON refuses a marker; CONTINUE replaces it. */
+	p.updated = 0;
+	ASSERT_EQ(-1, ioctl(self->uffd, UFFDIO_POISON, &p));
+	ASSERT_EQ(EEXIST, errno);
+	ASSERT_CONT(cont(self, idx, 1, 0), 0, page_size);
+	ASSERT_MAPS_CACHE(idx);
+	ASSERT_AREA_PAGE(idx, 1, -1);
+	/* Two markers and an empty entry, in one call. */
+	ASSERT_CONT(cont(self, idx + 1, 3, 0), 0, 3 * page_size);
+	ASSERT_AREA_PAGE(idx + 2, 1, -1);
+	ASSERT_AREA_PAGE(idx + 3, 1, -1);
+	ASSERT_FALSE(pm_area(self, idx + 2) & PM_SWAP);
+}
+
+TEST_F(uffd_continue, wp_marker)
+{
+	size_t a = self->gran + 1, b = a + 1, c = a + 2, i;
+	struct uffd_msg msg;
+	struct faulter f;
+	uint64_t e;
+	struct uffdio_poison p = { .mode = 0 };
+
+	if (!want_wp(self))
+		SKIP(return, "no UFFD_FEATURE_WP_HUGETLBFS_SHMEM");
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR |
+				   UFFDIO_REGISTER_MODE_WP, NULL));
+	fill(self, a, 4, 1);
+
+	/* Write-protecting entries that are empty leaves uffd-wp markers. */
+	ASSERT_EQ(0, uffd_wp(self->uffd, pg_area(self, a), 3 * page_size, true));
+	for (i = a; i < a + 3; i++) {
+		e = pm_area(self, i);
+		ASSERT_FALSE(e & PM_PRESENT);
+		ASSERT_TRUE(e & PM_SWAP);
+		ASSERT_TRUE(e & PM_UFFD_WP);
+	}
+	if (self->features & UFFD_FEATURE_POISON) {
+		p.range.start = (uintptr_t)pg_area(self, c);
+		p.range.len = page_size;
+		ASSERT_EQ(-1, ioctl(self->uffd, UFFDIO_POISON, &p));
+		ASSERT_EQ(EEXIST, errno);
+	}
+
+	/*
+	 * CONTINUE in mode 0 over the marker: the protection is gone. Shared
+	 * and writable, the write needs no fault; private, it copies the page
+	 * and raises no WP fault either.
+	 */
+	ASSERT_CONT(cont(self, a, 1, 0), 0, page_size);
+	e = pm_area(self, a);
+	ASSERT_TRUE(e & PM_PRESENT);
+	ASSERT_FALSE(e & PM_UFFD_WP);
+	ASSERT_MAPS_CACHE(a);
+	ASSERT_EQ(0, faulter_start(&f, pg_area(self, a) + OFF_WRITE, true, 5));
+	ASSERT_EQ(0, join_ms(f.th, 5000)) {
+		uffd_wp(self->uffd, pg_area(self, a), page_size, false);
+		TH_LOG("the write blocked: the page is still write-protected");
+	}
+	ASSERT_EQ(-ETIMEDOUT, read_msg(self->uffd, &msg, 0));
+	ASSERT_EQ(5, f.seen);
+	ASSERT_AREA_PAGE(a, 1, OFF_WRITE);
+	if (variant->private) {
+		ASSERT_LE(1, f.minflt);
+		ASSERT_FALSE(pm_area(self, a) & PM_FILE);
+		ASSERT_CACHE_PAGE(a, 1, -1);
+	} else {
+		ASSERT_EQ(0, f.minflt);
+		ASSERT_EQ(5, LOAD64(pg_alias(self, a) + OFF_WRITE));
+	}
+
+	/* With MODE_WP over the marker, the page stays protected. */
+	ASSERT_CONT(cont(self, b, 1, UFFDIO_CONTINUE_MODE_WP), 0, page_size);
+	e = pm_area(self, b);
+	ASSERT_TRUE(e & PM_PRESENT);
+	ASSERT_TRUE(e & PM_UFFD_WP);
+	ASSERT_EQ(0, faulter_start(&f, pg_area(self, b) + OFF_WRITE, true, 6));
+	ASSERT_EQ(0, read_msg(self->uffd, &msg, JOIN_MS));
+	ASSERT_TRUE(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
+	ASSERT_EQ((uintptr_t)pg_area(self, b), msg.arg.pagefault.address);
+	ASSERT_EQ(0, atomic_load(&f.done));
+	ASSERT_EQ(0, uffd_wp(self->uffd, pg_area(self, b), page_size, false));
+	ASSERT_EQ(0, join_ms(f.th, JOIN_MS));
+	ASSERT_EQ(6, f.seen);
+	ASSERT_AREA_PAGE(b, 1, OFF_WRITE);
+
+	/* A marker and an empty entry in one range. */
+	ASSERT_CONT(cont(self, c, 2, 0), 0, 2 * page_size);
+	ASSERT_AREA_PAGE(c, 1, -1);
+	ASSERT_AREA_PAGE(c + 1, 1, -1);
+	ASSERT_FALSE(pm_area(self, c) & PM_UFFD_WP);
+}
+
+TEST_F(uffd_continue, guard_region)
+{
+	size_t g = self->gran + 2;
+	uint64_t e;
+
+	/* Registered for MINOR only: guards over WP state do not return. */
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, g - 2, 5, 1);
+	if (madvise(pg_area(self, g), page_size, MADV_GUARD_INSTALL))
+		SKIP(return, "MADV_GUARD_INSTALL on shmem: %s", strerror(errno));
+	e = pm_area(self, g);
+	ASSERT_FALSE(e & PM_PRESENT);
+	ASSERT_TRUE(e & PM_GUARD_REGION);
+
+	ASSERT_CONT(cont(self, g, 1, 0), EEXIST, -EEXIST);
+	ASSERT_TRUE(pm_area(self, g) & PM_GUARD_REGION);
+	ASSERT_FALSE(pm_area(self, g) & PM_PRESENT);
+	/* Up to the guard, then stop. */
+	ASSERT_CONT(cont(self, g - 2, 4, 0), EAGAIN, 2 * page_size);
+	ASSERT_AREA_PAGE(g - 2, 1, -1);
+	ASSERT_AREA_PAGE(g - 1, 1, -1);
+	ASSERT_TRUE(pm_area(self, g) & PM_GUARD_REGION);
+	ASSERT_NOT_MAPPED(g + 1);
+	ASSERT_CONT(cont(self, g + 1, 1, 0), 0, page_size);
+
+	/* Once the guard is removed, CONTINUE maps the page. */
+	ASSERT_EQ(0, madvise(pg_area(self, g), page_size, MADV_GUARD_REMOVE));
+	ASSERT_FALSE(pm_area(self, g) & PM_GUARD_REGION);
+	ASSERT_CONT(cont(self, g, 1, 0), 0, page_size);
+	ASSERT_MAPS_CACHE(g);
+	ASSERT_AREA_PAGE(g, 1, -1);
+}
+
+TEST_F(uffd_continue, hwpoison)
+{
+	size_t P = self->gran + 5;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	ASSERT_EQ(0, sig_catch(SIGBUS));
+	fill(self, P - 2, 5, 1);
+
+	/*
+	 * The page is mapped by alias, so the injection also sends us an
+	 * action-required SIGBUS; the handler counts it.
+	 */
+	if (madvise(pg_alias(self, P), page_size, MADV_HWPOISON)) {
+		if (errno == EPERM)
+			SKIP(return, "MADV_HWPOISON needs CAP_SYS_ADMIN");
+		if (errno == EINVAL)
+			SKIP(return, "MADV_HWPOISON: no CONFIG_MEMORY_FAILURE");
+		ASSERT_EQ(0, errno) TH_LOG("MADV_HWPOISON: %s", strerror(errno));
+	}
+	ASSERT_EQ(SIGBUS, probe_read(pg_alias(self, P)))
+		TH_LOG("the poisoned page can still be read");
+
+	ASSERT_CONT(cont(self, P, 1, 0), EIO, -EIO);
+	ASSERT_NOT_MAPPED(P);
+	/* Up to the poisoned page, then -EIO. */
+	ASSERT_CONT(cont(self, P - 2, 3, 0), EAGAIN, 2 * page_size);
+	ASSERT_AREA_PAGE(P - 2, 1, -1);
+	ASSERT_AREA_PAGE(P - 1, 1, -1);
+	ASSERT_NOT_MAPPED(P);
+	ASSERT_CONT(cont(self, P, 2, 0), EIO, -EIO);
+	ASSERT_CONT(cont(self, P + 1, 1, 0), 0, page_size);
+	ASSERT_AREA_PAGE(P + 1, 1, -1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Large folios */
+
+TEST_F(uffd_continue, one_page_of_folio)
+{
+	size_t g = self->gran, base = g, n, i;
+	uint64_t head = 0, e;
+	size_t pick[] = { 5, g > 8 ? g - 1 : 7 };
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	n = g > 8 ? g : 8;
+	fill(self, base, n, 1);
+	if (g > 1) {
+		ASSERT_EQ(g, folio_pages(self, base, &head));
+		ASSERT_EQ(head, pm_cache(self, base) & PM_PFN_MASK);
+	}
+
+	for (i = 0; i < ARRAY_SIZE(pick); i++) {
+		ASSERT_CONT(cont(self, base + pick[i], 1, 0), 0, page_size);
+		ASSERT_MAPS_CACHE(base + pick[i]);
+		ASSERT_AREA_PAGE(base + pick[i], 1, -1);
+		if (g > 1 && self->pfns)
+			ASSERT_EQ(head + pick[i],
+				  pm_area(self, base + pick[i]) & PM_PFN_MASK);
+	}
+	/* Exactly those pages of the folio are mapped, not their neighbours. */
+	for (i = 0; i < n; i++) {
+		e = pm_area(self, base + i);
+		ASSERT_EQ(i == pick[0] || i == pick[1], !!(e & PM_PRESENT))
+			TH_LOG("page %zu of the folio", i);
+	}
+	ASSERT_NOT_MAPPED(base - 1);
+	ASSERT_NOT_MAPPED(base + n);
+
+	/* The whole folio: up to the first mapped page, then the rest. */
+	ASSERT_CONT(cont(self, base, n, 0), EAGAIN, pick[0] * page_size);
+	ASSERT_CONT(cont(self, base + pick[0] + 1, pick[1] - pick[0] - 1, 0), 0,
+		    (pick[1] - pick[0] - 1) * page_size);
+	for (i = 0; i < n; i++) {
+		ASSERT_MAPS_CACHE(base + i);
+		if (g > 1 && self->pfns)
+			ASSERT_EQ(head + i,
+				  pm_area(self, base + i) & PM_PFN_MASK);
+	}
+	ASSERT_AREA_PAGE(base, 1, -1);
+	ASSERT_AREA_PAGE(base + n - 1, 1, -1);
+	/* Mapping it by pages did not split it. */
+	if (g > 1)
+		ASSERT_EQ(g, folio_pages(self, base, &head));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Concurrency */
+
+struct reader {
+	pthread_t th;
+	SELF *self;
+	size_t first, n;	/* pages */
+	unsigned int id;
+	unsigned int errors;
+};
+
+static void *reader_fn(void *arg)
+{
+	struct reader *r = arg;
+	SELF *self = r->self;
+	size_t k, idx, stride = 2 * r->id + 1;
+	struct pgtag *t;
+
+	for (k = 0; k < r->n; k++) {
+		/* A permutation of the pages, different in each thread. */
+		idx = r->first + (k * stride + r->id) % r->n;
+		t = (struct pgtag *)pg_area(self, idx);
+		if (LOAD64(&t->magic) != PG_MAGIC || LOAD64(&t->idx) != idx ||
+		    LOAD64(&t->gen) != 1)
+			r->errors++;
+		if (r->id & 1)
+			STORE64(pg_area(self, idx) + OFF_WRITE + 8 * r->id,
+				((uint64_t)r->id << 24) | idx);
+	}
+	return NULL;
+}
+
+#define NR_READERS	8
+
+TEST_F_TIMEOUT(uffd_continue, concurrent_faults, 120)
+{
+	struct handler h = { .block = 4 };
+	struct reader rd[NR_READERS];
+	size_t n = 64, first = self->gran > 1 ? self->gran - n / 2 : 0, i;
+	unsigned int t;
+	uint64_t v;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, first, n, 1);
+	ASSERT_EQ(0, handler_start(&h, self, 2));
+	for (t = 0; t < NR_READERS; t++) {
+		rd[t] = (struct reader){ .self = self, .first = first, .n = n,
+					 .id = t };
+		ASSERT_EQ(0, pthread_create(&rd[t].th, NULL, reader_fn, &rd[t]));
+	}
+	for (t = 0; t < NR_READERS; t++)
+		ASSERT_EQ(0, join_ms(rd[t].th, 60000))
+			TH_LOG("thread %u did not finish", t);
+	ASSERT_EQ(0, handler_stop(&h));
+	TH_LOG("%u minor faults; CONTINUE: %u ok, %u partial, %u -EEXIST, %u other",
+	       h.minor, h.ok, h.partial, h.eexist, h.bad);
+
+	for (t = 0; t < NR_READERS; t++)
+		ASSERT_EQ(0, rd[t].errors) TH_LOG("thread %u saw wrong data", t);
+	ASSERT_EQ(0, h.bad);
+	ASSERT_EQ(0, h.bad_event);
+	ASSERT_EQ(0, h.wp);
+	ASSERT_LE(1, h.minor);
+	ASSERT_LE(h.minor, n * NR_READERS);
+	/* Every fault was resolved by a first CONTINUE or a retry. */
+	ASSERT_LE(h.minor, h.ok + h.partial + h.eexist);
+
+	for (i = first; i < first + n; i++) {
+		ASSERT_TRUE(pm_area(self, i) & PM_PRESENT);
+		if (!variant->private)
+			ASSERT_MAPS_CACHE(i);
+		ASSERT_EQ(-1, pg_diff_span(pg_area(self, i), i, 1, OFF_WRITE,
+					   OFF_WRITE + 8 * NR_READERS))
+			TH_LOG("page %zu", i);
+		for (t = 1; t < NR_READERS; t += 2) {
+			v = LOAD64(pg_area(self, i) + OFF_WRITE + 8 * t);
+			ASSERT_EQ(((uint64_t)t << 24) | i, v);
+			v = LOAD64(pg_alias(self, i) + OFF_WRITE + 8 * t);
+			ASSERT_EQ(variant->private ? fill64(i, 1) :
+				  ((uint64_t)t << 24) | i, v);
+		}
+	}
+}
+
+struct racer {
+	pthread_t th;
+	SELF *self;
+	size_t n;		/* pages the race is about */
+	unsigned int seed;
+	atomic_int stop;
+	unsigned int truncs, punches, writes, fallocs, errors;
+};
+
+static void *racer_fn(void *arg)
+{
+	struct racer *r = arg;
+	SELF *self = r->self;
+	unsigned int seed = r->seed, gen = 1;
+	size_t g = self->gran, first, len, i;
+	char *buf = malloc(16 * page_size);
+
+	if (!buf) {
+		r->errors++;
+		return NULL;
+	}
+	while (!atomic_load(&r->stop)) {
+		first = rand_r(&seed) % r->n;
+		len = 1 + rand_r(&seed) % 16;
+		if (g > 1 && rand_r(&seed) % 2) {
+			/* Whole folios too, not just pieces of them. */
+			first = first / g * g;
+			len = g;
+		}
+		if (first + len > r->n)
+			len = r->n - first;
+		/* Truncation wipes out the most: do it less often. */
+		switch (rand_r(&seed) % 8) {
+		case 0:
+			if (ftruncate(self->fd, first * page_size +
+				      rand_r(&seed) % page_size) ||
+			    ftruncate(self->fd, self->size))
+				r->errors++;
+			r->truncs++;
+			break;
+		case 1:
+		case 2:
+		case 3:
+			if (fallocate(self->fd, FALLOC_FL_PUNCH_HOLE |
+				      FALLOC_FL_KEEP_SIZE, first * page_size,
+				      len * page_size))
+				r->errors++;
+			r->punches++;
+			break;
+		case 4:
+		case 5:
+			if (len > 16)
+				len = 16;
+			for (i = 0; i < len; i++)
+				pg_fill(buf + i * page_size, first + i, ++gen);
+			if (pwrite(self->fd, buf, len * page_size,
+				   first * page_size) != (ssize_t)(len * page_size))
+				r->errors++;
+			r->writes++;
+			break;
+		default:
+			if (fallocate(self->fd, 0, first * page_size,
+				      len * page_size))
+				r->errors++;
+			r->fallocs++;
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Rounds of half a second of racing. */
+#ifndef RACE_ROUNDS
+#define RACE_ROUNDS	6
+#endif
+
+enum { OUT_OK, OUT_PARTIAL, OUT_EFAULT, OUT_EEXIST, OUT_EAGAIN, OUT_OTHER, OUT_NR };
+
+/*
+ * CONTINUE against truncation, hole punching, writes and fallocate() of the
+ * same pages, for a few rounds of half a second. Every CONTINUE must return a
+ * documented result, and after each round, every page that area maps must be
+ * the page the file holds: nothing truncated or punched may stay mapped.
+ */
+TEST_F_TIMEOUT(uffd_continue, race_truncate_punch, 120)
+{
+	struct racer rc = { .self = self };
+	unsigned int seed = 2, k = 0, out[OUT_NR] = { 0 }, round;
+	size_t first, len, i, checked = 0;
+	struct stat st;
+	struct cres r;
+	double end;
+	int o;
+
+	rc.n = self->gran > 1 ? 2 * self->gran : 32;
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+	fill(self, 0, rc.n, 1);
+	for (round = 0; round < RACE_ROUNDS; round++) {
+		atomic_store(&rc.stop, 0);
+		rc.seed = round + 1;
+		ASSERT_EQ(0, pthread_create(&rc.th, NULL, racer_fn, &rc));
+		end = now_s() + 0.5;
+		while (now_s() < end) {
+			first = rand_r(&seed) % rc.n;
+			len = 1 + rand_r(&seed) % 8;
+			if (first + len > rc.n)
+				len = rc.n - first;
+			r = cont(self, first, len, 0);
+			if (!cres_documented(r, len * page_size))
+				o = OUT_OTHER;
+			else if (!r.ret)
+				o = OUT_OK;
+			else if (r.err == EAGAIN)
+				o = r.mapped > 0 ? OUT_PARTIAL : OUT_EAGAIN;
+			else if (r.err == EFAULT)
+				o = OUT_EFAULT;
+			else if (r.err == EEXIST)
+				o = OUT_EEXIST;
+			else
+				o = OUT_OTHER;	/* no ENOENT, EIO or EINTR here */
+			out[o]++;
+			if (o == OUT_OTHER)
+				TH_LOG("CONTINUE(%zu, %zu): ret %d errno %d mapped %lld",
+				       first, len, r.ret, r.err,
+				       (long long)r.mapped);
+			if (++k % 64 == 0)
+				ASSERT_EQ(0, madvise(self->area,
+						     rc.n * page_size,
+						     MADV_DONTNEED));
+		}
+		atomic_store(&rc.stop, 1);
+		ASSERT_EQ(0, join_ms(rc.th, JOIN_MS));
+		ASSERT_EQ(0, fstat(self->fd, &st));
+		ASSERT_EQ(self->size, st.st_size);
+		for (i = 0; i < rc.n; i++) {
+			if (!(pm_area(self, i) & PM_PRESENT))
+				continue;
+			checked++;
+			ASSERT_TRUE(in_cache(self, i))
+				TH_LOG("page %zu is mapped but not in the file", i);
+			ASSERT_MAPS_CACHE(i);
+			ASSERT_EQ(0, memcmp(pg_area(self, i), pg_alias(self, i),
+					    page_size)) TH_LOG("page %zu", i);
+		}
+	}
+	TH_LOG("%u CONTINUE: %u ok, %u partial, %u EFAULT, %u EEXIST, %u EAGAIN, %u other",
+	       k, out[OUT_OK], out[OUT_PARTIAL], out[OUT_EFAULT],
+	       out[OUT_EEXIST], out[OUT_EAGAIN], out[OUT_OTHER]);
+	TH_LOG("racer: %u truncate, %u punch, %u write, %u fallocate, %u errors",
+	       rc.truncs, rc.punches, rc.writes, rc.fallocs, rc.errors);
+	TH_LOG("%zu mapped pages checked against the file", checked);
+	ASSERT_EQ(0, rc.errors);
+	ASSERT_EQ(0, out[OUT_OTHER]);
+	ASSERT_LE(1, out[OUT_OK] + out[OUT_PARTIAL]);
+	ASSERT_LE(1, checked);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void print_file(const char *path, const char *what)
+{
+	char line[256];
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		printf("# %s: %s not readable (%s)\n", what, path,
+		       strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		printf("# %s: %s\n", what, line);
+	}
+	fclose(f);
+}
+
+static void print_stats(void)
+{
+	print_file(DEBUGFS_UFFD "stats", "mfill stats");
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	FILE *f;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	pmd_pages = (2UL << 20) / page_size;
+	f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");
+	if (f) {
+		unsigned long sz;
+
+		if (fscanf(f, "%lu", &sz) == 1 && sz >= page_size)
+			pmd_pages = sz / page_size;
+		fclose(f);
+	}
+	print_file(DEBUGFS_UFFD "mfill_impl", "mfill_impl");
+	fflush(stdout);
+	atexit(print_stats);
+	return test_harness_run(argc, argv);
+}
