@@ -20,17 +20,19 @@
 use kernel::{
     bindings,
     error::{code::*, Error, Result},
-    ffi::{c_int, c_long, c_ulong},
+    ffi::{c_int, c_ulong},
     mm::{
         folio::{page_folio, LockedFolio, NewAnonFolio},
         pgtable::{Pmd, Pte, PteKind},
-        shmem::shmem_get_folio_nowait,
         userfaultfd::UffdFlags,
         virt::{flags, VmaRef},
     },
     page::{BorrowedPage, Page, PAGE_SIZE},
     prelude::*,
 };
+
+#[path = "userfaultfd_rust/batch.rs"]
+mod batch;
 
 /// A folio on its way into a page table, with the state each kind must be in.
 pub enum MfillFolio {
@@ -188,104 +190,6 @@ pub fn mfill_atomic_pte_continue(pmd: &Pmd<'_>, dst_addr: usize, flags: UffdFlag
         .map_err(|(e, _folio)| e)
 }
 
-/// Resolves minor faults from `dst_addr` on, as many pages as one step can map
-/// (`UFFDIO_CONTINUE` with batched PTE installation).
-///
-/// The first page is handled exactly as by [`mfill_atomic_pte_continue`], with the memory type's
-/// `get_folio_noalloc()`, and its errors are returned. Then, under the same PTE table lock, the
-/// following pages up to `dst_end`, the end of the PTE table and the end of the file are mapped
-/// as long as each one would succeed on its own: the rest of a large folio with one `set_ptes()`,
-/// and, for shmem, the next folios that are in the page cache, uptodate and unlocked (found
-/// without sleeping by [`shmem_get_folio_nowait`]). The first page that would fail, or whose
-/// lookup would have to sleep, ends the step; the caller's loop then handles that page on its
-/// own, so the outcome is the one the page-by-page loop gives. Each page is checked as
-/// [`mfill_atomic_install_pte`] checks it: inside the file, not hwpoisoned, an entry that
-/// [`mfill_may_replace`] accepts.
-///
-/// Returns the number of pages mapped, at least one.
-pub fn mfill_atomic_pte_continue_batch(
-    pmd: &Pmd<'_>,
-    dst_addr: usize,
-    dst_end: usize,
-    flags: UffdFlags,
-) -> Result<usize> {
-    let vma = pmd.vma();
-    let (Some(ops), Some(file)) = (vma.uffd_ops(), vma.file()) else {
-        // The caller only gets here for VMAs whose memory type supports minor faults.
-        kernel::warn_on!(true);
-        return Err(EOPNOTSUPP);
-    };
-    if dst_end <= dst_addr {
-        return Err(EINVAL);
-    }
-    let inode = file.inode();
-    let pgoff = vma.linear_page_index(dst_addr);
-    let mut folio = ops.get_folio_noalloc(inode, pgoff).map_err(|_| EFAULT)?;
-    let mut page_nr = folio.file_page_nr(pgoff);
-    if folio.page_hwpoison(page_nr) {
-        return Err(EIO);
-    }
-    let mut pte = match folio.page(page_nr) {
-        Some(page) => mfill_mk_pte(vma, &page, true, flags),
-        None => return Err(EINVAL),
-    };
-
-    let Some(mut ptes) = pmd.pte_offset_map_lock(dst_addr) else {
-        return Err(EAGAIN);
-    };
-    let max_off = mfill_max_off(vma).unwrap_or(usize::MAX);
-    if pgoff >= max_off {
-        return Err(EFAULT);
-    }
-    if !mfill_may_replace(ptes.ptep_get().kind()) {
-        return Err(EEXIST);
-    }
-    let limit = ptes
-        .max_nr()
-        .min((dst_end - dst_addr) / PAGE_SIZE)
-        .min(max_off - pgoff);
-
-    let mut done = 0;
-    loop {
-        // The run of this folio from `page_nr`; its first page was checked above.
-        let mut n = 1;
-        while done + n < limit
-            && page_nr + n < folio.nr_pages()
-            && !folio.page_hwpoison(page_nr + n)
-            && ptes
-                .ptep_get_nr(n)
-                .is_some_and(|old| mfill_may_replace(old.kind()))
-        {
-            n += 1;
-        }
-        let folio_done = page_nr + n == folio.nr_pages();
-        if let Err((e, _folio)) = ptes.set_ptes_file(folio, page_nr, n, pte) {
-            return if done == 0 { Err(e) } else { Ok(done) };
-        }
-        done += n;
-        // Stop at the limit, at a page of this folio that must be left to the slow path, or when
-        // the memory type is not shmem, whose non-blocking lookup this relies on.
-        if done == limit || !folio_done || !vma.is_shmem() || ptes.advance(n).is_err() {
-            break;
-        }
-        let index = pgoff + done;
-        let Some(next) = shmem_get_folio_nowait(inode, index) else {
-            break;
-        };
-        let nr = next.file_page_nr(index);
-        if next.page_hwpoison(nr) || !mfill_may_replace(ptes.ptep_get().kind()) {
-            break;
-        }
-        pte = match next.page(nr) {
-            Some(page) => mfill_mk_pte(vma, &page, true, flags),
-            None => break,
-        };
-        folio = next;
-        page_nr = nr;
-    }
-    Ok(done)
-}
-
 /// `rust_mfill_atomic_pte_continue()`: [`mfill_atomic_pte_continue`] for C.
 ///
 /// Returns 0 or a negative errno.
@@ -311,34 +215,6 @@ pub unsafe extern "C" fn rust_mfill_atomic_pte_continue(
     match mfill_atomic_pte_continue(&pmd, dst_addr, UffdFlags::from_raw(flags)) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
-    }
-}
-
-/// `rust_mfill_atomic_pte_continue_batch()`: [`mfill_atomic_pte_continue_batch`] for C.
-///
-/// Returns the number of pages mapped (at least one) or a negative errno.
-///
-/// # Safety
-///
-/// As for [`rust_mfill_atomic_pte_continue`]; `dst_end` is the end of the ioctl's range.
-#[export]
-pub unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
-    dst_vma: *mut bindings::vm_area_struct,
-    dst_pmd: *mut bindings::pmd_t,
-    dst_addr: c_ulong,
-    dst_end: c_ulong,
-    flags: bindings::uffd_flags_t,
-) -> c_long {
-    // SAFETY: The caller holds the VMA read lock for the duration of the call.
-    let vma = unsafe { VmaRef::from_raw(dst_vma) };
-    let Some(dst_pmd) = core::ptr::NonNull::new(dst_pmd) else {
-        return EINVAL.to_errno() as c_long;
-    };
-    // SAFETY: The caller established `dst_pmd` for `dst_addr` in `vma`, which stays locked.
-    let pmd = unsafe { Pmd::from_raw(vma, dst_pmd, dst_addr) };
-    match mfill_atomic_pte_continue_batch(&pmd, dst_addr, dst_end, UffdFlags::from_raw(flags)) {
-        Ok(nr) => nr as c_long,
-        Err(e) => e.to_errno() as c_long,
     }
 }
 
@@ -410,17 +286,17 @@ mod tests {
         sync::aref::ARef,
     };
 
-    const PS: i64 = PAGE_SIZE as i64;
+    pub(crate) const PS: i64 = PAGE_SIZE as i64;
 
     /// A shmem file mapped into the KUnit mm.
-    struct Mapping {
-        file: ARef<File>,
-        addr: usize,
+    pub(crate) struct Mapping {
+        pub(crate) file: ARef<File>,
+        pub(crate) addr: usize,
     }
 
     /// Creates a shmem file of `size` pages whose pages `written` hold "page N", and maps
     /// `map_pages` pages of it.
-    fn setup(
+    pub(crate) fn setup(
         size: usize,
         written: &[usize],
         map_pages: usize,
@@ -446,7 +322,7 @@ mod tests {
     }
 
     /// The contents the tests write at the start of page `n`.
-    fn tag(n: usize) -> [u8; 8] {
+    pub(crate) fn tag(n: usize) -> [u8; 8] {
         let mut t = *b"page 000";
         t[5] = b'0' + (n / 100 % 10) as u8;
         t[6] = b'0' + (n / 10 % 10) as u8;
@@ -454,7 +330,7 @@ mod tests {
         t
     }
 
-    fn flags(wp: bool) -> UffdFlags {
+    pub(crate) fn flags(wp: bool) -> UffdFlags {
         let mut f = bindings::mfill_atomic_mode_MFILL_ATOMIC_CONTINUE;
         if wp {
             f |= bindings::MFILL_ATOMIC_WP;
@@ -464,7 +340,7 @@ mod tests {
 
     /// Resolves a minor fault at `addr` the way `mfill_atomic()` does for one page: VMA read
     /// lock, PMD established, then the Rust CONTINUE.
-    fn do_continue(addr: usize, wp: bool) -> Result {
+    pub(crate) fn do_continue(addr: usize, wp: bool) -> Result {
         let mm = kunit::current_mm()?;
         let mmap = mm.mmap_read_lock();
         let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
@@ -473,7 +349,7 @@ mod tests {
     }
 
     /// Reads the PTE at `addr`.
-    fn pte_at(addr: usize) -> Result<Pte> {
+    pub(crate) fn pte_at(addr: usize) -> Result<Pte> {
         let mm = kunit::current_mm()?;
         let mmap = mm.mmap_read_lock();
         let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
@@ -483,7 +359,7 @@ mod tests {
     }
 
     /// Writes a marker into the empty PTE at `addr`.
-    fn set_marker(addr: usize, marker: PteMarker) -> Result {
+    pub(crate) fn set_marker(addr: usize, marker: PteMarker) -> Result {
         let mm = kunit::current_mm()?;
         let mmap = mm.mmap_read_lock();
         let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
@@ -496,14 +372,14 @@ mod tests {
     ///
     /// The per-CPU LRU batches are flushed first, so that the reference they hold on new
     /// folios does not change the counts under the test.
-    fn cached(m: &Mapping, index: usize) -> Result<ARef<Folio>> {
+    pub(crate) fn cached(m: &Mapping, index: usize) -> Result<ARef<Folio>> {
         // SAFETY: Always safe to call from process context.
         unsafe { bindings::lru_add_drain_all() };
         let folio = shmem_get_folio(m.file.inode(), index, 0, SgpType::Read)?.ok_or(ENOENT)?;
         Ok(folio.unlock())
     }
 
-    fn read8(addr: usize) -> Result<[u8; 8]> {
+    pub(crate) fn read8(addr: usize) -> Result<[u8; 8]> {
         let mut buf = [0u8; 8];
         kunit::read_user(addr, &mut buf)?;
         Ok(buf)
@@ -515,13 +391,13 @@ mod tests {
         let mm = kunit::current_mm()?;
         let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
         let folio = cached(&m, 2)?;
-        let refs = folio.ref_count();
+        let refs = kunit::settled_ref_count(&folio);
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
         let pte = pte_at(m.addr + 2 * PAGE_SIZE)?;
         assert!(pte.present() && pte.write() && pte.dirty() && !pte.uffd());
         assert_eq!(pte.pfn(), folio.pfn());
         assert_eq!(folio.mapcount(), 1);
-        assert_eq!(folio.ref_count(), refs + 1);
+        assert_eq!(kunit::settled_ref_count(&folio), refs + 1);
         assert!(!folio.test_locked());
         assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem + 1);
         // Only the requested page was mapped.
@@ -530,7 +406,7 @@ mod tests {
         assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, tag(2));
         // A second CONTINUE finds the page mapped, and drops its lookup reference.
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EEXIST));
-        assert_eq!(folio.ref_count(), refs + 1);
+        assert_eq!(kunit::settled_ref_count(&folio), refs + 1);
         assert!(!folio.test_locked());
         Ok(())
     }
@@ -588,11 +464,14 @@ mod tests {
     #[test]
     fn hole_is_efault() -> Result {
         let m = setup(4, &[0, 2], 4, true, true)?;
-        let folio_refs = cached(&m, 2)?.ref_count();
+        let folio_refs = cached(&m, 2).map(|f| kunit::settled_ref_count(&f))?;
         assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Err(EFAULT));
         assert!(pte_at(m.addr + PAGE_SIZE)?.none());
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
-        assert_eq!(cached(&m, 2)?.ref_count(), folio_refs + 1);
+        assert_eq!(
+            cached(&m, 2).map(|f| kunit::settled_ref_count(&f))?,
+            folio_refs + 1
+        );
         Ok(())
     }
 
@@ -642,13 +521,13 @@ mod tests {
         assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Ok(()));
         assert!(pte_at(m.addr + PAGE_SIZE)?.present());
         // ... a guard region is not.
-        let refs = cached(&m, 2)?.ref_count();
+        let refs = cached(&m, 2).map(|f| kunit::settled_ref_count(&f))?;
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EEXIST));
         assert_eq!(
             pte_at(m.addr + 2 * PAGE_SIZE)?.kind(),
             PteKind::Marker(PteMarker::GUARD)
         );
-        assert_eq!(cached(&m, 2)?.ref_count(), refs);
+        assert_eq!(cached(&m, 2).map(|f| kunit::settled_ref_count(&f))?, refs);
         Ok(())
     }
 
@@ -674,15 +553,15 @@ mod tests {
     }
 
     /// A file of one PMD-sized folio on a huge=always tmpfs, its pages holding their tags.
-    struct ThpFile {
-        file: ARef<File>,
-        folio: ARef<Folio>,
-        _tmpfs: kunit::HugeTmpfs,
+    pub(crate) struct ThpFile {
+        pub(crate) file: ARef<File>,
+        pub(crate) folio: ARef<Folio>,
+        pub(crate) _tmpfs: kunit::HugeTmpfs,
     }
 
     /// Creates a [`ThpFile`]; `None` (and the test marked skipped) if no large folio could be
     /// had.
-    fn thp_file(name: &CStr) -> Result<Option<ThpFile>> {
+    pub(crate) fn thp_file(name: &CStr) -> Result<Option<ThpFile>> {
         let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
             kunit::mark_skipped(c"no tmpfs");
             return Ok(None);
@@ -710,23 +589,27 @@ mod tests {
         }))
     }
 
-    #[test]
-    fn large_folio_maps_one_page() -> Result {
-        let Some(ThpFile {
-            file,
-            folio,
-            _tmpfs,
-        }) = thp_file(c"userfaultfd_rust_thp")?
-        else {
-            return Ok(());
-        };
+    /// Maps a [`ThpFile`] and keeps khugepaged away from the mapping (`MADV_NOHUGEPAGE`), so that
+    /// the pages the test maps stay PTE-mapped instead of being collapsed into a PMD mapping.
+    pub(crate) fn map_thp(t: &ThpFile) -> Result<usize> {
         let addr = kunit::vm_mmap(
-            Some(&file),
+            Some(&t.file),
             PMD_SIZE,
             prot::READ | prot::WRITE,
             prot::MAP_SHARED,
             0,
         )?;
+        kunit::madvise(addr, PMD_SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
+        Ok(addr)
+    }
+
+    #[test]
+    fn large_folio_maps_one_page() -> Result {
+        let Some(t) = thp_file(c"userfaultfd_rust_thp")? else {
+            return Ok(());
+        };
+        let addr = map_thp(&t)?;
+        let folio = &t.folio;
         assert_eq!(do_continue(addr + 5 * PAGE_SIZE, false), Ok(()));
         let pte = pte_at(addr + 5 * PAGE_SIZE)?;
         assert!(pte.present());
@@ -739,167 +622,6 @@ mod tests {
         assert_eq!(do_continue(addr + 511 * PAGE_SIZE, false), Ok(()));
         assert_eq!(pte_at(addr + 511 * PAGE_SIZE)?.pfn(), folio.pfn() + 511);
         assert_eq!(folio.mapcount(), 2);
-        Ok(())
-    }
-
-    /// One batched step from `addr`, with the range ending at `end`.
-    fn do_batch(addr: usize, end: usize) -> Result<usize> {
-        let mm = kunit::current_mm()?;
-        let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
-        let pmd = Pmd::establish(vma, addr)?;
-        mfill_atomic_pte_continue_batch(&pmd, addr, end, flags(false))
-    }
-
-    /// Returns which of the `n` pages from `addr` are mapped.
-    fn present(addr: usize, n: usize) -> Result<KVec<bool>> {
-        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        for i in 0..n {
-            v.push(pte_at(addr + i * PAGE_SIZE)?.present(), GFP_KERNEL)?;
-        }
-        Ok(v)
-    }
-
-    #[test]
-    fn batch_maps_the_range() -> Result {
-        let m = setup(8, &[0, 1, 2, 3, 4, 5, 6, 7], 8, true, true)?;
-        let mm = kunit::current_mm()?;
-        let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
-        let f6 = cached(&m, 6)?;
-        let refs6 = f6.ref_count();
-        // The range ends at page 6: pages 6 and 7 stay unmapped.
-        assert_eq!(do_batch(m.addr, m.addr + 6 * PAGE_SIZE), Ok(6));
-        assert_eq!(
-            &*present(m.addr, 8)?,
-            &[true, true, true, true, true, true, false, false]
-        );
-        assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem + 6);
-        for n in 0..6 {
-            let pte = pte_at(m.addr + n * PAGE_SIZE)?;
-            assert!(pte.write() && pte.dirty());
-            assert_eq!(pte.pfn(), cached(&m, n)?.pfn());
-            assert_eq!(cached(&m, n)?.mapcount(), 1);
-            assert_eq!(read8(m.addr + n * PAGE_SIZE)?, tag(n));
-        }
-        assert_eq!(f6.ref_count(), refs6);
-        assert_eq!(
-            do_batch(m.addr + 6 * PAGE_SIZE, m.addr + 8 * PAGE_SIZE),
-            Ok(2)
-        );
-        assert_eq!(do_batch(m.addr, m.addr + 8 * PAGE_SIZE), Err(EEXIST));
-        Ok(())
-    }
-
-    #[test]
-    fn batch_stops_where_a_page_would_fail() -> Result {
-        // A hole at 2, a mapped page at 4, a guard marker at 6, a uffd-wp marker at 7.
-        let m = setup(10, &[0, 1, 3, 4, 5, 6, 7, 8], 10, true, true)?;
-        let page = |n: usize| m.addr + n * PAGE_SIZE;
-        let end = page(10);
-        assert_eq!(do_continue(page(4), false), Ok(()));
-        assert_eq!(set_marker(page(6), PteMarker::GUARD), Ok(()));
-        assert_eq!(set_marker(page(7), PteMarker::UFFD_WP), Ok(()));
-        assert_eq!(do_batch(page(0), end), Ok(2));
-        assert_eq!(do_batch(page(2), end), Err(EFAULT));
-        assert_eq!(do_batch(page(3), end), Ok(1));
-        assert_eq!(do_batch(page(4), end), Err(EEXIST));
-        assert_eq!(do_batch(page(5), end), Ok(1));
-        assert_eq!(do_batch(page(6), end), Err(EEXIST));
-        // The uffd-wp marker is replaced; page 9 is a hole.
-        assert_eq!(do_batch(page(7), end), Ok(2));
-        assert_eq!(do_batch(page(9), end), Err(EFAULT));
-        assert_eq!(
-            &*present(m.addr, 10)?,
-            &[true, true, false, true, true, true, false, true, true, false]
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn batch_leaves_fallocated_and_locked_pages_to_the_slow_path() -> Result {
-        let m = setup(6, &[0, 1, 3, 4, 5], 6, true, true)?;
-        kunit::file_fallocate(&m.file, 0, 2 * PS, PS)?;
-        let end = m.addr + 6 * PAGE_SIZE;
-        // Page 2 was fallocated: zeroing it may sleep, so the step ends before it, and the
-        // next step, which starts with the memory type's own lookup, maps it.
-        assert_eq!(do_batch(m.addr, end), Ok(2));
-        assert_eq!(do_batch(m.addr + 2 * PAGE_SIZE, end), Ok(4));
-        assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, [0u8; 8]);
-        // A folio locked by someone else ends the step too.
-        let m = setup(3, &[0, 1, 2], 3, true, true)?;
-        let locked = shmem_get_folio(m.file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
-        let res = do_batch(m.addr, m.addr + 3 * PAGE_SIZE);
-        drop(locked);
-        assert_eq!(res, Ok(1));
-        Ok(())
-    }
-
-    #[test]
-    fn batch_stops_at_eof_and_hwpoison() -> Result {
-        let m = setup(4, &[0, 1, 2, 3], 6, true, true)?;
-        let f2 = cached(&m, 2)?;
-        let p2 = f2.page(0).ok_or(EINVAL)?;
-        // SAFETY: The page is ours for the test: nothing maps it and the flag is cleared below.
-        unsafe { bindings::SetPageHWPoison(p2.as_ptr()) };
-        let first = do_batch(m.addr, m.addr + 6 * PAGE_SIZE);
-        let second = do_batch(m.addr + 2 * PAGE_SIZE, m.addr + 6 * PAGE_SIZE);
-        // SAFETY: As above.
-        unsafe { bindings::ClearPageHWPoison(p2.as_ptr()) };
-        if !cfg!(CONFIG_MEMORY_FAILURE) {
-            kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
-            return Ok(());
-        }
-        assert_eq!(first, Ok(2));
-        assert_eq!(second, Err(EIO));
-        // The file has 4 pages, the mapping 6.
-        assert_eq!(
-            do_batch(m.addr + 3 * PAGE_SIZE, m.addr + 6 * PAGE_SIZE),
-            Ok(1)
-        );
-        assert_eq!(
-            do_batch(m.addr + 4 * PAGE_SIZE, m.addr + 6 * PAGE_SIZE),
-            Err(EFAULT)
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn batch_large_folio() -> Result {
-        let Some(ThpFile {
-            file,
-            folio,
-            _tmpfs,
-        }) = thp_file(c"userfaultfd_rust_batch")?
-        else {
-            return Ok(());
-        };
-        let addr = kunit::vm_mmap(
-            Some(&file),
-            PMD_SIZE,
-            prot::READ | prot::WRITE,
-            prot::MAP_SHARED,
-            0,
-        )?;
-        let refs = folio.ref_count();
-        // Ten pages from page 5, in one step.
-        assert_eq!(
-            do_batch(addr + 5 * PAGE_SIZE, addr + 15 * PAGE_SIZE),
-            Ok(10)
-        );
-        assert!(pte_at(addr + 4 * PAGE_SIZE)?.none());
-        assert!(pte_at(addr + 15 * PAGE_SIZE)?.none());
-        for n in 5..15 {
-            assert_eq!(pte_at(addr + n * PAGE_SIZE)?.pfn(), folio.pfn() + n);
-        }
-        assert_eq!(folio.mapcount(), 10);
-        assert_eq!(folio.ref_count(), refs + 10);
-        assert_eq!(read8(addr + 14 * PAGE_SIZE)?, tag(14));
-        // The rest of the folio, to the end of the range and of the PTE table.
-        assert_eq!(
-            do_batch(addr + 15 * PAGE_SIZE, addr + PMD_SIZE),
-            Ok(PTRS_PER_PTE - 15)
-        );
-        assert_eq!(folio.mapcount(), PTRS_PER_PTE as i32 - 5);
         Ok(())
     }
 
@@ -948,49 +670,42 @@ mod tests {
     fn c_entry_point_ownership() -> Result {
         let m = setup(1, &[0], 1, true, true)?;
         let mm = kunit::current_mm()?;
-        let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(m.addr).ok_or(ENOENT)?;
-        let pmd = Pmd::establish(vma, m.addr)?;
-        // SAFETY: Always safe to call from process context.
-        unsafe { bindings::lru_add_drain_all() };
+        // Calls the C entry point as `mfill_atomic()` does, lending it the folio.
+        let install = |folio: LockedFolio| -> Result<(c_int, *mut bindings::folio)> {
+            let mmap = mm.mmap_read_lock();
+            let vma = mmap.vma_lookup(m.addr).ok_or(ENOENT)?;
+            let pmd = Pmd::establish(vma, m.addr)?;
+            let raw = folio.into_raw().as_ptr();
+            // SAFETY: The VMA is read-locked and the PMD established; the folio is locked and
+            // the caller's reference is lent to the call.
+            let ret = unsafe {
+                rust_mfill_atomic_install_pte(
+                    pmd.as_ptr(),
+                    vma.as_ptr(),
+                    m.addr,
+                    bindings::folio_page(raw, 0),
+                    flags(false).as_raw(),
+                )
+            };
+            Ok((ret, raw))
+        };
         let folio = shmem_get_folio(m.file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         let held: ARef<Folio> = ARef::from(&*folio);
-        let raw = folio.into_raw().as_ptr();
-        let refs = held.ref_count();
-        // SAFETY: The VMA is read-locked, the PMD established, the folio locked and referenced.
-        let first = unsafe {
-            rust_mfill_atomic_install_pte(
-                pmd.as_ptr(),
-                vma.as_ptr(),
-                m.addr,
-                bindings::folio_page(raw, 0),
-                flags(false).as_raw(),
-            )
-        };
-        let after_first = (held.test_locked(), held.ref_count());
-        // Again, with the folio locked and referenced once more as a C caller would hold it.
-        let folio = LockedFolio::lock(held.clone());
-        let raw = folio.into_raw().as_ptr();
-        // SAFETY: As above.
-        let second = unsafe {
-            rust_mfill_atomic_install_pte(
-                pmd.as_ptr(),
-                vma.as_ptr(),
-                m.addr,
-                bindings::folio_page(raw, 0),
-                flags(false).as_raw(),
-            )
-        };
-        let after_second = (held.test_locked(), held.ref_count());
+        let refs = kunit::settled_ref_count(&held);
+        let (first, _) = install(folio)?;
+        let after_first = (held.test_locked(), kunit::settled_ref_count(&held));
+        // Again over the new PTE, with the folio locked and referenced as a C caller holds it.
+        let (second, raw) = install(LockedFolio::lock(held.clone()))?;
+        let after_second = (held.test_locked(), kunit::settled_ref_count(&held));
         // Give the caller's lock and reference back, as the C error path does.
         // SAFETY: The failed call left both with us.
         drop(unsafe { LockedFolio::from_raw(core::ptr::NonNull::new_unchecked(raw)) });
-        drop(mmap);
         assert_eq!(first, 0);
+        // The PTE took over the lent reference, and the folio is unlocked.
         assert_eq!(after_first, (false, refs));
         assert_eq!(second, EEXIST.to_errno());
         assert_eq!(after_second, (true, refs + 1));
-        assert_eq!(held.ref_count(), refs);
+        assert_eq!(kunit::settled_ref_count(&held), refs);
         Ok(())
     }
 }

@@ -19,8 +19,8 @@ __rust_helper pgoff_t rust_helper_linear_page_index(const struct vm_area_struct 
 	return linear_page_index(vma, address);
 }
 
-__rust_helper struct folio *rust_helper_filemap_lock_folio_nowait(struct address_space *mapping,
-								   pgoff_t index)
+__rust_helper struct folio *
+rust_helper_filemap_lock_folio_nowait(struct address_space *mapping, pgoff_t index)
 {
 	return __filemap_get_folio(mapping, index, FGP_LOCK | FGP_NOWAIT, 0);
 }

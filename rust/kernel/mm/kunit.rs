@@ -189,3 +189,22 @@ impl Drop for HugeTmpfs {
         unsafe { bindings::kern_unmount(self.mnt.as_ptr()) };
     }
 }
+
+/// Returns the reference count of `folio` once the per-CPU LRU batches have been drained
+/// (`lru_add_drain_all()`), since folios waiting in them (to be added to the LRU, activated,
+/// ...) carry an extra reference for a while.
+///
+/// Must not be called with the mmap lock or a page table lock held: it waits for work on every
+/// CPU.
+pub fn settled_ref_count(folio: &crate::mm::folio::Folio) -> i32 {
+    // SAFETY: Always safe to call from process context.
+    unsafe { bindings::lru_add_drain_all() };
+    folio.ref_count()
+}
+
+/// Applies `madvise(2)` advice to a range of the current mm (`do_madvise()`).
+pub fn madvise(addr: usize, len: usize, advice: i32) -> Result {
+    let mm = current_mm()?;
+    // SAFETY: The mm is valid; `do_madvise()` takes the locks it needs.
+    to_result(unsafe { bindings::do_madvise(mm.as_raw(), addr, len, advice) })
+}

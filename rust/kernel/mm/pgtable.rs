@@ -908,7 +908,7 @@ mod tests {
         unsafe { bindings::lru_add_drain_all() };
         let folio = shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         let held: ARef<Folio> = ARef::from(&*folio);
-        let refs_before = held.ref_count();
+        let refs_before = kunit::settled_ref_count(&held);
         let (old, max_nr, pte, again) = {
             let mmap = mm.mmap_read_lock();
             let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
@@ -943,7 +943,7 @@ mod tests {
         assert_eq!(held.mapcount(), 1);
         assert!(!held.test_locked());
         // The PTE took over the lookup's reference.
-        assert_eq!(held.ref_count(), refs_before);
+        assert_eq!(kunit::settled_ref_count(&held), refs_before);
         assert_eq!(
             mm.get_mm_counter_sum(MmCounter::ShmemPages),
             shmem_before + 1

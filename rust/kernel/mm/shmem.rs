@@ -123,11 +123,11 @@ mod tests {
         assert!(folio.mapping().is_some());
         assert_eq!(folio.index(), 1);
         assert_eq!(folio.mapcount(), 0);
-        // Folios wait in per-CPU LRU batches with a reference; flush them.
-        // SAFETY: Always safe to call from process context.
-        unsafe { bindings::lru_add_drain_all() };
         // One reference from the page cache per page, one for us.
-        assert_eq!(folio.ref_count(), folio.nr_pages() as i32 + 1);
+        assert_eq!(
+            kunit::settled_ref_count(&folio),
+            folio.nr_pages() as i32 + 1
+        );
         assert_eq!(&folio_bytes::<8>(&folio, 0)?, b"page one");
         // The page that holds index 1 is page 0 of this order-0 folio.
         assert_eq!(folio.file_page_nr(1), 0);

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The userfaultfd operations of memory types written in Rust.
+
+use super::*;
+use crate::{
+    error::VTABLE_DEFAULT_ERROR,
+    mm::virt::{flags, vm_flags_t, VmaRef},
+    prelude::*,
+};
+use core::marker::PhantomData;
+
+/// The userfaultfd operations of a memory type written in Rust.
+///
+/// A memory type that wants userfaultfd minor faults (`UFFDIO_REGISTER_MODE_MINOR` and
+/// `UFFDIO_CONTINUE`) implements [`get_folio_noalloc`](UffdOps::get_folio_noalloc), and points
+/// the `uffd_ops` of its `vm_operations_struct` at [`UffdOpsVtable::<T>::VTABLE`]. The C
+/// userfaultfd core then calls it like the C memory types: `can_userfault()` when a range is
+/// registered, `get_folio_noalloc()` for every page `UFFDIO_CONTINUE` maps.
+///
+/// Only minor faults are supported through this trait: the table has no `alloc_folio()`,
+/// `filemap_add()` or `filemap_remove()`, so registering for missing faults is refused before
+/// [`can_userfault`](UffdOps::can_userfault) is asked, and so is registering for minor faults
+/// without `get_folio_noalloc()`. The C core can then never call an operation the table lacks.
+#[vtable]
+pub trait UffdOps: Sized + 'static {
+    /// Returns whether `vma` may be registered with the userfaultfd modes in `vm_flags`
+    /// (`can_userfault()`).
+    ///
+    /// Called with the mmap lock held for writing. Missing faults are already refused, and minor
+    /// faults refused if [`get_folio_noalloc`](UffdOps::get_folio_noalloc) is not implemented.
+    /// Write protection (`VM_UFFD_WP`) needs the memory type to keep userfaultfd markers in
+    /// empty page table entries, as shmem does.
+    fn can_userfault(_vma: &VmaRef, _vm_flags: vm_flags_t) -> bool {
+        true
+    }
+
+    /// Returns the folio at `pgoff` in the page cache of `inode`, locked and with a reference,
+    /// without allocating one (`get_folio_noalloc()`).
+    ///
+    /// Called by `UFFDIO_CONTINUE` with the VMA read-locked; may sleep. A folio that was
+    /// preallocated but never written must come back zeroed and uptodate, a swapped-out one
+    /// swapped in. Any error (a hole, beyond the end of the file, an I/O error) makes
+    /// `UFFDIO_CONTINUE` fail the page with `EFAULT`.
+    fn get_folio_noalloc(_inode: &Inode, _pgoff: PgOff) -> Result<LockedFolio> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The `struct vm_uffd_ops` of a [`UffdOps`] implementation.
+pub struct UffdOpsVtable<T: UffdOps>(PhantomData<T>);
+
+impl<T: UffdOps> UffdOpsVtable<T> {
+    /// # Safety
+    ///
+    /// `vma` must be a valid VMA, with the mmap lock held (`userfaultfd_register()` holds it for
+    /// writing) for the duration of the call.
+    unsafe extern "C" fn can_userfault(
+        vma: *mut bindings::vm_area_struct,
+        vm_flags: vm_flags_t,
+    ) -> bool {
+        if vm_flags & flags::UFFD_MISSING != 0 {
+            return false;
+        }
+        if vm_flags & flags::UFFD_MINOR != 0 && !T::HAS_GET_FOLIO_NOALLOC {
+            return false;
+        }
+        // SAFETY: The caller holds the mmap lock, as `VmaRef` needs, for the duration of the
+        // call.
+        let vma = unsafe { VmaRef::from_raw(vma) };
+        T::can_userfault(vma, vm_flags)
+    }
+
+    /// # Safety
+    ///
+    /// `inode` must be a valid inode for the duration of the call.
+    unsafe extern "C" fn get_folio_noalloc(
+        inode: *mut bindings::inode,
+        pgoff: PgOff,
+    ) -> *mut bindings::folio {
+        // SAFETY: The caller guarantees that the inode is valid during the call.
+        let inode = unsafe { Inode::from_raw(inode) };
+        match T::get_folio_noalloc(inode, pgoff) {
+            // The caller takes over the lock and the reference.
+            Ok(folio) => folio.into_raw().as_ptr(),
+            Err(e) => e.to_ptr(),
+        }
+    }
+
+    /// The operations table, for `vm_operations_struct::uffd_ops`.
+    pub const VTABLE: bindings::vm_uffd_ops = bindings::vm_uffd_ops {
+        can_userfault: Some(Self::can_userfault),
+        get_folio_noalloc: if T::HAS_GET_FOLIO_NOALLOC {
+            Some(Self::get_folio_noalloc)
+        } else {
+            None
+        },
+        alloc_folio: None,
+        filemap_add: None,
+        filemap_remove: None,
+    };
+}
+
+#[cfg(all(CONFIG_RUST_MM_KUNIT_TEST, CONFIG_SHMEM))]
+#[macros::kunit_tests(rust_mm_userfaultfd)]
+mod tests {
+    use super::*;
+    use crate::{
+        mm::{
+            kunit,
+            shmem::{shmem_file_setup, shmem_get_folio, SgpType},
+        },
+        page::PAGE_SIZE,
+        sync::atomic::{Atomic, Relaxed},
+    };
+
+    /// A memory type that serves minor faults from shmem, counting the lookups.
+    struct CountingShmem;
+
+    static LOOKUPS: Atomic<usize> = Atomic::new(0);
+
+    #[vtable]
+    impl UffdOps for CountingShmem {
+        fn can_userfault(_vma: &VmaRef, vm_flags: vm_flags_t) -> bool {
+            vm_flags & flags::UFFD_RWP == 0
+        }
+
+        fn get_folio_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
+            LOOKUPS.fetch_add(1, Relaxed);
+            shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        }
+    }
+
+    /// A memory type without minor-fault support.
+    struct NoMinor;
+
+    #[vtable]
+    impl UffdOps for NoMinor {}
+
+    static COUNTING: bindings::vm_uffd_ops = UffdOpsVtable::<CountingShmem>::VTABLE;
+    static NO_MINOR: bindings::vm_uffd_ops = UffdOpsVtable::<NoMinor>::VTABLE;
+
+    #[test]
+    fn vtable_modes() -> Result {
+        let file = shmem_file_setup(c"rust_mm_userfaultfd", PAGE_SIZE as i64)?;
+        let addr = kunit::vm_mmap(
+            Some(&file),
+            PAGE_SIZE,
+            kunit::prot::READ,
+            kunit::prot::MAP_SHARED,
+            0,
+        )?;
+        let mm = kunit::current_mm()?;
+        let answers = {
+            let mmap = mm.mmap_read_lock();
+            let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?.as_ptr();
+            let can = |ops: &bindings::vm_uffd_ops, f: vm_flags_t| {
+                // SAFETY: The VMA is valid and the mmap lock is held.
+                ops.can_userfault.map(|cb| unsafe { cb(vma, f) })
+            };
+            [
+                can(&COUNTING, flags::UFFD_MINOR),
+                can(&COUNTING, flags::UFFD_MINOR | flags::UFFD_WP),
+                can(&COUNTING, flags::UFFD_MISSING),
+                can(&COUNTING, flags::UFFD_MISSING | flags::UFFD_MINOR),
+                can(&COUNTING, flags::UFFD_RWP),
+                can(&NO_MINOR, flags::UFFD_MINOR),
+                can(&NO_MINOR, flags::UFFD_WP),
+            ]
+        };
+        assert_eq!(
+            answers,
+            [
+                Some(true),
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(true)
+            ]
+        );
+        assert!(COUNTING.get_folio_noalloc.is_some());
+        assert!(COUNTING.alloc_folio.is_none() && COUNTING.filemap_add.is_none());
+        assert!(NO_MINOR.get_folio_noalloc.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn get_folio_noalloc_through_the_table() -> Result {
+        let file = shmem_file_setup(c"rust_mm_userfaultfd", 2 * PAGE_SIZE as i64)?;
+        kunit::file_write(&file, 0, b"served by rust")?;
+        // SAFETY: A static table lives forever.
+        let ops = unsafe { VmUffdOps::from_raw(&COUNTING) };
+        assert!(ops.has_get_folio_noalloc());
+        let before = LOOKUPS.load(Relaxed);
+        // A hit comes back locked, through the C function pointer and back.
+        let (locked, index) = {
+            let folio = ops.get_folio_noalloc(file.inode(), 0)?;
+            (folio.test_locked(), folio.index())
+        };
+        assert!(locked);
+        assert_eq!(index, 0);
+        // The error of the Rust implementation reaches the caller as an errno.
+        assert_eq!(ops.get_folio_noalloc(file.inode(), 1).err(), Some(ENOENT));
+        assert_eq!(ops.get_folio_noalloc(file.inode(), 5).err(), Some(EINVAL));
+        assert_eq!(LOOKUPS.load(Relaxed), before + 3);
+        // SAFETY: A static table lives forever.
+        let none = unsafe { VmUffdOps::from_raw(&NO_MINOR) };
+        assert_eq!(
+            none.get_folio_noalloc(file.inode(), 0).err(),
+            Some(EOPNOTSUPP)
+        );
+        Ok(())
+    }
+}
