@@ -1,0 +1,490 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * UFFDIO_CONTINUE benchmark, for the implementation currently selected by
+ * debugfs userfaultfd/mfill_impl (the caller switches between them).
+ *
+ *  continue       ns per page of UFFDIO_CONTINUE over ranges of 1, 16, 512
+ *                 and 16384 pages, with the page cache populated through an
+ *                 alias and the range zapped with MADV_DONTNEED between
+ *                 repetitions. Single pages and 16-page ranges are timed in
+ *                 batches of calls, so that the clock is not the cost.
+ *  populate_read  the same ranges mapped by MADV_POPULATE_READ on a mapping
+ *                 that is not registered: a floor for the cost of mapping.
+ *  roundtrip      a minor fault resolved by a handler thread: fault, read
+ *                 the event, CONTINUE, the faulting thread resumes; with 1
+ *                 and 2 faulting threads, median and 99th percentile. All
+ *                 threads run on one CPU so that no CPU idles in between.
+ *
+ * Each of these on 4 KiB-folio shmem (a memfd) and on PMD-sized folios (a
+ * file on a huge=always tmpfs; skipped if one cannot be mounted). Times come
+ * from clock_gettime(CLOCK_MONOTONIC); under QEMU -icount shift=0 that counts
+ * guest instructions. One line per measurement:
+ *
+ *   bench impl=rust test=continue mem=shmem4k pages=512 ... ns_per_page=...
+ *
+ * Usage: uffd-continue-bench [-s SCALE] [-t TEST] [-m MEM]
+ *   -s SCALE  multiply the repetition counts (default 1)
+ *   -t TEST   only this test (continue, populate_read, roundtrip)
+ *   -m MEM    only this memory (shmem4k, thp)
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22
+#endif
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+
+#define MAX_PAGES	16384UL
+#define MAX_SAMPLES	4096
+#define RT_PAGES	512UL	/* pages each faulting thread cycles through */
+
+struct mem {
+	const char *name;
+	int fd;
+	char *area;		/* registered MINOR */
+	char *alias;		/* populates the page cache */
+	char *plain;		/* not registered, for the floor */
+	size_t size;
+};
+
+static size_t page_size;
+static size_t pmd_size = 2UL << 20;
+static double scale = 1.0;
+static const char *only_test, *only_mem;
+static char impl[16] = "unknown";
+static int uffd = -1;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "uffd-continue-bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The value at quantile q (0..1) of n sorted samples. */
+static uint64_t quantile(uint64_t *v, int n, double q)
+{
+	int i = (int)(q * (n - 1) + 0.5);
+
+	return v[i < n ? i : n - 1];
+}
+
+static int reps(int base)
+{
+	int n = (int)(base * scale + 0.5);
+
+	return n < 1 ? 1 : n > MAX_SAMPLES ? MAX_SAMPLES : n;
+}
+
+static bool wanted(const char *test, const char *mem)
+{
+	return (!only_test || !strcmp(only_test, test)) &&
+	       (!only_mem || !strcmp(only_mem, mem));
+}
+
+static char *map_aligned(size_t size, int flags, int fd)
+{
+	char *resv, *p;
+
+	resv = mmap(NULL, size + pmd_size, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (resv == MAP_FAILED)
+		die("mmap");
+	p = (char *)(((uintptr_t)resv + pmd_size - 1) & ~(pmd_size - 1));
+	if (mmap(p, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0) !=
+	    p)
+		die("mmap file");
+	return p;
+}
+
+/* An unnamed file on a huge=always tmpfs mounted in a namespace of ours. */
+static int thp_file(void)
+{
+	static bool unshared;
+	int fd;
+
+	if (!unshared) {
+		if (unshare(CLONE_NEWNS) ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+			return -1;
+		unshared = true;
+	}
+	if (mount("tmpfs", "/tmp", "tmpfs", 0, "huge=always"))
+		return -1;
+	fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	umount2("/tmp", MNT_DETACH);
+	return fd;
+}
+
+/* The value in kB of @field for the mapping at @addr in /proc/self/smaps. */
+static long smaps_kb(void *addr, const char *field)
+{
+	unsigned long start, end;
+	bool in = false;
+	char line[256];
+	long kb = -1;
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
+			continue;
+		}
+		if (in && !strncmp(line, field, strlen(field)) &&
+		    line[strlen(field)] == ':') {
+			kb = atol(line + strlen(field) + 1);
+			break;
+		}
+	}
+	fclose(f);
+	return kb;
+}
+
+/* Sets up a file of MAX_PAGES pages, its page cache filled, and mappings. */
+static bool mem_setup(struct mem *m, const char *name)
+{
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MINOR };
+	size_t i;
+
+	m->name = name;
+	m->size = MAX_PAGES * page_size;
+	if (!strcmp(name, "thp"))
+		m->fd = thp_file();
+	else
+		m->fd = memfd_create("uffd-continue-bench", MFD_CLOEXEC);
+	if (m->fd < 0) {
+		printf("# %s: skipped, cannot create the file (%s)\n", name,
+		       strerror(errno));
+		return false;
+	}
+	if (ftruncate(m->fd, m->size))
+		die("ftruncate");
+	m->alias = map_aligned(m->size, MAP_SHARED, m->fd);
+	m->area = map_aligned(m->size, MAP_SHARED, m->fd);
+	m->plain = map_aligned(m->size, MAP_SHARED, m->fd);
+	for (i = 0; i < m->size; i += page_size)
+		memset(m->alias + i, (int)(i / page_size) | 1, page_size);
+	if (!strcmp(name, "thp") &&
+	    smaps_kb(m->alias, "ShmemPmdMapped") * 1024 != (long)m->size) {
+		printf("# %s: skipped, no PMD-sized folios (ShmemPmdMapped %ld kB)\n",
+		       name, smaps_kb(m->alias, "ShmemPmdMapped"));
+		munmap(m->alias, m->size);
+		munmap(m->area, m->size);
+		munmap(m->plain, m->size);
+		close(m->fd);
+		return false;
+	}
+	reg.range.start = (uintptr_t)m->area;
+	reg.range.len = m->size;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+		die("UFFDIO_REGISTER");
+	return true;
+}
+
+static void mem_teardown(struct mem *m)
+{
+	struct uffdio_range r = { .start = (uintptr_t)m->area, .len = m->size };
+
+	ioctl(uffd, UFFDIO_UNREGISTER, &r);
+	munmap(m->area, m->size);
+	munmap(m->alias, m->size);
+	munmap(m->plain, m->size);
+	close(m->fd);
+}
+
+static void zap(char *addr, size_t len)
+{
+	if (madvise(addr, len, MADV_DONTNEED))
+		die("MADV_DONTNEED");
+}
+
+static void do_continue(char *addr, size_t len)
+{
+	struct uffdio_continue c = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+	};
+
+	if (ioctl(uffd, UFFDIO_CONTINUE, &c) || c.mapped != (__s64)len)
+		die("UFFDIO_CONTINUE");
+}
+
+static void do_populate(char *addr, size_t len)
+{
+	if (madvise(addr, len, MADV_POPULATE_READ))
+		die("MADV_POPULATE_READ");
+}
+
+/*
+ * Times @calls calls of @op over @pages pages each, on consecutive ranges of
+ * @base, zapped first; @n repetitions. Prints ns per page and per call.
+ */
+static void bench_range(struct mem *m, const char *test, char *base,
+			void (*op)(char *, size_t), size_t pages, int calls,
+			int n)
+{
+	static uint64_t t[MAX_SAMPLES];
+	size_t len = pages * page_size;
+	uint64_t t0;
+	int r, c;
+
+	for (r = 0; r < n; r++) {
+		zap(base, len * calls);
+		t0 = now_ns();
+		for (c = 0; c < calls; c++)
+			op(base + c * len, len);
+		t[r] = now_ns() - t0;
+	}
+	qsort(t, n, sizeof(t[0]), cmp_u64);
+	printf("bench impl=%s test=%s mem=%s ", impl, test, m->name);
+	printf("pages=%zu calls=%d reps=%d ns_per_page=%.1f ", pages, calls, n,
+	       (double)quantile(t, n, 0.5) / (pages * calls));
+	printf("ns_per_call=%.1f min_ns_per_page=%.1f\n",
+	       (double)quantile(t, n, 0.5) / calls,
+	       (double)t[0] / (pages * calls));
+	fflush(stdout);
+}
+
+static void bench_ranges(struct mem *m)
+{
+	static const struct {
+		size_t pages;
+		int calls, reps;
+	} sizes[] = {
+		{ 1, 64, 40 },
+		{ 16, 16, 40 },
+		{ 512, 1, 30 },
+		{ MAX_PAGES, 1, 4 },
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		if (wanted("continue", m->name))
+			bench_range(m, "continue", m->area, do_continue,
+				    sizes[i].pages, sizes[i].calls,
+				    reps(sizes[i].reps));
+		if (wanted("populate_read", m->name))
+			bench_range(m, "populate_read", m->plain, do_populate,
+				    sizes[i].pages, sizes[i].calls,
+				    reps(sizes[i].reps));
+	}
+}
+
+/* Minor-fault round trips. */
+
+struct rt {
+	struct mem *m;
+	int nthreads;
+	int samples;		/* per faulting thread */
+	pthread_barrier_t start;
+	uint64_t t[2][MAX_SAMPLES];
+};
+
+struct rt_thread {
+	struct rt *rt;
+	int id;
+};
+
+static void pin_cpu0(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void *rt_faulter(void *arg)
+{
+	struct rt_thread *th = arg;
+	struct rt *rt = th->rt;
+	char *base = rt->m->area + th->id * RT_PAGES * page_size;
+	uint64_t t0;
+	int i;
+
+	pin_cpu0();
+	pthread_barrier_wait(&rt->start);
+	for (i = 0; i < rt->samples; i++) {
+		char *p = base + (i % RT_PAGES) * page_size;
+
+		/* Each thread zaps its own pages when it has used them all. */
+		if (i && !(i % RT_PAGES))
+			zap(base, RT_PAGES * page_size);
+		t0 = now_ns();
+		__atomic_load_n(p, __ATOMIC_RELAXED);
+		rt->t[th->id][i] = now_ns() - t0;
+	}
+	return NULL;
+}
+
+static void *rt_handler(void *arg)
+{
+	struct rt *rt = arg;
+	int todo = rt->nthreads * rt->samples;
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	pin_cpu0();
+	while (todo) {
+		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg)) {
+			if (errno != EAGAIN)
+				die("read uffd");
+			poll(&pfd, 1, -1);
+			continue;
+		}
+		if (msg.event != UFFD_EVENT_PAGEFAULT ||
+		    !(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR))
+			die("unexpected uffd event");
+		do_continue((char *)(uintptr_t)(msg.arg.pagefault.address &
+						~(uint64_t)(page_size - 1)),
+			    page_size);
+		todo--;
+	}
+	return NULL;
+}
+
+static void bench_roundtrip(struct mem *m, int nthreads)
+{
+	static uint64_t all[2 * MAX_SAMPLES];
+	struct rt_thread th[2];
+	pthread_t ft[2], ht;
+	struct rt *rt;
+	int i, n = 0;
+
+	rt = calloc(1, sizeof(*rt));
+	if (!rt)
+		die("calloc");
+	rt->m = m;
+	rt->nthreads = nthreads;
+	rt->samples = reps(600);
+	zap(m->area, m->size);
+	pthread_barrier_init(&rt->start, NULL, nthreads);
+	if (pthread_create(&ht, NULL, rt_handler, rt))
+		die("pthread_create");
+	for (i = 0; i < nthreads; i++) {
+		th[i].rt = rt;
+		th[i].id = i;
+		if (pthread_create(&ft[i], NULL, rt_faulter, &th[i]))
+			die("pthread_create");
+	}
+	for (i = 0; i < nthreads; i++)
+		pthread_join(ft[i], NULL);
+	pthread_join(ht, NULL);
+	pthread_barrier_destroy(&rt->start);
+
+	for (i = 0; i < nthreads; i++) {
+		memcpy(all + n, rt->t[i], rt->samples * sizeof(all[0]));
+		n += rt->samples;
+	}
+	qsort(all, n, sizeof(all[0]), cmp_u64);
+	printf("bench impl=%s test=roundtrip mem=%s threads=%d samples=%d ",
+	       impl, m->name, nthreads, n);
+	printf("median_ns=%llu p99_ns=%llu min_ns=%llu\n",
+	       (unsigned long long)quantile(all, n, 0.5),
+	       (unsigned long long)quantile(all, n, 0.99),
+	       (unsigned long long)all[0]);
+	fflush(stdout);
+	free(rt);
+}
+
+static void read_impl(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/userfaultfd/mfill_impl", "r");
+
+	if (!f)
+		return;
+	if (fscanf(f, "%15s", impl) != 1)
+		snprintf(impl, sizeof(impl), "unknown");
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	static const char * const mems[] = { "shmem4k", "thp" };
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_MINOR_SHMEM,
+	};
+	struct mem m;
+	unsigned int i;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "s:t:m:")) != -1) {
+		switch (opt) {
+		case 's':
+			scale = atof(optarg);
+			break;
+		case 't':
+			only_test = optarg;
+			break;
+		case 'm':
+			only_mem = optarg;
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-s SCALE] [-t TEST] [-m MEM]\n",
+				argv[0]);
+			return 1;
+		}
+	}
+	page_size = sysconf(_SC_PAGESIZE);
+	read_impl();
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api))
+		die("userfaultfd with UFFD_FEATURE_MINOR_SHMEM");
+	printf("# uffd-continue-bench: impl=%s page_size=%zu scale=%g\n", impl,
+	       page_size, scale);
+
+	for (i = 0; i < ARRAY_SIZE(mems); i++) {
+		if (only_mem && strcmp(only_mem, mems[i]))
+			continue;
+		if (!mem_setup(&m, mems[i]))
+			continue;
+		bench_ranges(&m);
+		if (wanted("roundtrip", m.name)) {
+			bench_roundtrip(&m, 1);
+			bench_roundtrip(&m, 2);
+		}
+		mem_teardown(&m);
+	}
+	return 0;
+}
