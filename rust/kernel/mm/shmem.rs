@@ -220,7 +220,9 @@ mod tests {
             kunit::mark_skipped(c"no tmpfs");
             return Ok(());
         };
-        let huge = crate::mm::pgtable::PMD_SIZE as i64;
+        // A PMD-sized folio: PTRS_PER_PTE pages.
+        let ptrs_per_pte = bindings::PTRS_PER_PTE as usize;
+        let huge = (ptrs_per_pte * PAGE_SIZE) as i64;
         let file = tmpfs.file(c"rust_mm_pagecache_thp", 2 * huge)?;
         // A 2 MiB aligned write of 2 MiB makes a PMD-sized folio on a huge=always tmpfs.
         let mut chunk = KVec::with_capacity(huge as usize, GFP_KERNEL)?;
@@ -235,7 +237,7 @@ mod tests {
             kunit::mark_skipped(c"shmem did not allocate a large folio");
             return Ok(());
         }
-        assert_eq!(folio.nr_pages(), crate::mm::pgtable::PTRS_PER_PTE);
+        assert_eq!(folio.nr_pages(), ptrs_per_pte);
         assert_eq!(folio.index(), first);
         assert_eq!(folio.file_page_nr(first + 5), 5);
         let page = folio.file_page(first + 5);
