@@ -37,8 +37,8 @@ pub enum SgpType {
 pub fn shmem_file_setup(name: &CStr, size: i64) -> Result<ARef<File>> {
     let flags = bindings::vma_flags_t::default();
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let file =
-        from_err_ptr(unsafe { bindings::shmem_file_setup(name.as_char_ptr(), size, flags) })?;
+    let file = unsafe { bindings::shmem_file_setup(name.as_char_ptr(), size, flags) };
+    let file = from_err_ptr(file)?;
     // SAFETY: `shmem_file_setup()` returned a new file with one reference, which we now own.
     Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast())) })
 }
