@@ -4,6 +4,8 @@
 # the Rust, the batched Rust and the C implementation in turn, a few rounds
 # each, then a table of the medians and of the ratios to C.
 # Writes $1/bench.txt, $1/bench.json, the raw lines in $1/logs/bench.raw.
+# $2, if given, is the harness option the kernel was built with, for the
+# "command:" line (e.g. --inline-helpers).
 . "$(dirname "$0")/lib.sh"
 guest_setup
 
@@ -45,11 +47,11 @@ for round in $(seq $ROUNDS); do
 done
 [ -w "$SWITCH" ] && echo rust > "$SWITCH"
 
-python3 - "$RAW" "$OUT" "$ROUNDS" "$SCALE" "$(uname -r)" <<'EOF'
+python3 - "$RAW" "$OUT" "$ROUNDS" "$SCALE" "$(uname -r)" \
+	"harness/uffdrs ${2:+$2 }bench" <<'EOF'
 import json, statistics, sys
 
-raw, out, rounds, scale, kernel = sys.argv[1:6]
-COMMAND = "harness/uffdrs bench"
+raw, out, rounds, scale, kernel, COMMAND = sys.argv[1:7]
 QEMU = "-icount shift=0,align=off,sleep=off"
 NOTE = ("Under TCG with -icount shift=0 the guest clock advances one "
         "nanosecond per guest instruction: every \"ns\" here counts guest "
