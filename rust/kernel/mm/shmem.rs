@@ -33,7 +33,7 @@ pub enum SgpType {
 
 /// Creates an unlinked shmem file of `size` bytes on the internal mount (`shmem_file_setup()`).
 ///
-/// The file is accounted as `VM_NORESERVE` would not be: its size is charged up front.
+/// No `VM_NORESERVE` is passed: the whole size is charged to the commit limit up front.
 pub fn shmem_file_setup(name: &CStr, size: i64) -> Result<ARef<File>> {
     let flags = bindings::vma_flags_t::default();
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
