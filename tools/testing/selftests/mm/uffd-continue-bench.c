@@ -76,6 +76,7 @@ static double scale = 1.0;
 static const char *only_test, *only_mem;
 static char impl[16] = "unknown";
 static int uffd = -1;
+static unsigned long eagain_retries;
 
 static void die(const char *what)
 {
@@ -239,14 +240,32 @@ static void zap(char *addr, size_t len)
 		die("MADV_DONTNEED");
 }
 
+/*
+ * EAGAIN is part of the contract: the PTE table can go away under the call
+ * (khugepaged collapsing a PTE-mapped THP of the file, a reclaimed empty
+ * table), and the caller goes on from where it stopped, as a VMM does.
+ */
 static void do_continue(char *addr, size_t len)
 {
-	struct uffdio_continue c = {
-		.range = { .start = (uintptr_t)addr, .len = len },
-	};
+	struct uffdio_continue c;
 
-	if (ioctl(uffd, UFFDIO_CONTINUE, &c) || c.mapped != (__s64)len)
-		die("UFFDIO_CONTINUE");
+	for (;;) {
+		c = (struct uffdio_continue) {
+			.range = { .start = (uintptr_t)addr, .len = len },
+		};
+		if (!ioctl(uffd, UFFDIO_CONTINUE, &c)) {
+			if (c.mapped != (__s64)len)
+				die("UFFDIO_CONTINUE mapped less than asked");
+			return;
+		}
+		if (errno != EAGAIN)
+			die("UFFDIO_CONTINUE");
+		eagain_retries++;
+		if (c.mapped > 0) {
+			addr += c.mapped;
+			len -= c.mapped;
+		}
+	}
 }
 
 static void do_populate(char *addr, size_t len)
@@ -486,5 +505,6 @@ int main(int argc, char **argv)
 		}
 		mem_teardown(&m);
 	}
+	printf("# UFFDIO_CONTINUE retried after EAGAIN: %lu\n", eagain_retries);
 	return 0;
 }
