@@ -34,7 +34,7 @@ for impl in $IMPLS; do
 			before[$k]=$(stat $k)
 		done
 	fi
-	run_tap "uffd-unit-tests[$impl]" 900 "$ST/uffd-unit-tests"
+	run_tap "uffd-unit-tests[$impl]" 1800 "$ST/uffd-unit-tests"
 	for mem in anon shmem shmem-private; do
 		run_one "uffd-stress $mem 32 16 [$impl]" 600 "$ST/uffd-stress" "$mem" 32 16
 	done
