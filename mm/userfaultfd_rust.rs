@@ -3,8 +3,9 @@
 //! Userfaultfd fills in Rust: `UFFDIO_CONTINUE`, and the PTE installation of every fill mode.
 //!
 //! This is the counterpart of `mfill_atomic_pte_continue()` and `mfill_atomic_install_pte()` in
-//! `mm/userfaultfd.c`, which calls it when `CONFIG_USERFAULTFD_RUST` is enabled and the debugfs
-//! switch `userfaultfd/mfill_impl` says `rust`. The C caller keeps what it owns: parsing the
+//! `mm/userfaultfd.c`, which calls it instead of them when `CONFIG_USERFAULTFD_RUST` is enabled
+//! (with `CONFIG_USERFAULTFD_RUST_TEST`, when the debugfs switch `userfaultfd/mfill_impl` says
+//! `rust` or `rust-batch`). The C caller keeps what it owns: parsing the
 //! ioctl, locking the VMA, `mmap_changing`, establishing the PMD, the per-page loop, the write
 //! barrier, `mapped` and the wake-ups. This file handles one page at a time:
 //!
@@ -23,11 +24,11 @@ use kernel::{
     ffi::{c_int, c_ulong},
     mm::{
         folio::{page_folio, LockedFolio, NewAnonFolio},
-        pgtable::{Pmd, Pte, PteKind},
+        pgtable::{Pmd, VmaPteMapped},
         userfaultfd::UffdFlags,
-        virt::{flags, VmaRef},
+        virt::VmaRef,
     },
-    page::{BorrowedPage, Page, PAGE_SIZE},
+    page::PAGE_SIZE,
     prelude::*,
 };
 
@@ -43,14 +44,6 @@ pub enum MfillFolio {
 }
 
 impl MfillFolio {
-    /// Returns the `nr`th page of the folio.
-    fn page(&self, nr: usize) -> Option<BorrowedPage<'_>> {
-        match self {
-            MfillFolio::PageCache(folio) => folio.page(nr),
-            MfillFolio::NewAnon(folio) => folio.page(nr),
-        }
-    }
-
     /// Gives the folio back to C, as it was before the call.
     fn into_raw(self) -> *mut bindings::folio {
         match self {
@@ -76,118 +69,89 @@ fn mfill_file_over_size(vma: &VmaRef, dst_addr: usize) -> bool {
     mfill_max_off(vma).is_some_and(|max_off| vma.linear_page_index(dst_addr) >= max_off)
 }
 
-/// Returns whether a fill may replace a page table entry of this kind.
+/// Looks up the folio that holds the file offset `dst_addr` maps, for `UFFDIO_CONTINUE`.
 ///
-/// Only an empty entry or a userfaultfd marker may be replaced: with both MISSING and WP
-/// registered, an empty entry may have been write-protected (uffd-wp marker) before the page
-/// was filled; a poison marker is replaced as well. Everything else is someone's mapping or
-/// state and must not be overwritten.
-fn mfill_may_replace(kind: PteKind) -> bool {
-    match kind {
-        PteKind::None => true,
-        PteKind::Marker(marker) => marker.is_uffd(),
-        PteKind::Present
-        | PteKind::Swap
-        | PteKind::MigrationRead
-        | PteKind::MigrationReadExclusive
-        | PteKind::MigrationWrite
-        | PteKind::DevicePrivateRead
-        | PteKind::DevicePrivateWrite
-        | PteKind::DeviceExclusive
-        | PteKind::HwPoison
-        | PteKind::Unknown => false,
-    }
-}
-
-/// Builds the PTE that maps `page` into `vma` for a fill.
-///
-/// Dirty; writable if the VMA is writable, except that a page-cache page is never mapped
-/// writable into a private mapping (a write must copy it first); write-protected with the
-/// userfaultfd bit for `MFILL_ATOMIC_WP`.
-fn mfill_mk_pte(vma: &VmaRef, page: &Page, page_in_cache: bool, flags: UffdFlags) -> Pte {
-    let vm_flags = vma.flags();
-    let writable =
-        vm_flags & flags::WRITE != 0 && (!page_in_cache || vm_flags & flags::SHARED != 0);
-    let mut pte = Pte::mk_pte(page, vma.page_prot()).mkdirty();
-    if writable {
-        pte = pte.mkwrite(vma);
-    }
-    if flags.wp() {
-        pte = pte.mkuffd();
-    }
-    pte
-}
-
-/// Maps page `page_nr` of `folio` at `dst_addr` (`mfill_atomic_install_pte()`).
-///
-/// The PTE is built by [`mfill_mk_pte`]. Under the PTE table lock, the file size is checked
-/// again (`EFAULT` beyond the end of the file) and the old entry must be one that
-/// [`mfill_may_replace`] accepts (`EEXIST` otherwise). If the PTE table is gone, the error is
-/// `EAGAIN`.
-///
-/// On success the PTE owns the folio reference and a page-cache folio is unlocked. On failure
-/// the folio comes back with the error, in the state it was passed in.
-pub fn mfill_atomic_install_pte(
-    pmd: &Pmd<'_>,
-    dst_addr: usize,
-    folio: MfillFolio,
-    page_nr: usize,
-    flags: UffdFlags,
-) -> Result<(), (Error, MfillFolio)> {
-    let vma = pmd.vma();
-    let page_in_cache = matches!(folio, MfillFolio::PageCache(_));
-    let pte = match folio.page(page_nr) {
-        Some(page) => mfill_mk_pte(vma, &page, page_in_cache, flags),
-        None => return Err((EINVAL, folio)),
-    };
-
-    let Some(mut ptes) = pmd.pte_offset_map_lock(dst_addr) else {
-        return Err((EAGAIN, folio));
-    };
-
-    if mfill_file_over_size(vma, dst_addr) {
-        return Err((EFAULT, folio));
-    }
-
-    if !mfill_may_replace(ptes.ptep_get().kind()) {
-        return Err((EEXIST, folio));
-    }
-
-    match folio {
-        MfillFolio::PageCache(folio) => ptes
-            .set_ptes_file(folio, page_nr, 1, pte)
-            .map_err(|(e, folio)| (e, MfillFolio::PageCache(folio))),
-        MfillFolio::NewAnon(folio) => ptes
-            .set_pte_new_anon(folio, pte)
-            .map_err(|(e, folio)| (e, MfillFolio::NewAnon(folio))),
-    }
-}
-
-/// Resolves a minor fault at `dst_addr` (`mfill_atomic_pte_continue()`).
-///
-/// Looks the folio up in the page cache of the VMA's file with the memory type's
-/// `get_folio_noalloc()`: a fallocated folio is zeroed and returned, a swapped-out one swapped
-/// in. Any lookup failure (a hole, beyond the end of the file, an I/O error) is `EFAULT`, which
-/// is what the caller reports. A hardware-poisoned page is `EIO`. Then the page that holds the
-/// offset, and only that page, is mapped with [`mfill_atomic_install_pte`].
-pub fn mfill_atomic_pte_continue(pmd: &Pmd<'_>, dst_addr: usize, flags: UffdFlags) -> Result {
-    let vma = pmd.vma();
+/// The lookup is the memory type's `get_folio_noalloc()`: a fallocated folio is zeroed and
+/// returned, a swapped-out one swapped in. Any lookup failure (a hole, beyond the end of the
+/// file, an I/O error) is `EFAULT`; a hardware-poisoned page is `EIO`. The folio comes back
+/// locked and with a reference.
+fn mfill_get_folio(vma: &VmaRef, dst_addr: usize) -> Result<LockedFolio> {
     let (Some(ops), Some(file)) = (vma.uffd_ops(), vma.file()) else {
-        // The caller only gets here for VMAs whose memory type supports minor faults.
-        kernel::warn_on!(true);
-        return Err(EOPNOTSUPP);
+        // The C core only gets here for VMAs whose memory type supports minor faults.
+        return Err(EINVAL);
     };
     let pgoff = vma.linear_page_index(dst_addr);
     let folio = ops
         .get_folio_noalloc(file.inode(), pgoff)
         .map_err(|_| EFAULT)?;
-    let page_nr = folio.file_page_nr(pgoff);
-    if folio.page_hwpoison(page_nr) {
+    if folio.page_hwpoison(folio.file_page_nr(pgoff)) {
         // Dropping the folio unlocks it and puts the reference.
         return Err(EIO);
     }
-    mfill_atomic_install_pte(pmd, dst_addr, MfillFolio::PageCache(folio), page_nr, flags)
-        .map_err(|(e, _folio)| e)
+    Ok(folio)
+}
+
+/// Maps a folio at the address of `pmd` (`mfill_atomic_install_pte()`).
+///
+/// A page-cache folio is mapped at the page the VMA maps there, a new anonymous folio as is;
+/// the PTE is built by the installation from the VMA and `flags` (see
+/// [`PteTableGuard::set_ptes_file`]). Under the PTE table lock, the file size is checked again
+/// (`EFAULT` beyond the end of the file) and the old entry must be one a fill may replace
+/// (`EEXIST` otherwise). If the PTE table is gone, the error is `EAGAIN`.
+///
+/// On success the PTE owns the folio reference and a page-cache folio is unlocked. On failure
+/// the folio comes back with the error, in the state it was passed in.
+///
+/// [`PteTableGuard::set_ptes_file`]: kernel::mm::pgtable::PteTableGuard::set_ptes_file
+pub fn mfill_atomic_install_pte(
+    pmd: &Pmd<'_>,
+    folio: MfillFolio,
+    flags: UffdFlags,
+) -> Result<(), (Error, MfillFolio)> {
+    let Some(mut ptes) = pmd.pte_offset_map_lock() else {
+        return Err((EAGAIN, folio));
+    };
+    if mfill_file_over_size(pmd.vma(), pmd.addr()) {
+        return Err((EFAULT, folio));
+    }
+    match folio {
+        MfillFolio::PageCache(folio) => ptes
+            .set_ptes_file(folio, 1, flags.wp())
+            .map_err(|(e, folio)| (e, MfillFolio::PageCache(folio))),
+        MfillFolio::NewAnon(folio) => ptes
+            .set_pte_new_anon(folio, flags.wp())
+            .map_err(|(e, folio)| (e, MfillFolio::NewAnon(folio))),
+    }
+}
+
+/// Resolves a minor fault at the address of `pmd` (`mfill_atomic_pte_continue()`).
+///
+/// Looks the folio up with [`mfill_get_folio`], then maps the page that holds the offset, and
+/// only that page, with [`mfill_atomic_install_pte`].
+pub fn mfill_atomic_pte_continue(pmd: &Pmd<'_>, flags: UffdFlags) -> Result {
+    let folio = mfill_get_folio(pmd.vma(), pmd.addr())?;
+    mfill_atomic_install_pte(pmd, MfillFolio::PageCache(folio), flags).map_err(|(e, _folio)| e)
+}
+
+/// The checked prologue of the C entry points: the VMA and PMD entry of a fill step.
+///
+/// # Safety
+///
+/// `dst_vma` must be read-locked (VMA lock or mmap read lock) for `'a`, in its mm's VMA tree,
+/// and a VMA the C fill paths install PTEs in (not hugetlb; registered with userfaultfd, which
+/// excludes `VM_PFNMAP`, `VM_IO` and `VM_MIXEDMAP`); `dst_addr` must be a page-aligned address
+/// inside it and `dst_pmd` NULL or the established PMD entry for `dst_addr`.
+#[inline]
+unsafe fn mfill_pmd<'a>(
+    dst_vma: *mut bindings::vm_area_struct,
+    dst_pmd: *mut bindings::pmd_t,
+    dst_addr: c_ulong,
+) -> Result<Pmd<'a>> {
+    let dst_pmd = core::ptr::NonNull::new(dst_pmd).ok_or(EINVAL)?;
+    // SAFETY: The caller guarantees the invariants of `VmaPteMapped` for 'a.
+    let vma = unsafe { VmaPteMapped::from_raw(dst_vma) };
+    // SAFETY: The caller established `dst_pmd` for `dst_addr` in `vma`, which stays locked.
+    Ok(unsafe { Pmd::from_raw(vma, dst_pmd, dst_addr as usize) })
 }
 
 /// `rust_mfill_atomic_pte_continue()`: [`mfill_atomic_pte_continue`] for C.
@@ -196,8 +160,7 @@ pub fn mfill_atomic_pte_continue(pmd: &Pmd<'_>, dst_addr: usize, flags: UffdFlag
 ///
 /// # Safety
 ///
-/// `dst_vma` must be read-locked (VMA lock or mmap read lock) for the duration of the call,
-/// `dst_addr` inside it, and `dst_pmd` the established PMD entry for `dst_addr`.
+/// As for [`mfill_pmd`], for the duration of the call.
 #[export]
 pub unsafe extern "C" fn rust_mfill_atomic_pte_continue(
     dst_vma: *mut bindings::vm_area_struct,
@@ -205,14 +168,10 @@ pub unsafe extern "C" fn rust_mfill_atomic_pte_continue(
     dst_addr: c_ulong,
     flags: bindings::uffd_flags_t,
 ) -> c_int {
-    // SAFETY: The caller holds the VMA read lock for the duration of the call.
-    let vma = unsafe { VmaRef::from_raw(dst_vma) };
-    let Some(dst_pmd) = core::ptr::NonNull::new(dst_pmd) else {
-        return EINVAL.to_errno();
-    };
-    // SAFETY: The caller established `dst_pmd` for `dst_addr` in `vma`, which stays locked.
-    let pmd = unsafe { Pmd::from_raw(vma, dst_pmd, dst_addr) };
-    match mfill_atomic_pte_continue(&pmd, dst_addr, UffdFlags::from_raw(flags)) {
+    // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
+    let res = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }
+        .and_then(|pmd| mfill_atomic_pte_continue(&pmd, UffdFlags::from_raw(flags)));
+    match res {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -226,11 +185,10 @@ pub unsafe extern "C" fn rust_mfill_atomic_pte_continue(
 ///
 /// # Safety
 ///
-/// `dst_vma` must be read-locked for the duration of the call, `dst_addr` inside it, and
-/// `dst_pmd` the established PMD entry for `dst_addr`. `page` must be a page of a folio that is
-/// either in the page cache and locked, or new and meant to become anonymous memory of
-/// `dst_vma` (see [`NewAnonFolio`]); the caller holds one reference, which the new PTE takes
-/// over on success.
+/// As for [`mfill_pmd`], for the duration of the call. `page` must be a page of a folio that is
+/// either in the page cache of `dst_vma`'s file, at the offset `dst_addr` maps, and locked, or
+/// new and meant to become anonymous memory of `dst_vma` (see [`NewAnonFolio`]); the caller
+/// holds one reference, which the new PTE takes over on success.
 #[export]
 pub unsafe extern "C" fn rust_mfill_atomic_install_pte(
     dst_pmd: *mut bindings::pmd_t,
@@ -239,17 +197,16 @@ pub unsafe extern "C" fn rust_mfill_atomic_install_pte(
     page: *mut bindings::page,
     flags: bindings::uffd_flags_t,
 ) -> c_int {
-    // SAFETY: The caller holds the VMA read lock for the duration of the call.
-    let vma = unsafe { VmaRef::from_raw(dst_vma) };
-    let (Some(dst_pmd), false) = (core::ptr::NonNull::new(dst_pmd), page.is_null()) else {
+    if page.is_null() {
         return EINVAL.to_errno();
+    }
+    // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
+    let pmd = match unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) } {
+        Ok(pmd) => pmd,
+        Err(e) => return e.to_errno(),
     };
-    // SAFETY: The caller established `dst_pmd` for `dst_addr` in `vma`, which stays locked.
-    let pmd = unsafe { Pmd::from_raw(vma, dst_pmd, dst_addr) };
     // SAFETY: `page` belongs to a folio on which the caller holds a reference.
     let folio = unsafe { page_folio(page) };
-    // SAFETY: `page` is valid.
-    let page_nr = unsafe { bindings::page_to_pfn(page) } - folio.pfn();
     // SAFETY: `folio` is valid and non-NULL.
     let raw = unsafe { core::ptr::NonNull::new_unchecked(folio.as_ptr()) };
     let folio = if folio.mapping().is_some() {
@@ -258,10 +215,10 @@ pub unsafe extern "C" fn rust_mfill_atomic_install_pte(
         MfillFolio::PageCache(unsafe { LockedFolio::from_raw(raw) })
     } else {
         // SAFETY: A folio outside the page cache passed here is a new folio for anonymous
-        // memory; the caller lends us its reference, and gets it back on failure.
-        MfillFolio::NewAnon(unsafe { NewAnonFolio::from_raw(raw) })
+        // memory of the VMA's mm; the caller lends us its reference, and gets it back on failure.
+        MfillFolio::NewAnon(unsafe { NewAnonFolio::from_raw(raw, pmd.vma().mm()) })
     };
-    match mfill_atomic_install_pte(&pmd, dst_addr, folio, page_nr, UffdFlags::from_raw(flags)) {
+    match mfill_atomic_install_pte(&pmd, folio, UffdFlags::from_raw(flags)) {
         Ok(()) => 0,
         Err((e, folio)) => {
             let _ = folio.into_raw();
@@ -275,12 +232,15 @@ pub unsafe extern "C" fn rust_mfill_atomic_install_pte(
 mod tests {
     use super::*;
     use kernel::{
+        error::{from_err_ptr, to_result},
         fs::File,
         mm::{
             folio::Folio,
             kunit::{self, prot},
-            pgtable::{MmCounter, PteMarker, PMD_SIZE, PTRS_PER_PTE},
+            pgtable::{MmCounter, Pte, PteKind, PteMarker, PMD_SIZE, PTRS_PER_PTE},
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
+            userfaultfd::{UffdOps, UffdOpsVtable},
+            virt::{flags as vm, vm_flags_t},
         },
         str::CStr,
         sync::aref::ARef,
@@ -288,10 +248,58 @@ mod tests {
 
     pub(crate) const PS: i64 = PAGE_SIZE as i64;
 
+    /// A userfaultfd context on the test's mm (`uffd_kunit_open()`), as
+    /// `userfaultfd(UFFD_USER_MODE_ONLY)` makes it: a fault the kernel takes on a registered range
+    /// fails instead of waiting for a handler. Released (and the ranges unregistered) on drop.
+    pub(crate) struct Uffd {
+        file: ARef<File>,
+    }
+
+    impl Uffd {
+        pub(crate) fn new() -> Result<Self> {
+            // SAFETY: Called from a KUnit test with an mm attached.
+            let file = from_err_ptr(unsafe { bindings::uffd_kunit_open() })?;
+            // SAFETY: The new file comes with one reference, which we own.
+            let file: ARef<File> =
+                unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast())) };
+            // SAFETY: `file` is a userfaultfd file.
+            to_result(unsafe { bindings::uffd_kunit_api(file.as_ptr(), 0) } as i32)?;
+            Ok(Self { file })
+        }
+
+        /// Registers `len` bytes at `addr` for the modes in `vm_flags` (`UFFDIO_REGISTER`).
+        pub(crate) fn register(&self, addr: usize, len: usize, vm_flags: vm_flags_t) -> Result {
+            // SAFETY: `file` is a userfaultfd file of the current mm.
+            to_result(unsafe {
+                bindings::uffd_kunit_register(self.file.as_ptr(), addr, len, vm_flags)
+            } as i32)
+        }
+
+        /// `UFFDIO_COPY`: the result and the `copy` field.
+        pub(crate) fn copy(&self, dst: usize, src: usize, len: usize) -> (Result, i64) {
+            let mut copy = 0;
+            // SAFETY: `file` is a userfaultfd file of the current mm; `copy` is writable.
+            let ret =
+                unsafe { bindings::uffd_kunit_copy(self.file.as_ptr(), dst, src, len, false, &mut copy) };
+            (to_result(ret as i32), copy)
+        }
+
+        /// `UFFDIO_ZEROPAGE`: the result and the `zeropage` field.
+        pub(crate) fn zeropage(&self, start: usize, len: usize) -> (Result, i64) {
+            let mut zeropage = 0;
+            // SAFETY: `file` is a userfaultfd file of the current mm; `zeropage` is writable.
+            let ret = unsafe {
+                bindings::uffd_kunit_zeropage(self.file.as_ptr(), start, len, &mut zeropage)
+            };
+            (to_result(ret as i32), zeropage)
+        }
+    }
+
     /// A shmem file mapped into the KUnit mm.
     pub(crate) struct Mapping {
         pub(crate) file: ARef<File>,
         pub(crate) addr: usize,
+        pub(crate) _uffd: Option<Uffd>,
     }
 
     /// Creates a shmem file of `size` pages whose pages `written` hold "page N", and maps
@@ -318,7 +326,26 @@ mod tests {
             },
             0,
         )?;
-        Ok(Mapping { file, addr })
+        Ok(Mapping {
+            file,
+            addr,
+            _uffd: None,
+        })
+    }
+
+    /// Like [`setup`], with the whole mapping registered for minor faults and write protection.
+    pub(crate) fn setup_registered(
+        size: usize,
+        written: &[usize],
+        map_pages: usize,
+        rw: bool,
+        shared: bool,
+    ) -> Result<Mapping> {
+        let mut m = setup(size, written, map_pages, rw, shared)?;
+        let uffd = Uffd::new()?;
+        uffd.register(m.addr, map_pages * PAGE_SIZE, vm::UFFD_MINOR | vm::UFFD_WP)?;
+        m._uffd = Some(uffd);
+        Ok(m)
     }
 
     /// The contents the tests write at the start of page `n`.
@@ -338,34 +365,47 @@ mod tests {
         UffdFlags::from_raw(f)
     }
 
-    /// Resolves a minor fault at `addr` the way `mfill_atomic()` does for one page: VMA read
-    /// lock, PMD established, then the Rust CONTINUE.
-    pub(crate) fn do_continue(addr: usize, wp: bool) -> Result {
+    /// Runs `f` on the PMD entry for `addr`, established under the mmap read lock, as
+    /// `mfill_atomic()` has it for one page.
+    pub(crate) fn with_pmd<R>(addr: usize, f: impl FnOnce(&Pmd<'_>) -> Result<R>) -> Result<R> {
         let mm = kunit::current_mm()?;
         let mmap = mm.mmap_read_lock();
         let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
-        let pmd = Pmd::establish(vma, addr)?;
-        mfill_atomic_pte_continue(&pmd, addr, flags(wp))
+        let pmd = Pmd::establish(vma.as_pte_mapped().ok_or(EINVAL)?, addr)?;
+        f(&pmd)
+    }
+
+    /// Resolves a minor fault at `addr` the way `mfill_atomic()` does for one page.
+    pub(crate) fn do_continue(addr: usize, wp: bool) -> Result {
+        with_pmd(addr, |pmd| mfill_atomic_pte_continue(pmd, flags(wp)))
     }
 
     /// Reads the PTE at `addr`.
     pub(crate) fn pte_at(addr: usize) -> Result<Pte> {
-        let mm = kunit::current_mm()?;
-        let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
-        let pmd = Pmd::establish(vma, addr)?;
-        let ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
-        Ok(ptes.ptep_get())
+        with_pmd(addr, |pmd| Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get()))
     }
 
     /// Writes a marker into the empty PTE at `addr`.
     pub(crate) fn set_marker(addr: usize, marker: PteMarker) -> Result {
-        let mm = kunit::current_mm()?;
-        let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
-        let pmd = Pmd::establish(vma, addr)?;
-        let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
-        ptes.set_pte_marker(marker)
+        with_pmd(addr, |pmd| {
+            pmd.pte_offset_map_lock()
+                .ok_or(EAGAIN)?
+                .set_pte_marker(marker)
+        })
+    }
+
+    /// Returns the folio the PTE at `addr` maps, with a reference of its own.
+    pub(crate) fn mapped_folio(addr: usize) -> Result<ARef<Folio>> {
+        with_pmd(addr, |pmd| {
+            let ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            let pte = ptes.ptep_get();
+            if !pte.present() {
+                return Err(ENOENT);
+            }
+            // SAFETY: The PTE maps the page and holds a reference on its folio, and the PTE
+            // table lock keeps the entry in place until the new reference is taken.
+            Ok(unsafe { kunit::folio_of_mapped_pfn(pte.pfn()) })
+        })
     }
 
     /// Looks up the page-cache folio at `index` (unlocked, with a reference).
@@ -454,7 +494,7 @@ mod tests {
 
     #[test]
     fn mode_wp() -> Result {
-        let m = setup(1, &[0], 1, true, true)?;
+        let m = setup_registered(1, &[0], 1, true, true)?;
         assert_eq!(do_continue(m.addr, true), Ok(()));
         let pte = pte_at(m.addr)?;
         assert!(pte.present() && pte.uffd() && !pte.write() && pte.dirty());
@@ -510,7 +550,7 @@ mod tests {
 
     #[test]
     fn markers() -> Result {
-        let m = setup(3, &[0, 1, 2], 3, true, true)?;
+        let m = setup_registered(3, &[0, 1, 2], 3, true, true)?;
         assert_eq!(set_marker(m.addr, PteMarker::UFFD_WP), Ok(()));
         assert_eq!(set_marker(m.addr + PAGE_SIZE, PteMarker::POISONED), Ok(()));
         assert_eq!(set_marker(m.addr + 2 * PAGE_SIZE, PteMarker::GUARD), Ok(()));
@@ -543,7 +583,7 @@ mod tests {
         // SAFETY: As above.
         unsafe { bindings::ClearPageHWPoison(page.as_ptr()) };
         if !cfg!(CONFIG_MEMORY_FAILURE) {
-            kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
+            kernel::kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
             return Ok(());
         }
         assert_eq!(res, Err(EIO));
@@ -563,7 +603,7 @@ mod tests {
     /// had.
     pub(crate) fn thp_file(name: &CStr) -> Result<Option<ThpFile>> {
         let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
-            kunit::mark_skipped(c"no tmpfs");
+            kernel::kunit::mark_skipped(c"no tmpfs");
             return Ok(None);
         };
         let file = tmpfs.file(name, PMD_SIZE as i64)?;
@@ -577,7 +617,7 @@ mod tests {
             .ok_or(ENOENT)?
             .unlock();
         if !folio.test_large() {
-            kunit::mark_skipped(c"shmem did not allocate a large folio");
+            kernel::kunit::mark_skipped(c"shmem did not allocate a large folio");
             return Ok(None);
         }
         // SAFETY: Always safe to call from process context.
@@ -633,31 +673,30 @@ mod tests {
         // Writing to page 0 copies it, which gives the VMA its anon_vma, as
         // `anon_vma_prepare()` does for the C caller.
         kunit::write_user(m.addr, b"cow")?;
+        let uffd = Uffd::new()?;
+        uffd.register(m.addr, 2 * PAGE_SIZE, vm::UFFD_WP)?;
         let addr = m.addr + PAGE_SIZE;
         let mm = kunit::current_mm()?;
         let anon = mm.get_mm_counter_sum(MmCounter::AnonPages);
-        let (res, held, again) = {
-            let mmap = mm.mmap_read_lock();
-            let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
-            let pmd = Pmd::establish(vma, addr)?;
-            let folio = NewAnonFolio::alloc_zeroed(vma, addr)?;
-            let held: ARef<Folio> = ARef::from(&*folio);
-            let res =
-                mfill_atomic_install_pte(&pmd, addr, MfillFolio::NewAnon(folio), 0, flags(true));
-            let folio2 = NewAnonFolio::alloc_zeroed(vma, addr)?;
-            let again =
-                mfill_atomic_install_pte(&pmd, addr, MfillFolio::NewAnon(folio2), 0, flags(false));
-            (res.map_err(|(e, _)| e), held, again.err().map(|(e, _)| e))
-        };
+        let (res, pfn, again) = with_pmd(addr, |pmd| {
+            let folio = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
+            let pfn = folio.pfn();
+            let res = mfill_atomic_install_pte(pmd, MfillFolio::NewAnon(folio), flags(true));
+            let folio2 = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
+            let again = mfill_atomic_install_pte(pmd, MfillFolio::NewAnon(folio2), flags(false));
+            Ok((res.map_err(|(e, _)| e), pfn, again.err().map(|(e, _)| e)))
+        })?;
         assert_eq!(res, Ok(()));
         assert_eq!(again, Some(EEXIST));
+        let held = mapped_folio(addr)?;
         // SAFETY: Always safe to call.
         unsafe { bindings::lru_add_drain_all() };
         assert!(held.test_anon() && held.test_lru());
         assert_eq!(held.mapcount(), 1);
+        assert_eq!(held.pfn(), pfn);
         assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon + 1);
         let pte = pte_at(addr)?;
-        assert_eq!(pte.pfn(), held.pfn());
+        assert_eq!(pte.pfn(), pfn);
         // A new anonymous page is writable in a private writable VMA; MODE_WP protects it.
         assert!(pte.present() && pte.uffd() && !pte.write() && pte.dirty());
         assert_eq!(read8(addr)?, [0u8; 8]);
@@ -674,7 +713,7 @@ mod tests {
         let install = |folio: LockedFolio| -> Result<(c_int, *mut bindings::folio)> {
             let mmap = mm.mmap_read_lock();
             let vma = mmap.vma_lookup(m.addr).ok_or(ENOENT)?;
-            let pmd = Pmd::establish(vma, m.addr)?;
+            let pmd = Pmd::establish(vma.as_pte_mapped().ok_or(EINVAL)?, m.addr)?;
             let raw = folio.into_raw().as_ptr();
             // SAFETY: The VMA is read-locked and the PMD established; the folio is locked and
             // the caller's reference is lent to the call.
@@ -707,5 +746,72 @@ mod tests {
         assert_eq!(after_second, (true, refs + 1));
         assert_eq!(kunit::settled_ref_count(&held), refs);
         Ok(())
+    }
+
+    /// A memory type written in Rust that serves minor faults from shmem, through
+    /// [`UffdOpsVtable`]: its table has no `alloc_folio()`.
+    struct MinorOnly;
+
+    #[vtable]
+    impl UffdOps for MinorOnly {
+        fn get_folio_noalloc(
+            inode: &kernel::fs::inode::Inode,
+            pgoff: kernel::mm::folio::PgOff,
+        ) -> Result<LockedFolio> {
+            shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        }
+    }
+
+    static MINOR_ONLY: bindings::vm_uffd_ops = UffdOpsVtable::<MinorOnly>::VTABLE;
+
+    /// `UFFDIO_COPY` and `UFFDIO_ZEROPAGE` into a shared mapping of a memory type without
+    /// `alloc_folio()` get `EINVAL` from the C core, before anything is allocated or mapped,
+    /// instead of a call through a NULL pointer; `UFFDIO_CONTINUE` goes through its table.
+    #[test]
+    fn misuse_copy_without_alloc_folio() -> Result {
+        let m = setup(3, &[2], 3, true, true)?;
+        // SAFETY: The table is static; the test's mm is attached.
+        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &MINOR_ONLY) })?;
+        let uffd = Uffd::new()?;
+        // Registration asks the Rust table (`can_userfault()`).
+        assert_eq!(
+            uffd.register(m.addr, 3 * PAGE_SIZE, vm::UFFD_MISSING),
+            Err(EINVAL)
+        );
+        uffd.register(m.addr, 3 * PAGE_SIZE, vm::UFFD_MINOR)?;
+        let src = kunit::vm_mmap(None, PAGE_SIZE, prot::READ | prot::WRITE, prot::MAP_PRIVATE, 0)?;
+        kunit::write_user(src, b"copied!!")?;
+        let mm = kunit::current_mm()?;
+        let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
+        assert_eq!(
+            uffd.copy(m.addr, src, PAGE_SIZE),
+            (Err(EINVAL), EINVAL.to_errno() as i64)
+        );
+        assert_eq!(
+            uffd.zeropage(m.addr + PAGE_SIZE, PAGE_SIZE),
+            (Err(EINVAL), EINVAL.to_errno() as i64)
+        );
+        // Nothing was mapped or added to the page cache.
+        assert!(pte_at(m.addr)?.none() && pte_at(m.addr + PAGE_SIZE)?.none());
+        for index in 0..2 {
+            assert!(shmem_get_folio(m.file.inode(), index, 0, SgpType::Read)?.is_none());
+        }
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem);
+        // Minor faults are resolved through the Rust table.
+        assert!(pmd_vma_uffd_ops_is(m.addr, &MINOR_ONLY)?);
+        assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
+        assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, tag(2));
+        assert_eq!(do_continue(m.addr, false), Err(EFAULT));
+        Ok(())
+    }
+
+    /// Returns whether the VMA at `addr` has `ops` as its userfaultfd operations.
+    fn pmd_vma_uffd_ops_is(addr: usize, ops: &bindings::vm_uffd_ops) -> Result<bool> {
+        with_pmd(addr, |pmd| {
+            Ok(pmd
+                .vma()
+                .uffd_ops()
+                .is_some_and(|o| core::ptr::eq(o.as_ptr(), ops)))
+        })
     }
 }

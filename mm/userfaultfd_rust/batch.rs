@@ -3,62 +3,52 @@
 //! Batched `UFFDIO_CONTINUE`: as many pages as one step can map under one PTE table lock.
 //!
 //! `mm/userfaultfd.c` calls this instead of the page-by-page step when `userfaultfd/mfill_impl`
-//! says `rust-batch`. The checks are those of [`mfill_atomic_install_pte`], page by page; only the
-//! locking and the page table updates are shared.
+//! says `rust-batch`. The lookup of the first page and the installation checks are those of
+//! [`mfill_atomic_pte_continue`], page by page; only the locking and the page table updates are
+//! shared.
 
 use super::*;
-use kernel::{ffi::c_long, mm::shmem::shmem_get_folio_nowait};
+use kernel::mm::shmem::shmem_get_folio_nowait;
 
-/// Resolves minor faults from `dst_addr` on, as many pages as one step can map
+/// Resolves minor faults from the address of `pmd` on, as many pages as one step can map
 /// (`UFFDIO_CONTINUE` with batched PTE installation).
 ///
 /// The first page is handled exactly as by [`mfill_atomic_pte_continue`], with the memory type's
 /// `get_folio_noalloc()`, and its errors are returned. Then, under the same PTE table lock, the
 /// following pages up to `dst_end`, the end of the PTE table and the end of the file are mapped
-/// as long as each one would succeed on its own: the rest of a large folio with one `set_ptes()`,
-/// and, for shmem, the next folios that are in the page cache, uptodate and unlocked (found
-/// without sleeping by [`shmem_get_folio_nowait`]). The first page that would fail, or whose
-/// lookup would have to sleep, ends the step; the caller's loop then handles that page on its
-/// own, so the outcome is the one the page-by-page loop gives. Each page is checked as
-/// [`mfill_atomic_install_pte`] checks it: inside the file, not hwpoisoned, an entry that
-/// [`mfill_may_replace`] accepts.
+/// as long as each one would succeed on its own: the rest of the folio the lookup returned,
+/// which `vm_uffd_ops` defines as the page-cache folio at that offset (the installation checks
+/// its mapping and index), with one `set_ptes()`, and, for shmem, the next folios that are in the
+/// page cache, uptodate and unlocked (found without sleeping by [`shmem_get_folio_nowait`]). The
+/// first page that would fail, or whose lookup would have to sleep, ends the step; the caller's
+/// loop then handles that page on its own, so the outcome is the one the page-by-page loop
+/// gives. Each page is checked as [`mfill_atomic_install_pte`] checks it: inside the file, not
+/// hwpoisoned, an entry a fill may replace.
 ///
 /// Returns the number of pages mapped, at least one.
 pub(crate) fn mfill_atomic_pte_continue_batch(
     pmd: &Pmd<'_>,
-    dst_addr: usize,
     dst_end: usize,
     flags: UffdFlags,
 ) -> Result<usize> {
     let vma = pmd.vma();
-    let (Some(ops), Some(file)) = (vma.uffd_ops(), vma.file()) else {
-        // The caller only gets here for VMAs whose memory type supports minor faults.
-        kernel::warn_on!(true);
-        return Err(EOPNOTSUPP);
-    };
+    let dst_addr = pmd.addr();
     if dst_end <= dst_addr {
         return Err(EINVAL);
     }
-    let inode = file.inode();
+    let mut folio = mfill_get_folio(vma, dst_addr)?;
+    let inode = vma.file().ok_or(EINVAL)?.inode();
     let pgoff = vma.linear_page_index(dst_addr);
-    let mut folio = ops.get_folio_noalloc(inode, pgoff).map_err(|_| EFAULT)?;
     let mut page_nr = folio.file_page_nr(pgoff);
-    if folio.page_hwpoison(page_nr) {
-        return Err(EIO);
-    }
-    let mut pte = match folio.page(page_nr) {
-        Some(page) => mfill_mk_pte(vma, &page, true, flags),
-        None => return Err(EINVAL),
-    };
 
-    let Some(mut ptes) = pmd.pte_offset_map_lock(dst_addr) else {
+    let Some(mut ptes) = pmd.pte_offset_map_lock() else {
         return Err(EAGAIN);
     };
     let max_off = mfill_max_off(vma).unwrap_or(usize::MAX);
     if pgoff >= max_off {
         return Err(EFAULT);
     }
-    if !mfill_may_replace(ptes.ptep_get().kind()) {
+    if !ptes.ptep_get().kind().is_fillable() {
         return Err(EEXIST);
     }
     let limit = ptes
@@ -68,19 +58,19 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
 
     let mut done = 0;
     loop {
-        // The run of this folio from `page_nr`; its first page was checked above.
+        // The run of this folio from `page_nr`; its first page was checked already.
         let mut n = 1;
         while done + n < limit
             && page_nr + n < folio.nr_pages()
             && !folio.page_hwpoison(page_nr + n)
             && ptes
                 .ptep_get_nr(n)
-                .is_some_and(|old| mfill_may_replace(old.kind()))
+                .is_some_and(|old| old.kind().is_fillable())
         {
             n += 1;
         }
         let folio_done = page_nr + n == folio.nr_pages();
-        if let Err((e, _folio)) = ptes.set_ptes_file(folio, page_nr, n, pte) {
+        if let Err((e, _folio)) = ptes.set_ptes_file(folio, n, flags.wp()) {
             return if done == 0 { Err(e) } else { Ok(done) };
         }
         done += n;
@@ -93,27 +83,23 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
         let Some(next) = shmem_get_folio_nowait(inode, index) else {
             break;
         };
-        let nr = next.file_page_nr(index);
-        if next.page_hwpoison(nr) || !mfill_may_replace(ptes.ptep_get().kind()) {
+        page_nr = next.file_page_nr(index);
+        if next.page_hwpoison(page_nr) || !ptes.ptep_get().kind().is_fillable() {
             break;
         }
-        pte = match next.page(nr) {
-            Some(page) => mfill_mk_pte(vma, &page, true, flags),
-            None => break,
-        };
         folio = next;
-        page_nr = nr;
     }
     Ok(done)
 }
 
 /// `rust_mfill_atomic_pte_continue_batch()`: [`mfill_atomic_pte_continue_batch`] for C.
 ///
-/// Returns the number of pages mapped (at least one) or a negative errno.
+/// Returns 0 and the number of pages mapped (at least one) in `*nr_pages`, or a negative errno.
 ///
 /// # Safety
 ///
-/// As for [`rust_mfill_atomic_pte_continue`]; `dst_end` is the end of the ioctl's range.
+/// As for [`rust_mfill_atomic_pte_continue`]; `dst_end` is the end of the ioctl's range and
+/// `nr_pages` is valid for writes.
 #[export]
 pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
     dst_vma: *mut bindings::vm_area_struct,
@@ -121,17 +107,19 @@ pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
     dst_addr: c_ulong,
     dst_end: c_ulong,
     flags: bindings::uffd_flags_t,
-) -> c_long {
-    // SAFETY: The caller holds the VMA read lock for the duration of the call.
-    let vma = unsafe { VmaRef::from_raw(dst_vma) };
-    let Some(dst_pmd) = core::ptr::NonNull::new(dst_pmd) else {
-        return EINVAL.to_errno() as c_long;
-    };
-    // SAFETY: The caller established `dst_pmd` for `dst_addr` in `vma`, which stays locked.
-    let pmd = unsafe { Pmd::from_raw(vma, dst_pmd, dst_addr) };
-    match mfill_atomic_pte_continue_batch(&pmd, dst_addr, dst_end, UffdFlags::from_raw(flags)) {
-        Ok(nr) => nr as c_long,
-        Err(e) => e.to_errno() as c_long,
+    nr_pages: *mut c_ulong,
+) -> c_int {
+    // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
+    let res = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }.and_then(|pmd| {
+        mfill_atomic_pte_continue_batch(&pmd, dst_end as usize, UffdFlags::from_raw(flags))
+    });
+    match res {
+        Ok(nr) => {
+            // SAFETY: The caller passes a pointer valid for writes.
+            unsafe { *nr_pages = nr as c_ulong };
+            0
+        }
+        Err(e) => e.to_errno(),
     }
 }
 
@@ -148,11 +136,7 @@ mod tests {
 
     /// One batched step from `addr`, with the range ending at `end`.
     fn do_batch(addr: usize, end: usize) -> Result<usize> {
-        let mm = kunit::current_mm()?;
-        let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
-        let pmd = Pmd::establish(vma, addr)?;
-        mfill_atomic_pte_continue_batch(&pmd, addr, end, flags(false))
+        with_pmd(addr, |pmd| mfill_atomic_pte_continue_batch(pmd, end, flags(false)))
     }
 
     /// Returns which of the `n` pages from `addr` are mapped.
@@ -197,7 +181,7 @@ mod tests {
     #[test]
     fn batch_stops_where_a_page_would_fail() -> Result {
         // A hole at 2, a mapped page at 4, a guard marker at 6, a uffd-wp marker at 7.
-        let m = setup(10, &[0, 1, 3, 4, 5, 6, 7, 8], 10, true, true)?;
+        let m = setup_registered(10, &[0, 1, 3, 4, 5, 6, 7, 8], 10, true, true)?;
         let page = |n: usize| m.addr + n * PAGE_SIZE;
         let end = page(10);
         assert_eq!(do_continue(page(4), false), Ok(()));
@@ -250,7 +234,7 @@ mod tests {
         // SAFETY: As above.
         unsafe { bindings::ClearPageHWPoison(p2.as_ptr()) };
         if !cfg!(CONFIG_MEMORY_FAILURE) {
-            kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
+            kernel::kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
             return Ok(());
         }
         assert_eq!(first, Ok(2));

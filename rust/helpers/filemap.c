@@ -19,8 +19,14 @@ __rust_helper pgoff_t rust_helper_linear_page_index(const struct vm_area_struct 
 	return linear_page_index(vma, address);
 }
 
-__rust_helper struct folio *
-rust_helper_filemap_lock_folio_nowait(struct address_space *mapping, pgoff_t index)
+__rust_helper struct folio *rust_helper___filemap_get_folio(struct address_space *mapping,
+							    pgoff_t index, fgf_t fgf_flags,
+							    gfp_t gfp)
 {
-	return __filemap_get_folio(mapping, index, FGP_LOCK | FGP_NOWAIT, 0);
+	return __filemap_get_folio(mapping, index, fgf_flags, gfp);
+}
+
+__rust_helper bool rust_helper_vma_is_dax(const struct vm_area_struct *vma)
+{
+	return vma_is_dax(vma);
 }

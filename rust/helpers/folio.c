@@ -141,7 +141,9 @@ __rust_helper void rust_helper_folio_ref_add(struct folio *folio, int nr)
 	folio_ref_add(folio, nr);
 }
 
-/* Used by KUnit tests to simulate a memory error on a page they own. */
+#if IS_ENABLED(CONFIG_RUST_MM_KUNIT_TEST) || \
+	IS_ENABLED(CONFIG_USERFAULTFD_RUST_KUNIT_TEST)
+/* For KUnit tests only, to simulate a memory error on a page they own. */
 __rust_helper void rust_helper_SetPageHWPoison(struct page *page)
 {
 	SetPageHWPoison(page);
@@ -151,6 +153,13 @@ __rust_helper void rust_helper_ClearPageHWPoison(struct page *page)
 {
 	ClearPageHWPoison(page);
 }
+
+/* For KUnit tests only, to look at the folio a PTE maps. */
+__rust_helper struct folio *rust_helper_pfn_folio(unsigned long pfn)
+{
+	return pfn_folio(pfn);
+}
+#endif
 
 /*
  * folio_add_lru_vma() is private to mm/ (mm/internal.h); the Rust PTE

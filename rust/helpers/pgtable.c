@@ -174,6 +174,17 @@ __rust_helper void rust_helper_update_mmu_cache(struct vm_area_struct *vma,
 	update_mmu_cache(vma, addr, ptep);
 }
 
+__rust_helper unsigned long rust_helper_get_mm_counter_sum(struct mm_struct *mm,
+							   int member)
+{
+	return get_mm_counter_sum(mm, member);
+}
+
+/*
+ * Entry constructors, for the KUnit tests of the PTE classification only:
+ * nothing outside a test may build such entries.
+ */
+#if IS_ENABLED(CONFIG_RUST_MM_KUNIT_TEST)
 __rust_helper swp_entry_t rust_helper_swp_entry(unsigned long type, pgoff_t offset)
 {
 	return swp_entry(type, offset);
@@ -221,9 +232,4 @@ __rust_helper swp_entry_t rust_helper_make_hwpoison_entry(struct page *page)
 {
 	return make_hwpoison_entry(page);
 }
-
-__rust_helper unsigned long rust_helper_get_mm_counter_sum(struct mm_struct *mm,
-							   int member)
-{
-	return get_mm_counter_sum(mm, member);
-}
+#endif

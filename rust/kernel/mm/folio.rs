@@ -24,7 +24,7 @@
 use crate::{
     bindings,
     error::{code::*, Result},
-    mm::virt::VmaRef,
+    mm::{virt::VmaRef, MmWithUser},
     page::BorrowedPage,
     sync::aref::{ARef, AlwaysRefCounted},
     types::Opaque,
@@ -404,15 +404,21 @@ impl Drop for LockedFolio {
 /// [`PteTableGuard::set_pte_new_anon`], which adds the anonymous reverse mapping and puts the
 /// folio on the LRU.
 ///
+/// There is deliberately no way to get a [`Folio`] (and so an [`ARef<Folio>`]) from it: another
+/// owner could lock or map the folio while the reverse map is being set up non-atomically. It
+/// only gives out its page frame number and its page.
+///
 /// # Invariants
 ///
 /// `self.folio` is an order-0 folio that is not anonymous, not in the page cache, not on the
 /// LRU and not mapped; its contents are uptodate; it is charged to the memory cgroup of the mm
-/// it is meant for.
+/// `self.mm`, and no reference to it exists outside this value.
 ///
 /// [`PteTableGuard::set_pte_new_anon`]: crate::mm::pgtable::PteTableGuard::set_pte_new_anon
 pub struct NewAnonFolio {
     folio: ARef<Folio>,
+    // Only compared, never dereferenced.
+    mm: *const bindings::mm_struct,
 }
 
 impl NewAnonFolio {
@@ -425,37 +431,69 @@ impl NewAnonFolio {
         let folio = NonNull::new(folio).ok_or(ENOMEM)?;
         // SAFETY: The allocation returned a folio with a reference that we now own.
         let folio: ARef<Folio> = unsafe { ARef::from_raw(folio.cast()) };
+        let mm = vma.mm().as_raw();
         // SAFETY: The folio is valid; the mm of a read-locked VMA is valid.
-        let ret = unsafe {
-            bindings::mem_cgroup_charge(folio.as_ptr(), vma.mm().as_raw(), bindings::GFP_KERNEL)
-        };
+        let ret = unsafe { bindings::mem_cgroup_charge(folio.as_ptr(), mm, bindings::GFP_KERNEL) };
         if ret != 0 {
             return Err(ENOMEM);
         }
         // SAFETY: The folio is ours alone; it was zeroed by the allocator. The barrier in
         // `__folio_mark_uptodate()` orders the zeroing before the folio becomes visible.
         unsafe { bindings::__folio_mark_uptodate(folio.as_ptr()) };
-        // INVARIANT: A new order-0 folio, charged, uptodate, nowhere else.
-        Ok(Self { folio })
+        // INVARIANT: A new order-0 folio, charged to `mm`, uptodate, nowhere else.
+        Ok(Self { folio, mm })
     }
 
-    /// Takes ownership of a new folio prepared by C code.
+    /// Takes ownership of a new folio prepared by C code for anonymous memory of `mm`.
     ///
     /// # Safety
     ///
-    /// `ptr` must satisfy the type invariants, and the caller transfers its only reference.
+    /// `ptr` must satisfy the type invariants with `mm` as the mm it is charged to, and the
+    /// caller transfers its only reference.
     #[inline]
-    pub unsafe fn from_raw(ptr: NonNull<bindings::folio>) -> Self {
+    pub unsafe fn from_raw(ptr: NonNull<bindings::folio>, mm: &MmWithUser) -> Self {
         // SAFETY: The caller transfers its reference to us.
         let folio = unsafe { ARef::from_raw(ptr.cast()) };
         // INVARIANT: Guaranteed by the caller.
-        Self { folio }
+        Self {
+            folio,
+            mm: mm.as_raw(),
+        }
     }
 
     /// Gives the reference back to C, returning the raw folio pointer.
     #[inline]
     pub fn into_raw(self) -> NonNull<bindings::folio> {
         ARef::into_raw(self.folio).cast()
+    }
+
+    /// Returns the page frame number of the folio's page (`folio_pfn()`).
+    #[inline]
+    pub fn pfn(&self) -> usize {
+        self.folio.pfn()
+    }
+
+    /// Returns the folio's page (`folio_page(folio, 0)`).
+    #[inline]
+    pub fn page(&self) -> BorrowedPage<'_> {
+        // SAFETY: The folio is valid; an order-0 folio has a page 0.
+        let page = unsafe { bindings::folio_page(self.folio.as_ptr(), 0) };
+        // SAFETY: The page lives as long as the folio, which lives at least as long as `&self`.
+        unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(page)) }
+    }
+
+    /// Returns whether the folio was charged to `mm`, the mm it may be mapped into.
+    #[inline]
+    pub fn is_for_mm(&self, mm: &MmWithUser) -> bool {
+        core::ptr::eq(self.mm, mm.as_raw())
+    }
+}
+
+impl NewAnonFolio {
+    /// Returns a raw pointer to the folio, for the PTE installation that maps it.
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *mut bindings::folio {
+        self.folio.as_ptr()
     }
 
     /// Leaks the reference to whoever now owns it (a page table entry).
@@ -466,14 +504,5 @@ impl NewAnonFolio {
     #[inline]
     pub(crate) unsafe fn transfer(self) {
         let _ = ARef::into_raw(self.folio);
-    }
-}
-
-impl Deref for NewAnonFolio {
-    type Target = Folio;
-
-    #[inline]
-    fn deref(&self) -> &Folio {
-        &self.folio
     }
 }

@@ -2,6 +2,9 @@
 
 //! KUnit support for tests of the memory-management abstractions.
 //!
+//! Built only into kernels with the KUnit tests of the Rust mm code: it is test support, not an
+//! API for drivers.
+//!
 //! Tests that need a real address space attach a fresh mm to the KUnit test thread with
 //! [`vm_mmap`] (`kunit_vm_mmap()`), and map shmem files created with
 //! [`shmem_file_setup`](crate::mm::shmem::shmem_file_setup) into it. The mm is torn down with the
@@ -62,17 +65,10 @@ pub fn vm_mmap(
     Ok(addr)
 }
 
-/// Returns the mm of the current KUnit test thread, attached by [`vm_mmap`].
-pub fn current_mm() -> Result<&'static MmWithUser> {
-    // SAFETY: Reading `current->mm` of the current task is not a data race.
-    let mm = unsafe { (*bindings::get_current()).mm };
-    if mm.is_null() {
-        return Err(EINVAL);
-    }
-    // SAFETY: A KUnit test thread keeps the mm it attached with `kthread_use_mm()` until the
-    // thread exits, which is after the test function returns; test functions do not let
-    // references escape.
-    Ok(unsafe { MmWithUser::from_raw(mm) })
+/// Returns a reference to the mm of the current KUnit test thread, attached by [`vm_mmap`]
+/// (`mmget()`: the address space stays alive while the reference is held).
+pub fn current_mm() -> Result<ARef<MmWithUser>> {
+    crate::current!().mm().ok_or(EINVAL)?.mmget_not_zero().ok_or(EINVAL)
 }
 
 /// Reads `buf.len()` bytes of user memory at `addr` in the current mm (`copy_from_user()`).
@@ -117,26 +113,6 @@ pub fn file_fallocate(file: &File, mode: i32, offset: i64, len: i64) -> Result {
 pub fn file_truncate(file: &File, len: i64) -> Result {
     // SAFETY: `file` is valid, and so is its `f_path`.
     to_result(unsafe { bindings::vfs_truncate(&(*file.as_ptr()).__bindgen_anon_1.f_path, len) })
-}
-
-/// Marks the current KUnit test as skipped with `reason` (`kunit_mark_skipped()`).
-///
-/// The test should return right after.
-pub fn mark_skipped(reason: &CStr) {
-    let Ok(test) = current_test() else {
-        return;
-    };
-    let reason = reason.to_bytes();
-    // SAFETY: `test` is the running test, which only this thread updates while it runs.
-    unsafe {
-        let comment = &mut (*test).status_comment;
-        let n = core::cmp::min(reason.len(), comment.len() - 1);
-        for (dst, src) in comment.iter_mut().zip(&reason[..n]) {
-            *dst = *src;
-        }
-        comment[n] = 0;
-        core::ptr::write_volatile(&mut (*test).status, bindings::kunit_status_KUNIT_SKIPPED);
-    }
 }
 
 /// A tmpfs instance mounted with `huge=always`, for tests that need large folios in the page
@@ -207,4 +183,35 @@ pub fn madvise(addr: usize, len: usize, advice: i32) -> Result {
     let mm = current_mm()?;
     // SAFETY: The mm is valid; `do_madvise()` takes the locks it needs.
     to_result(unsafe { bindings::do_madvise(mm.as_raw(), addr, len, advice) })
+}
+
+/// Creates an unlinked hugetlbfs file of `size` bytes on the internal mount, with the default
+/// huge page size (`hugetlb_file_setup()`).
+#[cfg(CONFIG_HUGETLBFS)]
+pub fn hugetlb_file(name: &CStr, size: usize) -> Result<ARef<File>> {
+    // SAFETY: The name is a valid NUL-terminated string for the duration of the call.
+    let file = crate::error::from_err_ptr(unsafe {
+        bindings::hugetlb_file_setup(
+            name.as_char_ptr(),
+            size,
+            Default::default(),
+            bindings::HUGETLB_ANONHUGE_INODE as i32,
+            0,
+        )
+    })?;
+    // SAFETY: The new file comes with one reference, which we own.
+    Ok(unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast())) })
+}
+
+/// Returns the folio of the page at `pfn`, with a new reference (`pfn_folio()` + `folio_get()`).
+///
+/// # Safety
+///
+/// `pfn` must be the page frame number of a page that a present PTE maps, and that PTE must
+/// stay in place for the duration of the call (e.g. its PTE table lock is held): its reference
+/// keeps the folio alive while the new one is taken.
+pub unsafe fn folio_of_mapped_pfn(pfn: usize) -> ARef<crate::mm::folio::Folio> {
+    // SAFETY: By the caller's guarantee, the page is valid and its folio referenced.
+    let folio = unsafe { crate::mm::folio::Folio::from_raw(bindings::pfn_folio(pfn)) };
+    ARef::from(folio)
 }

@@ -27,13 +27,13 @@ use crate::{
     error::{code::*, Error, Result},
     mm::{
         folio::{Folio, LockedFolio, NewAnonFolio},
-        virt::VmaRef,
+        virt::{flags, VmaRef},
         MmWithUser,
     },
     page::{Page, PAGE_SIZE},
     types::NotThreadSafe,
 };
-use core::{fmt, ptr::NonNull};
+use core::{fmt, ops::Deref, ptr::NonNull};
 
 pub use crate::mm::virt::PgProt;
 
@@ -238,13 +238,30 @@ impl PteKind {
         matches!(self, PteKind::Marker(m) if m.is_uffd())
     }
 
-    /// Returns whether the entry holds no page and no resource: empty or a marker.
+    /// Returns whether a new mapping may be installed over the entry: it is empty, or a
+    /// userfaultfd marker (write-protect or poison) without the guard bit.
     ///
-    /// Only such entries can be replaced by a new mapping without first tearing down what the
-    /// entry refers to. Whether a given marker *may* be replaced is the caller's policy.
+    /// This is the rule of every userfaultfd fill (`mfill_atomic_install_pte()`): a marker left
+    /// by userfaultfd stands for an empty entry that userfaultfd tracks; anything else is
+    /// someone's mapping or state (a page, a swap slot, a migration or device entry, hardware
+    /// poison, a guard region) and must not be overwritten. The match names every kind, so a new
+    /// kind cannot be forgotten.
     #[inline]
-    pub fn is_vacant(self) -> bool {
-        matches!(self, PteKind::None | PteKind::Marker(_))
+    pub fn is_fillable(self) -> bool {
+        match self {
+            PteKind::None => true,
+            PteKind::Marker(marker) => marker.is_uffd() && !marker.is_guard(),
+            PteKind::Present
+            | PteKind::Swap
+            | PteKind::MigrationRead
+            | PteKind::MigrationReadExclusive
+            | PteKind::MigrationWrite
+            | PteKind::DevicePrivateRead
+            | PteKind::DevicePrivateWrite
+            | PteKind::DeviceExclusive
+            | PteKind::HwPoison
+            | PteKind::Unknown => false,
+        }
     }
 }
 
@@ -366,7 +383,77 @@ fn pmd_base(addr: usize) -> usize {
     addr & !(PMD_SIZE - 1)
 }
 
-/// A PMD entry that points to a PTE table.
+/// A VMA whose pages are mapped by PTE tables of ordinary pages, in which this module may
+/// allocate page tables and install page-cache or anonymous pages.
+///
+/// That excludes hugetlb VMAs (their page tables have a layout of their own), `VM_PFNMAP`,
+/// `VM_IO` and `VM_MIXEDMAP` VMAs (raw PFNs, no `struct page` rules), DAX VMAs (no page cache
+/// pages), and a VMA that is still being set up by a driver's `mmap` hook ([`VmaNew`]): it is not
+/// in the mm's VMA tree yet, and page tables built for it would be found by no one.
+///
+/// Obtained from a [`VmaRef`] with [`VmaRef::as_pte_mapped`], which checks all of this.
+///
+/// # Invariants
+///
+/// The VMA is read-locked (as for [`VmaRef`]), is in its mm's VMA tree, and is none of the
+/// kinds above.
+///
+/// [`VmaNew`]: crate::mm::virt::VmaNew
+#[repr(transparent)]
+pub struct VmaPteMapped {
+    vma: VmaRef,
+}
+
+impl Deref for VmaPteMapped {
+    type Target = VmaRef;
+
+    #[inline]
+    fn deref(&self) -> &VmaRef {
+        &self.vma
+    }
+}
+
+impl VmaPteMapped {
+    /// Access a VMA whose page tables may hold PTE tables of ordinary pages, without checking.
+    ///
+    /// # Safety
+    ///
+    /// The caller must ensure that the invariants of [`VmaPteMapped`] hold for the duration of
+    /// `'a`: `vma` is read-locked, in its mm's VMA tree, and not a hugetlb, `VM_PFNMAP`, `VM_IO`,
+    /// `VM_MIXEDMAP` or DAX VMA. The C userfaultfd fill paths call this after the hugetlb branch,
+    /// on a VMA they looked up and locked.
+    #[inline]
+    pub unsafe fn from_raw<'a>(vma: *const bindings::vm_area_struct) -> &'a Self {
+        // SAFETY: The caller ensures that the invariants are satisfied for the duration of 'a.
+        unsafe { &*vma.cast() }
+    }
+}
+
+impl VmaRef {
+    /// Returns this VMA as a [`VmaPteMapped`] if its pages are mapped by PTE tables of ordinary
+    /// pages, `None` otherwise (hugetlb, `VM_PFNMAP`, `VM_IO`, `VM_MIXEDMAP`, DAX, or a VMA that
+    /// is not in its mm's VMA tree, such as one inside a driver's `mmap` hook).
+    pub fn as_pte_mapped(&self) -> Option<&VmaPteMapped> {
+        if self.flags() & (flags::HUGETLB | flags::PFNMAP | flags::IO | flags::MIXEDMAP) != 0 {
+            return None;
+        }
+        // SAFETY: The VMA is valid and read-locked, so is the file it maps.
+        if unsafe { bindings::vma_is_dax(self.as_ptr()) } {
+            return None;
+        }
+        // SAFETY: The mm of a read-locked VMA is valid; `vma_lookup()` may be called with the
+        // mmap lock or a VMA lock held (it walks the tree under RCU).
+        let found = unsafe { bindings::vma_lookup(self.mm().as_raw(), self.start()) };
+        if !core::ptr::eq(found, self.as_ptr()) {
+            return None;
+        }
+        // SAFETY: Checked above: the VMA is in the tree and of none of the excluded kinds; it is
+        // read-locked as `&self` guarantees.
+        Some(unsafe { VmaPteMapped::from_raw(self.as_ptr()) })
+    }
+}
+
+/// A PMD entry that points to a PTE table, for one address.
 ///
 /// The PTE table itself may go away at any time (khugepaged collapses page tables of file
 /// mappings under the mmap read lock), which is why mapping it with
@@ -375,13 +462,13 @@ fn pmd_base(addr: usize) -> usize {
 ///
 /// # Invariants
 ///
-/// `pmd` points to the PMD entry covering `base..base + PMD_SIZE` in the page tables of the mm of
-/// `vma`, and `vma` covers at least part of that range. The PMD entry stays valid while the VMA
-/// read lock (or the mmap read lock) is held, which is at least `'a`.
+/// `pmd` points to the PMD entry covering `addr` in the page tables of the mm of `vma`, and
+/// `addr` is inside `vma`. The PMD entry stays valid while the VMA read lock (or the mmap read
+/// lock) is held, which is at least `'a`.
 pub struct Pmd<'a> {
     pmd: NonNull<bindings::pmd_t>,
-    base: usize,
-    vma: &'a VmaRef,
+    addr: usize,
+    vma: &'a VmaPteMapped,
 }
 
 impl<'a> Pmd<'a> {
@@ -392,13 +479,9 @@ impl<'a> Pmd<'a> {
     /// `pmd` must point to the PMD entry for `addr` in the page tables of `vma`'s mm, with `addr`
     /// inside `vma`, and the entry must stay valid for `'a` (the VMA is read-locked).
     #[inline]
-    pub unsafe fn from_raw(vma: &'a VmaRef, pmd: NonNull<bindings::pmd_t>, addr: usize) -> Self {
+    pub unsafe fn from_raw(vma: &'a VmaPteMapped, pmd: NonNull<bindings::pmd_t>, addr: usize) -> Self {
         // INVARIANT: Guaranteed by the caller.
-        Self {
-            pmd,
-            base: pmd_base(addr),
-            vma,
-        }
+        Self { pmd, addr, vma }
     }
 
     /// Allocates the page tables down to a PTE table for `addr` (the C
@@ -406,9 +489,9 @@ impl<'a> Pmd<'a> {
     ///
     /// Fails with `ENOMEM` if a table cannot be allocated, `EEXIST` if the range is mapped by a
     /// huge PMD (or a non-present PMD entry), `EFAULT` if the PMD entry is bad, and `EINVAL` if
-    /// `addr` is outside `vma`.
-    pub fn establish(vma: &'a VmaRef, addr: usize) -> Result<Self> {
-        if addr < vma.start() || addr >= vma.end() {
+    /// `addr` is outside `vma` or not page aligned.
+    pub fn establish(vma: &'a VmaPteMapped, addr: usize) -> Result<Self> {
+        if addr < vma.start() || addr >= vma.end() || addr % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
         let mm = vma.mm().as_raw();
@@ -442,13 +525,9 @@ impl<'a> Pmd<'a> {
                 return Err(EFAULT);
             }
         }
-        // INVARIANT: `pmd` is the entry for `addr` in the VMA's mm; it stays valid while the VMA
-        // is read-locked, which `&'a VmaRef` guarantees for 'a.
-        Ok(Self {
-            pmd,
-            base: pmd_base(addr),
-            vma,
-        })
+        // INVARIANT: `pmd` is the entry for `addr` in the VMA's mm, `addr` is inside the VMA; the
+        // entry stays valid while the VMA is read-locked, which `&'a VmaPteMapped` guarantees.
+        Ok(Self { pmd, addr, vma })
     }
 
     /// Returns a raw pointer to the PMD entry.
@@ -457,38 +536,47 @@ impl<'a> Pmd<'a> {
         self.pmd.as_ptr()
     }
 
+    /// Returns the address this PMD entry was established for.
+    #[inline]
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+
     /// Returns the VMA this PMD entry was established for.
     #[inline]
-    pub fn vma(&self) -> &'a VmaRef {
+    pub fn vma(&self) -> &'a VmaPteMapped {
         self.vma
     }
 
-    /// Maps and locks the PTE table, positioned at the entry for `addr`
+    /// Maps and locks the PTE table, positioned at the entry for [`addr`](Self::addr)
     /// (`pte_offset_map_lock()`).
     ///
     /// Returns `None` if there is no PTE table any more (it was freed or replaced by a huge
-    /// PMD since the PMD was established), or if `addr` is not covered by both this PMD entry and
-    /// the VMA (a caller bug, which also warns).
-    pub fn pte_offset_map_lock(&self, addr: usize) -> Option<PteTableGuard<'_>> {
-        if crate::warn_on!(
-            pmd_base(addr) != self.base || addr < self.vma.start() || addr >= self.vma.end()
-        ) {
-            return None;
-        }
+    /// PMD since the PMD was established); the C fill paths report that as `EAGAIN`. Entries
+    /// after the first are reached with [`PteTableGuard::advance`], which stays inside the table
+    /// and the VMA.
+    #[inline]
+    pub fn pte_offset_map_lock(&self) -> Option<PteTableGuard<'a>> {
         let mut ptl: *mut bindings::spinlock_t = core::ptr::null_mut();
-        // SAFETY: The PMD entry and the mm are valid by the type invariants, and `addr` is in the
-        // range of the PMD entry.
+        // SAFETY: The PMD entry and the mm are valid by the type invariants, and `self.addr` is
+        // in the range of the PMD entry.
         let ptep = unsafe {
-            bindings::pte_offset_map_lock(self.vma.mm().as_raw(), self.as_ptr(), addr, &mut ptl)
+            bindings::pte_offset_map_lock(
+                self.vma.mm().as_raw(),
+                self.as_ptr(),
+                self.addr,
+                &mut ptl,
+            )
         };
         let ptep = NonNull::new(ptep)?;
-        // INVARIANT: `pte_offset_map_lock()` succeeded: the table is mapped and `ptl` is held.
+        // INVARIANT: `pte_offset_map_lock()` succeeded: the table is mapped and `ptl` is held;
+        // `self.addr` is inside the VMA by the invariants of `Pmd`.
         Some(PteTableGuard {
             ptep,
             mapped: ptep,
             // SAFETY: On success `pte_offset_map_lock()` sets `ptl` to the (locked) table lock.
             ptl: unsafe { NonNull::new_unchecked(ptl) },
-            addr,
+            addr: self.addr,
             vma: self.vma,
             _nts: NotThreadSafe,
         })
@@ -513,7 +601,7 @@ pub struct PteTableGuard<'a> {
     mapped: NonNull<bindings::pte_t>,
     ptl: NonNull<bindings::spinlock_t>,
     addr: usize,
-    vma: &'a VmaRef,
+    vma: &'a VmaPteMapped,
     // The lock must be released on the CPU and in the RCU read-side section that took it.
     _nts: NotThreadSafe,
 }
@@ -527,7 +615,7 @@ impl<'a> PteTableGuard<'a> {
 
     /// Returns the VMA the table belongs to.
     #[inline]
-    pub fn vma(&self) -> &'a VmaRef {
+    pub fn vma(&self) -> &'a VmaPteMapped {
         self.vma
     }
 
@@ -581,24 +669,50 @@ impl<'a> PteTableGuard<'a> {
         Some(Pte(unsafe { bindings::ptep_get(self.ptep_nr(i)) }))
     }
 
-    /// Checks that `nr` entries from the position exist and are all vacant (empty or markers).
-    fn check_vacant(&self, nr: usize) -> Result {
+    /// Checks that `nr` entries from the position exist and that a fill may replace each of
+    /// them ([`PteKind::is_fillable`]).
+    fn check_fillable(&self, nr: usize) -> Result {
         if nr == 0 || nr > self.max_nr() {
             return Err(EINVAL);
         }
         for i in 0..nr {
             // SAFETY: The table is mapped and locked, and `i < nr <= max_nr()`.
             let old = Pte(unsafe { bindings::ptep_get(self.ptep_nr(i)) });
-            if !old.kind().is_vacant() {
+            if !old.kind().is_fillable() {
                 return Err(EEXIST);
             }
         }
         Ok(())
     }
 
-    /// Maps `nr` consecutive pages of a page-cache folio at the guard's position, starting with
-    /// page `page_nr` of the folio, using the PTE value `pte` for the first page (the next ones
-    /// map the following pages with the same bits).
+    /// Builds the PTE that maps `page` into the VMA for a fill.
+    ///
+    /// Dirty; writable if the VMA is writable, except that a page-cache page is only mapped
+    /// writable into a shared mapping (in a private one, a write must copy it first); with the
+    /// userfaultfd write-protect bit if `wp`.
+    #[inline]
+    fn mk_fill_pte(&self, page: &Page, page_in_cache: bool, wp: bool) -> Pte {
+        let vm_flags = self.vma.flags();
+        let writable =
+            vm_flags & flags::WRITE != 0 && (!page_in_cache || vm_flags & flags::SHARED != 0);
+        let mut pte = Pte::mk_pte(page, self.vma.page_prot()).mkdirty();
+        if writable {
+            pte = pte.mkwrite(self.vma);
+        }
+        if wp {
+            pte = pte.mkuffd();
+        }
+        pte
+    }
+
+    /// Maps `nr` consecutive pages of a page-cache folio at the guard's position: the pages of
+    /// the file that the VMA maps at [`addr`](Self::addr) and after.
+    ///
+    /// The entries are built here, from the VMA and the folio, as every userfaultfd fill builds
+    /// them: dirty, writable only if the VMA is shared and writable (a page-cache page in a
+    /// private mapping is mapped read-only, so that a write copies it), and write-protected with
+    /// the userfaultfd bit if `wp` (which needs a VMA registered for userfaultfd write
+    /// protection).
     ///
     /// In order, like the C code that maps page-cache folios: the file reverse mapping is added
     /// (`folio_add_file_rmap_ptes()`), the mm counter of the folio is increased (after the rmap,
@@ -606,41 +720,44 @@ impl<'a> PteTableGuard<'a> {
     /// the MMU cache is updated (`update_mmu_cache_range()`). The entries own the folio
     /// reference(s): the one in `folio`, plus `nr - 1` more taken here.
     ///
-    /// The entries must be vacant ([`PteKind::is_vacant`]); which vacant entries may be
-    /// replaced (e.g. which markers) is for the caller to decide before calling this.
+    /// On failure nothing is changed and the folio is handed back, still locked and referenced,
+    /// with the error:
+    /// - `EINVAL` if the folio is not the page cache of the VMA's file at the offsets the `nr`
+    ///   entries map (another file's folio, another offset, an anonymous folio, a VMA without a
+    ///   file), if `nr` is zero or the entries leave the table or the VMA, or if `wp` is asked
+    ///   of a VMA not registered for userfaultfd write protection;
+    /// - `EEXIST` if an entry is not one that a fill may replace ([`PteKind::is_fillable`]:
+    ///   empty, or a userfaultfd marker that is not a guard).
     ///
-    /// On failure the folio is handed back, still locked and referenced, with the error:
-    /// `EEXIST` if an entry is not vacant, `EINVAL` if `pte` does not map page `page_nr` of the
-    /// folio, if the folio is anonymous, or if the range leaves the folio, the table or the VMA.
+    /// The folio lock is what makes this safe against truncation: truncation locks the folio
+    /// before it unmaps it and removes it from the page cache, so a folio that is still in the
+    /// VMA's file here is unmapped by truncation afterwards.
     pub fn set_ptes_file(
         &mut self,
         folio: LockedFolio,
-        page_nr: usize,
         nr: usize,
-        pte: Pte,
+        wp: bool,
     ) -> Result<(), (Error, LockedFolio)> {
-        if folio.test_anon()
-            || page_nr
-                .checked_add(nr)
-                .is_none_or(|end| end > folio.nr_pages())
-            || !pte.present()
-            || pte.pfn() != folio.pfn() + page_nr
-        {
-            return Err((EINVAL, folio));
-        }
-        if let Err(e) = self.check_vacant(nr) {
+        let page_nr = match self.file_page_nr(&folio, nr, wp) {
+            Ok(page_nr) => page_nr,
+            Err(e) => return Err((e, folio)),
+        };
+        if let Err(e) = self.check_fillable(nr) {
             return Err((e, folio));
         }
+        let Some(page) = folio.page(page_nr) else {
+            return Err((EINVAL, folio));
+        };
+        let pte = self.mk_fill_pte(&page, true, wp);
         let vma = self.vma.as_ptr();
         let mm = self.vma.mm().as_raw();
-        // SAFETY: `page_nr < nr_pages`: the page is inside the folio.
-        let page = unsafe { bindings::folio_page(folio.as_ptr(), page_nr) };
         let counter = MmCounter::of_folio(&folio);
-        // SAFETY: The page table lock is held and the `nr` entries are vacant; the folio is
-        // locked, so it stays in the page cache; the pages are inside the folio; the entries are
-        // inside the VMA. Each new entry takes one folio reference: ours plus `nr - 1` new ones.
+        // SAFETY: The page table lock is held and the `nr` entries may be replaced; the folio is
+        // locked and in the page cache of the VMA's file at the offsets these entries map; the
+        // pages are inside the folio; the entries are inside the VMA and the table. Each new
+        // entry takes one folio reference: ours plus `nr - 1` new ones.
         unsafe {
-            bindings::folio_add_file_rmap_ptes(folio.as_ptr(), page, nr as i32, vma);
+            bindings::folio_add_file_rmap_ptes(folio.as_ptr(), page.as_ptr(), nr as i32, vma);
             if nr == 1 {
                 bindings::inc_mm_counter(mm, counter as i32);
             } else {
@@ -648,8 +765,11 @@ impl<'a> PteTableGuard<'a> {
                 bindings::folio_ref_add(folio.as_ptr(), nr as i32 - 1);
             }
             bindings::set_ptes(mm, self.addr, self.ptep.as_ptr(), pte.0, nr as u32);
-            folio.unlock_and_transfer();
-            // No TLB flush: the entries were not present before.
+        }
+        // SAFETY: The entries just written own the reference.
+        unsafe { folio.unlock_and_transfer() };
+        // SAFETY: The table is still locked; no TLB flush: the entries were not present before.
+        unsafe {
             if nr == 1 {
                 bindings::update_mmu_cache(vma, self.addr, self.ptep.as_ptr());
             } else {
@@ -659,43 +779,78 @@ impl<'a> PteTableGuard<'a> {
         Ok(())
     }
 
-    /// Maps a new anonymous folio at the guard's position, with the PTE value `pte`.
+    /// Returns the position, in `folio`, of the page the VMA maps at the guard's position, if
+    /// `folio` is the page cache of the VMA's file there and holds the `nr` pages from it.
+    fn file_page_nr(&self, folio: &LockedFolio, nr: usize, wp: bool) -> Result<usize> {
+        if wp && self.vma.flags() & flags::UFFD_WP == 0 {
+            return Err(EINVAL);
+        }
+        let file = self.vma.file().ok_or(EINVAL)?;
+        // SAFETY: The file of a read-locked VMA is valid, and so is its `f_mapping`.
+        let mapping = unsafe { (*file.as_ptr()).f_mapping };
+        if folio.test_anon() || folio.mapping().map(NonNull::as_ptr) != Some(mapping) {
+            return Err(EINVAL);
+        }
+        // The folio is locked and in the page cache, so its index is stable.
+        let page_nr = self
+            .vma
+            .linear_page_index(self.addr)
+            .checked_sub(folio.index())
+            .ok_or(EINVAL)?;
+        if page_nr
+            .checked_add(nr)
+            .is_none_or(|end| end > folio.nr_pages())
+        {
+            return Err(EINVAL);
+        }
+        Ok(page_nr)
+    }
+
+    /// Maps a new anonymous folio at the guard's position.
+    ///
+    /// The entry is built here: dirty, writable if the VMA is writable, write-protected with the
+    /// userfaultfd bit if `wp` (which needs a VMA registered for userfaultfd write protection).
     ///
     /// In order, like the C code that maps new anonymous memory: the folio becomes anonymous
     /// memory of the VMA, exclusively mapped (`folio_add_new_anon_rmap()` with `RMAP_EXCLUSIVE`),
     /// is added to the LRU (`folio_add_lru_vma()`), the anonymous mm counter is increased, the
     /// entry is written and the MMU cache updated. The entry owns the folio reference.
     ///
-    /// On failure the folio is handed back with the error: `EEXIST` if the entry is not vacant,
-    /// `EINVAL` if `pte` does not map the folio or the VMA has no `anon_vma` (the caller prepares
-    /// it, as `anon_vma_prepare()` does for the C fill paths).
+    /// On failure nothing is changed and the folio is handed back with the error: `EEXIST` if
+    /// the entry is not one a fill may replace; `EINVAL` if the VMA is shared (anonymous memory
+    /// only goes into private mappings), has no `anon_vma` (the caller prepares it, as
+    /// `anon_vma_prepare()` does for the C fill paths), belongs to another mm than the one the
+    /// folio was charged to, or if `wp` is asked of a VMA not registered for it.
     pub fn set_pte_new_anon(
         &mut self,
         folio: NewAnonFolio,
-        pte: Pte,
+        wp: bool,
     ) -> Result<(), (Error, NewAnonFolio)> {
-        if !pte.present() || pte.pfn() != folio.pfn() || !self.vma.has_anon_vma() {
+        let vm_flags = self.vma.flags();
+        if vm_flags & flags::SHARED != 0
+            || !self.vma.has_anon_vma()
+            || !folio.is_for_mm(self.vma.mm())
+            || (wp && vm_flags & flags::UFFD_WP == 0)
+        {
             return Err((EINVAL, folio));
         }
-        if let Err(e) = self.check_vacant(1) {
+        if let Err(e) = self.check_fillable(1) {
             return Err((e, folio));
         }
+        let pte = self.mk_fill_pte(&folio.page(), false, wp);
         let vma = self.vma.as_ptr();
         let mm = self.vma.mm().as_raw();
-        // SAFETY: The page table lock is held and the entry is vacant; the VMA has an anon_vma;
-        // by the invariants of `NewAnonFolio` the folio is new, order 0, uptodate and seen by no
-        // one else, as `folio_add_new_anon_rmap()` requires. The entry takes our reference.
+        let raw = folio.as_ptr();
+        // SAFETY: The page table lock is held and the entry may be replaced; the VMA is private
+        // and has an anon_vma; by the invariants of `NewAnonFolio` the folio is new, order 0,
+        // uptodate, charged to this mm and seen by no one else, as `folio_add_new_anon_rmap()`
+        // requires. The entry takes our reference.
         unsafe {
-            bindings::folio_add_new_anon_rmap(
-                folio.as_ptr(),
-                vma,
-                self.addr,
-                bindings::RMAP_EXCLUSIVE,
-            );
-            bindings::folio_add_lru_vma(folio.as_ptr(), vma);
+            bindings::folio_add_new_anon_rmap(raw, vma, self.addr, bindings::RMAP_EXCLUSIVE);
+            bindings::folio_add_lru_vma(raw, vma);
             // After the rmap: `mm_counter()` looks at the anon bit that the rmap just set.
-            let counter = MmCounter::of_folio(&folio);
-            bindings::inc_mm_counter(mm, counter as i32);
+            let counter = bindings::mm_counter(raw);
+            bindings::inc_mm_counter(mm, counter);
             bindings::set_ptes(mm, self.addr, self.ptep.as_ptr(), pte.0, 1);
             folio.transfer();
             // No TLB flush: the entry was not present before.
@@ -707,8 +862,18 @@ impl<'a> PteTableGuard<'a> {
     /// Writes a marker into the empty entry at the guard's position.
     ///
     /// Markers own no page, so this is the one kind of entry that can be written without a folio.
-    /// Fails with `EEXIST` if the entry is not empty (`pte_none()`), like `UFFDIO_POISON`.
+    /// Fails with `EEXIST` if the entry is not empty (`pte_none()`), like `UFFDIO_POISON`, and
+    /// with `EINVAL` for a marker the VMA does not allow: the userfaultfd write-protect marker
+    /// needs a VMA registered for userfaultfd write protection, the poison marker a VMA
+    /// registered with userfaultfd.
     pub fn set_pte_marker(&mut self, marker: PteMarker) -> Result {
+        let vm_flags = self.vma.flags();
+        let uffd = flags::UFFD_MISSING | flags::UFFD_WP | flags::UFFD_MINOR;
+        if (marker.is_uffd_wp() && vm_flags & flags::UFFD_WP == 0)
+            || (marker.is_poisoned() && vm_flags & uffd == 0)
+        {
+            return Err(EINVAL);
+        }
         if !self.ptep_get().none() {
             return Err(EEXIST);
         }
@@ -752,21 +917,32 @@ mod tests {
 
     const PS: i64 = PAGE_SIZE as i64;
 
-    /// Builds the PTE a fill would build for page `nr` of `folio` in `vma`.
-    fn file_pte(vma: &VmaRef, folio: &Folio, nr: usize, write: bool) -> Result<Pte> {
-        let page = folio.page(nr).ok_or(EINVAL)?;
-        let pte = Pte::mk_pte(&page, vma.page_prot()).mkdirty();
-        Ok(if write { pte.mkwrite(vma) } else { pte })
+    /// Runs `f` on the PMD entry for `addr`, established under the mmap read lock.
+    pub(super) fn with_pmd<R>(addr: usize, f: impl FnOnce(&Pmd<'_>) -> Result<R>) -> Result<R> {
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        let pmd = Pmd::establish(vma.as_pte_mapped().ok_or(EINVAL)?, addr)?;
+        f(&pmd)
     }
 
     /// Reads the PTE for `addr`, with the locks taken and dropped inside.
-    fn read_pte(addr: usize) -> Result<Pte> {
-        let mm = kunit::current_mm()?;
-        let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
-        let pmd = Pmd::establish(vma, addr)?;
-        let ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
-        Ok(ptes.ptep_get())
+    pub(super) fn read_pte(addr: usize) -> Result<Pte> {
+        with_pmd(addr, |pmd| Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get()))
+    }
+
+    /// Returns the folio the PTE at `addr` maps, with a reference of its own.
+    pub(super) fn mapped_folio(addr: usize) -> Result<ARef<Folio>> {
+        with_pmd(addr, |pmd| {
+            let ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            let pte = ptes.ptep_get();
+            if !pte.present() {
+                return Err(ENOENT);
+            }
+            // SAFETY: The PTE maps the page and holds a reference on its folio, and the PTE
+            // table lock keeps the entry in place until the new reference is taken.
+            Ok(unsafe { kunit::folio_of_mapped_pfn(pte.pfn()) })
+        })
     }
 
     #[test]
@@ -785,12 +961,15 @@ mod tests {
         // A combined marker is a userfaultfd marker if it has a userfaultfd bit.
         let both = PteMarker::UFFD_WP | PteMarker::GUARD;
         assert!(both.is_uffd() && both.is_guard());
-        assert!(wp.kind().is_vacant() && guard.kind().is_vacant());
+        assert!(wp.kind().is_fillable() && poison.kind().is_fillable());
+        // A guard marker is never replaced, not even with a userfaultfd bit next to it.
+        assert!(!guard.kind().is_fillable());
+        assert!(!Pte::make_pte_marker(both).kind().is_fillable());
         // SAFETY: `__pte(0)` is the empty entry on every architecture.
         let none = Pte::from_raw(unsafe { core::mem::zeroed() });
         assert!(none.none());
         assert_eq!(none.kind(), PteKind::None);
-        assert!(none.kind().is_vacant() && !none.kind().is_uffd_marker());
+        assert!(none.kind().is_fillable() && !none.kind().is_uffd_marker());
     }
 
     #[test]
@@ -816,7 +995,7 @@ mod tests {
         assert_eq!(mig_w.kind(), PteKind::MigrationWrite);
         for pte in [swap, mig_r, mig_re, mig_w] {
             assert!(!pte.none() && !pte.present());
-            assert!(!pte.kind().is_vacant() && !pte.kind().is_uffd_marker());
+            assert!(!pte.kind().is_fillable() && !pte.kind().is_uffd_marker());
         }
     }
 
@@ -840,7 +1019,7 @@ mod tests {
         assert_eq!(dev_r.kind(), PteKind::DevicePrivateRead);
         assert_eq!(dev_w.kind(), PteKind::DevicePrivateWrite);
         assert_eq!(dev_x.kind(), PteKind::DeviceExclusive);
-        assert!(!dev_x.kind().is_vacant());
+        assert!(!dev_x.kind().is_fillable());
     }
 
     #[cfg(CONFIG_MEMORY_FAILURE)]
@@ -858,7 +1037,7 @@ mod tests {
             )))
         };
         assert_eq!(pte.kind(), PteKind::HwPoison);
-        assert!(!pte.kind().is_vacant());
+        assert!(!pte.kind().is_fillable());
         Ok(())
     }
 
@@ -909,36 +1088,26 @@ mod tests {
         let folio = shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         let held: ARef<Folio> = ARef::from(&*folio);
         let refs_before = kunit::settled_ref_count(&held);
-        let (old, max_nr, pte, again) = {
-            let mmap = mm.mmap_read_lock();
-            let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
-            let pmd = Pmd::establish(vma, addr)?;
-            let pte = file_pte(vma, &folio, 0, true)?;
-            let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
+        let (old, max_nr, again) = with_pmd(addr, |pmd| {
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
             let old = ptes.ptep_get();
             let max_nr = ptes.max_nr();
-            let res = ptes.set_ptes_file(folio, 0, 1, pte);
+            let res = ptes.set_ptes_file(folio, 1, false);
             drop(ptes);
             res.map_err(|(e, _)| e)?;
             // A second installation over the new entry is refused, and the folio comes back.
             let folio2 = shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
-            let pte2 = file_pte(vma, &folio2, 0, true)?;
-            let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
-            let again = ptes.set_ptes_file(folio2, 0, 1, pte2);
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            let again = ptes.set_ptes_file(folio2, 1, false);
             drop(ptes);
-            (
-                old,
-                max_nr,
-                pte,
-                again.err().map(|(e, f)| (e, f.test_locked())),
-            )
-        };
+            Ok((old, max_nr, again.err().map(|(e, f)| (e, f.test_locked()))))
+        })?;
         assert_eq!(old.kind(), PteKind::None);
         assert_eq!(max_nr, 3);
         assert_eq!(again, Some((EEXIST, true)));
         let now = read_pte(addr)?;
-        assert_eq!(now, pte);
-        assert!(now.present() && now.write() && now.dirty());
+        // Built by the installation: dirty, and writable in a shared writable mapping.
+        assert!(now.present() && now.write() && now.dirty() && !now.uffd());
         assert_eq!(now.pfn(), held.pfn());
         assert_eq!(held.mapcount(), 1);
         assert!(!held.test_locked());
@@ -952,67 +1121,6 @@ mod tests {
         let mut buf = [0u8; 14];
         kunit::read_user(addr, &mut buf)?;
         assert_eq!(&buf, b"mapped by rust");
-        Ok(())
-    }
-
-    #[test]
-    fn marker_then_install() -> Result {
-        let file = shmem_file_setup(c"rust_mm_pgtable", PS)?;
-        kunit::file_write(&file, 0, b"m")?;
-        let addr = kunit::vm_mmap(Some(&file), PAGE_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
-        let mm = kunit::current_mm()?;
-        let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
-        let (first, second, marker, installed) = {
-            let mmap = mm.mmap_read_lock();
-            let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
-            let pmd = Pmd::establish(vma, addr)?;
-            let pte = file_pte(vma, &folio, 0, false)?;
-            let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
-            let first = ptes.set_pte_marker(PteMarker::UFFD_WP);
-            let second = ptes.set_pte_marker(PteMarker::POISONED);
-            let marker = ptes.ptep_get();
-            let installed = ptes.set_ptes_file(folio, 0, 1, pte);
-            drop(ptes);
-            (first, second, marker, installed.map_err(|(e, _)| e))
-        };
-        assert_eq!(first, Ok(()));
-        assert_eq!(second, Err(EEXIST));
-        assert_eq!(marker.kind(), PteKind::Marker(PteMarker::UFFD_WP));
-        assert_eq!(installed, Ok(()));
-        let now = read_pte(addr)?;
-        assert!(now.present() && !now.write());
-        Ok(())
-    }
-
-    #[test]
-    fn install_rejects_wrong_page() -> Result {
-        let file = shmem_file_setup(c"rust_mm_pgtable", 2 * PS)?;
-        kunit::file_write(&file, 0, &[1u8; 2 * PAGE_SIZE])?;
-        let addr = kunit::vm_mmap(Some(&file), 2 * PAGE_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
-        let mm = kunit::current_mm()?;
-        let f0 = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
-        let f1 = shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
-        let (wrong, past, after) = {
-            let mmap = mm.mmap_read_lock();
-            let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
-            let pmd = Pmd::establish(vma, addr)?;
-            let pte1 = file_pte(vma, &f1, 0, false)?;
-            let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
-            // The PTE maps f1's page, but f0 is passed: refused.
-            let wrong = ptes.set_ptes_file(f0, 0, 1, pte1);
-            // More pages than the folio has: refused.
-            let past = ptes.set_ptes_file(f1, 0, 2, pte1);
-            let after = ptes.ptep_get();
-            drop(ptes);
-            (
-                wrong.err().map(|(e, f)| (e, f.index())),
-                past.err().map(|(e, f)| (e, f.index())),
-                after,
-            )
-        };
-        assert_eq!(wrong, Some((EINVAL, 0)));
-        assert_eq!(past, Some((EINVAL, 1)));
-        assert!(after.none());
         Ok(())
     }
 
@@ -1032,30 +1140,25 @@ mod tests {
         let addr = base + PAGE_SIZE;
         let mm = kunit::current_mm()?;
         let anon_before = mm.get_mm_counter_sum(MmCounter::AnonPages);
-        let (res, held, pte) = {
-            let mmap = mm.mmap_read_lock();
-            let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
-            let has_anon_vma = vma.has_anon_vma();
-            let folio = NewAnonFolio::alloc_zeroed(vma, addr)?;
-            let held: ARef<Folio> = ARef::from(&*folio);
-            let pte = {
-                let page = folio.page(0).ok_or(EINVAL)?;
-                Pte::mk_pte(&page, vma.page_prot()).mkdirty().mkwrite(vma)
-            };
-            let pmd = Pmd::establish(vma, addr)?;
-            let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
-            let res = ptes.set_pte_new_anon(folio, pte);
+        let (res, pfn) = with_pmd(addr, |pmd| {
+            let folio = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
+            let pfn = folio.pfn();
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            let res = ptes.set_pte_new_anon(folio, false);
             drop(ptes);
-            ((has_anon_vma, res.map_err(|(e, _)| e)), held, pte)
-        };
-        assert_eq!(res, (true, Ok(())));
+            Ok((res.map_err(|(e, _)| e), pfn))
+        })?;
+        assert_eq!(res, Ok(()));
+        let pte = read_pte(addr)?;
+        assert!(pte.present() && pte.write() && pte.dirty() && !pte.uffd());
+        assert_eq!(pte.pfn(), pfn);
+        let held = mapped_folio(addr)?;
         // SAFETY: Always safe to call.
         unsafe { bindings::lru_add_drain_all() };
         assert!(held.test_anon());
         assert!(held.test_lru());
         assert_eq!(held.mapcount(), 1);
         assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon_before + 1);
-        assert_eq!(read_pte(addr)?, pte);
         // The new page is zeroed, not the file's contents.
         let mut buf = [1u8; 8];
         kunit::read_user(addr, &mut buf)?;
@@ -1067,12 +1170,8 @@ mod tests {
     fn table_guard_bounds() -> Result {
         let file = shmem_file_setup(c"rust_mm_pgtable", 4 * PS)?;
         let addr = kunit::vm_mmap(Some(&file), 4 * PAGE_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
-        let mm = kunit::current_mm()?;
-        let r = {
-            let mmap = mm.mmap_read_lock();
-            let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
-            let pmd = Pmd::establish(vma, addr)?;
-            let mut ptes = pmd.pte_offset_map_lock(addr).ok_or(EAGAIN)?;
+        let r = with_pmd(addr, |pmd| {
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
             let nr = ptes.max_nr();
             let r = (nr, ptes.ptep_get_nr(nr - 1), ptes.ptep_get_nr(nr));
             // Moving past the end is refused; moving by one shrinks what is left by one.
@@ -1080,8 +1179,8 @@ mod tests {
             let one = if nr > 1 { ptes.advance(1) } else { Ok(()) };
             let moved = (ptes.addr(), ptes.max_nr());
             drop(ptes);
-            (r, past, one, moved)
-        };
+            Ok((r, past, one, moved))
+        })?;
         let ((nr, last, beyond), past, one, moved) = r;
         assert_eq!(past, Err(EINVAL));
         assert_eq!(one, Ok(()));
@@ -1093,6 +1192,282 @@ mod tests {
         assert!((1..=4).contains(&nr));
         assert!(last.is_some_and(|p| p.none()));
         assert!(beyond.is_none());
+        Ok(())
+    }
+}
+
+/// Misuse of the page table API from safe code: each case is refused with its documented error
+/// and changes nothing (the entry, the folio's mapcount, lock and reference count, the mm
+/// counters).
+///
+/// Some misuses no longer compile, and have no case here:
+/// - installing a hand-made PTE value: the installation methods build the entry themselves from
+///   the VMA and the folio, and take no [`Pte`];
+/// - getting a [`Folio`] (and so an `ARef<Folio>`) from a [`NewAnonFolio`]: it has no `Deref`
+///   to `Folio`, only [`NewAnonFolio::pfn`] and [`NewAnonFolio::page`];
+/// - a PMD entry or PTE table of a VMA that may not have one: [`Pmd::establish`] takes a
+///   [`VmaPteMapped`], which only [`VmaRef::as_pte_mapped`] gives out (checked below for
+///   hugetlb);
+/// - a PTE table guard positioned outside the PMD entry's range: [`Pmd::pte_offset_map_lock`]
+///   takes no address, [`PteTableGuard::advance`] stays inside the table and the VMA;
+/// - test support (`kernel::mm::kunit`, the entry constructors and hwpoison helpers of
+///   `rust/helpers/`) in a kernel without the KUnit tests: it is not built there.
+///
+/// [`Folio`]: crate::mm::folio::Folio
+#[cfg(CONFIG_RUST_MM_KUNIT_TEST)]
+#[macros::kunit_tests(rust_mm_misuse)]
+mod misuse_tests {
+    use super::tests::{read_pte, with_pmd};
+    use super::*;
+    use crate::{
+        mm::{
+            folio::Folio,
+            kunit::{self, prot},
+            shmem::{shmem_file_setup, shmem_get_folio, shmem_get_folio_nowait, SgpType},
+        },
+        sync::aref::ARef,
+    };
+
+    const PS: i64 = PAGE_SIZE as i64;
+
+    /// A shmem file of `pages` pages, each written, mapped with `prot` and `flags`.
+    fn mapped_file(pages: usize, prot: usize, flags: usize) -> Result<(ARef<crate::fs::File>, usize)> {
+        let file = shmem_file_setup(c"rust_mm_misuse", pages as i64 * PS)?;
+        for n in 0..pages {
+            kunit::file_write(&file, n as i64 * PS, b"page")?;
+        }
+        let addr = kunit::vm_mmap(Some(&file), pages * PAGE_SIZE, prot, flags, 0)?;
+        Ok((file, addr))
+    }
+
+    /// The state a refused installation must leave alone.
+    #[derive(PartialEq, Eq, Debug)]
+    struct Seen {
+        pte: u64,
+        mapcount: i32,
+        locked: bool,
+        refs: i32,
+        shmem: usize,
+        anon: usize,
+    }
+
+    fn seen(addr: usize, folio: &Folio) -> Result<Seen> {
+        let mm = kunit::current_mm()?;
+        Ok(Seen {
+            pte: read_pte(addr)?.val(),
+            mapcount: folio.mapcount(),
+            locked: folio.test_locked(),
+            refs: kunit::settled_ref_count(folio),
+            shmem: mm.get_mm_counter_sum(MmCounter::ShmemPages),
+            anon: mm.get_mm_counter_sum(MmCounter::AnonPages),
+        })
+    }
+
+    /// Tries to install `folio` at `addr` with `nr` entries, returns the error and whether the
+    /// folio came back locked.
+    fn try_install(addr: usize, folio: LockedFolio, nr: usize, wp: bool) -> Result<Option<(Error, bool)>> {
+        with_pmd(addr, |pmd| {
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            let res = ptes.set_ptes_file(folio, nr, wp);
+            drop(ptes);
+            Ok(res.err().map(|(e, f)| (e, f.test_locked())))
+        })
+    }
+
+    #[test]
+    fn another_files_folio() -> Result {
+        let (_a, addr) = mapped_file(2, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
+        let other = shmem_file_setup(c"rust_mm_misuse", 2 * PS)?;
+        kunit::file_write(&other, 0, b"other")?;
+        let folio = shmem_get_folio(other.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
+        let held: ARef<Folio> = ARef::from(&*folio);
+        drop(folio);
+        let before = seen(addr, &held)?;
+        let folio = LockedFolio::lock(held.clone());
+        assert_eq!(try_install(addr, folio, 1, false)?, Some((EINVAL, true)));
+        assert_eq!(seen(addr, &held)?, before);
+        assert!(read_pte(addr)?.none());
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_offset() -> Result {
+        let (file, addr) = mapped_file(2, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
+        let held: ARef<Folio> =
+            shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?.unlock();
+        let before = seen(addr, &held)?;
+        // Page 1 of the file at the address of page 0.
+        let folio = LockedFolio::lock(held.clone());
+        assert_eq!(try_install(addr, folio, 1, false)?, Some((EINVAL, true)));
+        // The right page, but more pages than the folio has.
+        let folio = LockedFolio::lock(held.clone());
+        assert_eq!(
+            try_install(addr + PAGE_SIZE, folio, 2, false)?,
+            Some((EINVAL, true))
+        );
+        // No page at all.
+        let folio = LockedFolio::lock(held.clone());
+        assert_eq!(
+            try_install(addr + PAGE_SIZE, folio, 0, false)?,
+            Some((EINVAL, true))
+        );
+        assert_eq!(seen(addr, &held)?, before);
+        assert!(read_pte(addr + PAGE_SIZE)?.none());
+        Ok(())
+    }
+
+    #[test]
+    fn write_bit_follows_the_vma() -> Result {
+        // A private writable mapping and a shared read-only one: the page cache must not become
+        // writable through either.
+        for (prot, flags) in [
+            (prot::READ | prot::WRITE, prot::MAP_PRIVATE),
+            (prot::READ, prot::MAP_SHARED),
+        ] {
+            let (file, addr) = mapped_file(1, prot, flags)?;
+            let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
+            assert_eq!(try_install(addr, folio, 1, false)?, None);
+            let pte = read_pte(addr)?;
+            assert!(pte.present() && pte.dirty() && !pte.write());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn wp_needs_registration() -> Result {
+        let (file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
+        let held: ARef<Folio> =
+            shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?.unlock();
+        let before = seen(addr, &held)?;
+        let folio = LockedFolio::lock(held.clone());
+        assert_eq!(try_install(addr, folio, 1, true)?, Some((EINVAL, true)));
+        // Nor may a userfaultfd marker be written into a VMA not registered for it.
+        let markers = with_pmd(addr, |pmd| {
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            Ok([
+                ptes.set_pte_marker(PteMarker::UFFD_WP),
+                ptes.set_pte_marker(PteMarker::POISONED),
+            ])
+        })?;
+        assert_eq!(markers, [Err(EINVAL), Err(EINVAL)]);
+        assert_eq!(seen(addr, &held)?, before);
+        assert!(read_pte(addr)?.none());
+        Ok(())
+    }
+
+    #[test]
+    fn guard_marker_is_kept() -> Result {
+        let (file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
+        let guard = with_pmd(addr, |pmd| {
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            ptes.set_pte_marker(PteMarker::GUARD)?;
+            Ok(ptes.ptep_get())
+        })?;
+        assert_eq!(guard.kind(), PteKind::Marker(PteMarker::GUARD));
+        let held: ARef<Folio> =
+            shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?.unlock();
+        let before = seen(addr, &held)?;
+        let folio = LockedFolio::lock(held.clone());
+        assert_eq!(try_install(addr, folio, 1, false)?, Some((EEXIST, true)));
+        assert_eq!(seen(addr, &held)?, before);
+        assert_eq!(read_pte(addr)?, guard);
+        Ok(())
+    }
+
+    #[test]
+    fn new_anon_in_shared_vma() -> Result {
+        let (_file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
+        let mm = kunit::current_mm()?;
+        let anon = mm.get_mm_counter_sum(MmCounter::AnonPages);
+        let res = with_pmd(addr, |pmd| {
+            let folio = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            let res = ptes.set_pte_new_anon(folio, false);
+            drop(ptes);
+            Ok(res.err().map(|(e, _)| e))
+        })?;
+        assert_eq!(res, Some(EINVAL));
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon);
+        assert!(read_pte(addr)?.none());
+        Ok(())
+    }
+
+    #[test]
+    fn new_anon_wp_needs_registration() -> Result {
+        let (_file, base) = mapped_file(2, prot::READ | prot::WRITE, prot::MAP_PRIVATE)?;
+        // A write to the first page gives the VMA its anon_vma.
+        kunit::write_user(base, b"cow")?;
+        let addr = base + PAGE_SIZE;
+        let mm = kunit::current_mm()?;
+        let anon = mm.get_mm_counter_sum(MmCounter::AnonPages);
+        let res = with_pmd(addr, |pmd| {
+            let folio = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
+            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            let res = ptes.set_pte_new_anon(folio, true);
+            drop(ptes);
+            Ok(res.err().map(|(e, _)| e))
+        })?;
+        assert_eq!(res, Some(EINVAL));
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon);
+        assert!(read_pte(addr)?.none());
+        Ok(())
+    }
+
+    #[test]
+    fn pmd_outside_the_vma() -> Result {
+        let (_file, addr) = mapped_file(2, prot::READ, prot::MAP_SHARED)?;
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?.as_pte_mapped().ok_or(EINVAL)?;
+        assert_eq!(Pmd::establish(vma, addr + 2 * PAGE_SIZE).err(), Some(EINVAL));
+        assert_eq!(Pmd::establish(vma, addr - PAGE_SIZE).err(), Some(EINVAL));
+        assert_eq!(Pmd::establish(vma, addr + 1).err(), Some(EINVAL));
+        Ok(())
+    }
+
+    #[cfg(CONFIG_HUGETLBFS)]
+    #[test]
+    fn hugetlb_vma_has_no_pte_tables() -> Result {
+        let size = 2 * 1024 * 1024;
+        let Ok(file) = kunit::hugetlb_file(c"rust_mm_misuse", size) else {
+            crate::kunit::mark_skipped(c"no hugetlb file");
+            return Ok(());
+        };
+        let Ok(addr) = kunit::vm_mmap(Some(&file), size, prot::READ, prot::MAP_SHARED, 0) else {
+            crate::kunit::mark_skipped(c"no huge page to map");
+            return Ok(());
+        };
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        assert!(vma.flags() & flags::HUGETLB != 0);
+        assert!(vma.as_pte_mapped().is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn nowait_lookup_beyond_eof() -> Result {
+        let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
+            crate::kunit::mark_skipped(c"no tmpfs");
+            return Ok(());
+        };
+        let file = tmpfs.file(c"rust_mm_misuse", 10 * PS)?;
+        kunit::file_write(&file, 0, b"large")?;
+        let nr_pages = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .nr_pages();
+        if nr_pages <= 10 {
+            crate::kunit::mark_skipped(c"shmem did not allocate a large folio");
+            return Ok(());
+        }
+        // The folio covers offsets beyond i_size: they are not in the file.
+        assert!(shmem_get_folio_nowait(file.inode(), 5).is_some());
+        assert!(shmem_get_folio_nowait(file.inode(), 10).is_none());
+        assert!(shmem_get_folio_nowait(file.inode(), nr_pages - 1).is_none());
+        assert_eq!(
+            shmem_get_folio(file.inode(), 10, 0, SgpType::NoAlloc).err(),
+            Some(EINVAL)
+        );
         Ok(())
     }
 }

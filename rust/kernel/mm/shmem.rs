@@ -70,23 +70,38 @@ pub fn shmem_get_folio(
 
 /// Finds the folio at `index` in the page cache of a shmem inode without sleeping.
 ///
-/// Returns the folio locked and with a reference if it is in the page cache, uptodate and its
-/// lock is free: exactly what [`shmem_get_folio`] with [`SgpType::NoAlloc`] would return for it.
-/// Returns `None` whenever that lookup would have to sleep or would fail: a hole, a swapped-out
-/// page, a fallocated folio that is not uptodate yet, a folio locked by someone else. The caller
-/// then falls back to [`shmem_get_folio`].
+/// Returns the folio locked and with a reference if `index` is inside the file (`i_size`), the
+/// folio is in the page cache and uptodate, and its lock is free: exactly what
+/// [`shmem_get_folio`] with [`SgpType::NoAlloc`] would return for it. Returns `None` whenever
+/// that lookup would have to sleep or would fail: beyond the end of the file, a hole, a
+/// swapped-out page, a fallocated folio that is not uptodate yet, a folio locked by someone else.
+/// The caller then falls back to [`shmem_get_folio`].
 ///
 /// This may be called in atomic context, e.g. with a page table lock held.
 pub fn shmem_get_folio_nowait(inode: &Inode, index: PgOff) -> Option<LockedFolio> {
-    // SAFETY: `inode` is valid, so is its mapping; the lookup with `FGP_NOWAIT` does not sleep.
-    let folio = unsafe { bindings::filemap_lock_folio_nowait((*inode.as_ptr()).i_mapping, index) };
+    // `shmem_get_folio()` refuses an index at or beyond `i_size` rounded up to a page.
+    let size = u64::try_from(inode.i_size_read()).unwrap_or(0);
+    if index as u64 >= size.div_ceil(crate::page::PAGE_SIZE as u64) {
+        return None;
+    }
+    // SAFETY: `inode` is valid, so is its mapping; with `FGP_NOWAIT` the lookup does not sleep,
+    // and without `FGP_CREAT` it does not allocate.
+    let folio = unsafe {
+        bindings::__filemap_get_folio(
+            (*inode.as_ptr()).i_mapping,
+            index,
+            bindings::FGP_LOCK | bindings::FGP_NOWAIT,
+            0,
+        )
+    };
     if folio.is_null() || crate::error::from_err_ptr(folio).is_err() {
         return None;
     }
     // SAFETY: On success the folio is locked and referenced for us.
     let folio = unsafe { LockedFolio::from_raw(NonNull::new_unchecked(folio)) };
-    // A fallocated folio is zeroed by `shmem_get_folio()`, which may sleep.
-    folio.test_uptodate().then_some(folio)
+    // A fallocated folio is zeroed by `shmem_get_folio()`, which may sleep; a folio truncated
+    // after the size check above has lost its mapping.
+    (folio.test_uptodate() && folio.mapping().is_some()).then_some(folio)
 }
 
 #[cfg(CONFIG_RUST_MM_KUNIT_TEST)]
@@ -217,7 +232,7 @@ mod tests {
     #[test]
     fn large_folio_subpage() -> Result {
         let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
-            kunit::mark_skipped(c"no tmpfs");
+            crate::kunit::mark_skipped(c"no tmpfs");
             return Ok(());
         };
         // A PMD-sized folio: PTRS_PER_PTE pages.
@@ -234,7 +249,7 @@ mod tests {
         let first = (huge / PS) as usize;
         let folio = shmem_get_folio(file.inode(), first + 5, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         if !folio.test_large() {
-            kunit::mark_skipped(c"shmem did not allocate a large folio");
+            crate::kunit::mark_skipped(c"shmem did not allocate a large folio");
             return Ok(());
         }
         assert_eq!(folio.nr_pages(), ptrs_per_pte);

@@ -19,9 +19,13 @@ use core::marker::PhantomData;
 /// registered, `get_folio_noalloc()` for every page `UFFDIO_CONTINUE` maps.
 ///
 /// Only minor faults are supported through this trait: the table has no `alloc_folio()`,
-/// `filemap_add()` or `filemap_remove()`, so registering for missing faults is refused before
+/// `filemap_add()` or `filemap_remove()`. Registering for missing faults is refused before
 /// [`can_userfault`](UffdOps::can_userfault) is asked, and so is registering for minor faults
-/// without `get_folio_noalloc()`. The C core can then never call an operation the table lacks.
+/// without `get_folio_noalloc()`. `UFFDIO_COPY` and `UFFDIO_ZEROPAGE` need no missing-fault
+/// registration, so they can reach a range registered for minor faults or write protection:
+/// the C core refuses them with `EINVAL` for a memory type without `alloc_folio()` (in a shared
+/// mapping; a private one gets anonymous memory as for any file), and never calls the missing
+/// operation.
 #[vtable]
 pub trait UffdOps: Sized + 'static {
     /// Returns whether `vma` may be registered with the userfaultfd modes in `vm_flags`
@@ -42,6 +46,11 @@ pub trait UffdOps: Sized + 'static {
     /// preallocated but never written must come back zeroed and uptodate, a swapped-out one
     /// swapped in. Any error (a hole, beyond the end of the file, an I/O error) makes
     /// `UFFDIO_CONTINUE` fail the page with `EFAULT`.
+    ///
+    /// The folio must be the one in the page cache of `inode` that holds `pgoff` (the
+    /// installation checks its mapping and index, and refuses any other). It may be a large
+    /// folio: its other pages are the page cache at the neighbouring offsets, and
+    /// `UFFDIO_CONTINUE` may map them for those offsets without asking again.
     fn get_folio_noalloc(_inode: &Inode, _pgoff: PgOff) -> Result<LockedFolio> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
