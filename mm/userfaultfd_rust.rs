@@ -151,7 +151,7 @@ unsafe fn mfill_pmd<'a>(
     // SAFETY: The caller guarantees the invariants of `VmaPteMapped` for 'a.
     let vma = unsafe { VmaPteMapped::from_raw(dst_vma) };
     // SAFETY: The caller established `dst_pmd` for `dst_addr` in `vma`, which stays locked.
-    Ok(unsafe { Pmd::from_raw(vma, dst_pmd, dst_addr as usize) })
+    Ok(unsafe { Pmd::from_raw(vma, dst_pmd, dst_addr) })
 }
 
 /// `rust_mfill_atomic_pte_continue()`: [`mfill_atomic_pte_continue`] for C.
@@ -279,8 +279,9 @@ mod tests {
         pub(crate) fn copy(&self, dst: usize, src: usize, len: usize) -> (Result, i64) {
             let mut copy = 0;
             // SAFETY: `file` is a userfaultfd file of the current mm; `copy` is writable.
-            let ret =
-                unsafe { bindings::uffd_kunit_copy(self.file.as_ptr(), dst, src, len, false, &mut copy) };
+            let ret = unsafe {
+                bindings::uffd_kunit_copy(self.file.as_ptr(), dst, src, len, false, &mut copy)
+            };
             (to_result(ret as i32), copy)
         }
 
@@ -382,7 +383,9 @@ mod tests {
 
     /// Reads the PTE at `addr`.
     pub(crate) fn pte_at(addr: usize) -> Result<Pte> {
-        with_pmd(addr, |pmd| Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get()))
+        with_pmd(addr, |pmd| {
+            Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get())
+        })
     }
 
     /// Writes a marker into the empty PTE at `addr`.
@@ -752,8 +755,21 @@ mod tests {
     /// [`UffdOpsVtable`]: its table has no `alloc_folio()`.
     struct MinorOnly;
 
+    /// The owner of [`MinorOnly`]'s table: this file is built in, it is no module.
+    struct BuiltIn;
+
+    impl kernel::ModuleMetadata for BuiltIn {
+        const NAME: &'static CStr = c"userfaultfd_rust";
+        // SAFETY: A NULL module pointer stands for built-in code, which `try_module_get()` and
+        // `module_put()` accept.
+        const THIS_MODULE: kernel::ThisModule =
+            unsafe { kernel::ThisModule::from_ptr(core::ptr::null_mut()) };
+    }
+
     #[vtable]
     impl UffdOps for MinorOnly {
+        type OwnerModule = BuiltIn;
+
         fn get_folio_noalloc(
             inode: &kernel::fs::inode::Inode,
             pgoff: kernel::mm::folio::PgOff,
@@ -779,17 +795,23 @@ mod tests {
             Err(EINVAL)
         );
         uffd.register(m.addr, 3 * PAGE_SIZE, vm::UFFD_MINOR)?;
-        let src = kunit::vm_mmap(None, PAGE_SIZE, prot::READ | prot::WRITE, prot::MAP_PRIVATE, 0)?;
+        let src = kunit::vm_mmap(
+            None,
+            PAGE_SIZE,
+            prot::READ | prot::WRITE,
+            prot::MAP_PRIVATE,
+            0,
+        )?;
         kunit::write_user(src, b"copied!!")?;
         let mm = kunit::current_mm()?;
         let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
         assert_eq!(
             uffd.copy(m.addr, src, PAGE_SIZE),
-            (Err(EINVAL), EINVAL.to_errno() as i64)
+            (Err(EINVAL), i64::from(EINVAL.to_errno()))
         );
         assert_eq!(
             uffd.zeropage(m.addr + PAGE_SIZE, PAGE_SIZE),
-            (Err(EINVAL), EINVAL.to_errno() as i64)
+            (Err(EINVAL), i64::from(EINVAL.to_errno()))
         );
         // Nothing was mapped or added to the page cache.
         assert!(pte_at(m.addr)?.none() && pte_at(m.addr + PAGE_SIZE)?.none());

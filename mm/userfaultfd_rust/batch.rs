@@ -110,13 +110,12 @@ pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
     nr_pages: *mut c_ulong,
 ) -> c_int {
     // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
-    let res = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }.and_then(|pmd| {
-        mfill_atomic_pte_continue_batch(&pmd, dst_end as usize, UffdFlags::from_raw(flags))
-    });
+    let res = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }
+        .and_then(|pmd| mfill_atomic_pte_continue_batch(&pmd, dst_end, UffdFlags::from_raw(flags)));
     match res {
         Ok(nr) => {
             // SAFETY: The caller passes a pointer valid for writes.
-            unsafe { *nr_pages = nr as c_ulong };
+            unsafe { *nr_pages = nr };
             0
         }
         Err(e) => e.to_errno(),
@@ -136,7 +135,9 @@ mod tests {
 
     /// One batched step from `addr`, with the range ending at `end`.
     fn do_batch(addr: usize, end: usize) -> Result<usize> {
-        with_pmd(addr, |pmd| mfill_atomic_pte_continue_batch(pmd, end, flags(false)))
+        with_pmd(addr, |pmd| {
+            mfill_atomic_pte_continue_batch(pmd, end, flags(false))
+        })
     }
 
     /// Returns which of the `n` pages from `addr` are mapped.

@@ -68,7 +68,11 @@ pub fn vm_mmap(
 /// Returns a reference to the mm of the current KUnit test thread, attached by [`vm_mmap`]
 /// (`mmget()`: the address space stays alive while the reference is held).
 pub fn current_mm() -> Result<ARef<MmWithUser>> {
-    crate::current!().mm().ok_or(EINVAL)?.mmget_not_zero().ok_or(EINVAL)
+    crate::current!()
+        .mm()
+        .ok_or(EINVAL)?
+        .mmget_not_zero()
+        .ok_or(EINVAL)
 }
 
 /// Reads `buf.len()` bytes of user memory at `addr` in the current mm (`copy_from_user()`).

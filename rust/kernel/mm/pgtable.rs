@@ -479,7 +479,11 @@ impl<'a> Pmd<'a> {
     /// `pmd` must point to the PMD entry for `addr` in the page tables of `vma`'s mm, with `addr`
     /// inside `vma`, and the entry must stay valid for `'a` (the VMA is read-locked).
     #[inline]
-    pub unsafe fn from_raw(vma: &'a VmaPteMapped, pmd: NonNull<bindings::pmd_t>, addr: usize) -> Self {
+    pub unsafe fn from_raw(
+        vma: &'a VmaPteMapped,
+        pmd: NonNull<bindings::pmd_t>,
+        addr: usize,
+    ) -> Self {
         // INVARIANT: Guaranteed by the caller.
         Self { pmd, addr, vma }
     }
@@ -928,7 +932,9 @@ mod tests {
 
     /// Reads the PTE for `addr`, with the locks taken and dropped inside.
     pub(super) fn read_pte(addr: usize) -> Result<Pte> {
-        with_pmd(addr, |pmd| Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get()))
+        with_pmd(addr, |pmd| {
+            Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get())
+        })
     }
 
     /// Returns the folio the PTE at `addr` maps, with a reference of its own.
@@ -1231,7 +1237,11 @@ mod misuse_tests {
     const PS: i64 = PAGE_SIZE as i64;
 
     /// A shmem file of `pages` pages, each written, mapped with `prot` and `flags`.
-    fn mapped_file(pages: usize, prot: usize, flags: usize) -> Result<(ARef<crate::fs::File>, usize)> {
+    fn mapped_file(
+        pages: usize,
+        prot: usize,
+        flags: usize,
+    ) -> Result<(ARef<crate::fs::File>, usize)> {
         let file = shmem_file_setup(c"rust_mm_misuse", pages as i64 * PS)?;
         for n in 0..pages {
             kunit::file_write(&file, n as i64 * PS, b"page")?;
@@ -1265,7 +1275,12 @@ mod misuse_tests {
 
     /// Tries to install `folio` at `addr` with `nr` entries, returns the error and whether the
     /// folio came back locked.
-    fn try_install(addr: usize, folio: LockedFolio, nr: usize, wp: bool) -> Result<Option<(Error, bool)>> {
+    fn try_install(
+        addr: usize,
+        folio: LockedFolio,
+        nr: usize,
+        wp: bool,
+    ) -> Result<Option<(Error, bool)>> {
         with_pmd(addr, |pmd| {
             let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
             let res = ptes.set_ptes_file(folio, nr, wp);
@@ -1293,8 +1308,9 @@ mod misuse_tests {
     #[test]
     fn wrong_offset() -> Result {
         let (file, addr) = mapped_file(2, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
-        let held: ARef<Folio> =
-            shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?.unlock();
+        let held: ARef<Folio> = shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .unlock();
         let before = seen(addr, &held)?;
         // Page 1 of the file at the address of page 0.
         let folio = LockedFolio::lock(held.clone());
@@ -1336,8 +1352,9 @@ mod misuse_tests {
     #[test]
     fn wp_needs_registration() -> Result {
         let (file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
-        let held: ARef<Folio> =
-            shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?.unlock();
+        let held: ARef<Folio> = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .unlock();
         let before = seen(addr, &held)?;
         let folio = LockedFolio::lock(held.clone());
         assert_eq!(try_install(addr, folio, 1, true)?, Some((EINVAL, true)));
@@ -1364,8 +1381,9 @@ mod misuse_tests {
             Ok(ptes.ptep_get())
         })?;
         assert_eq!(guard.kind(), PteKind::Marker(PteMarker::GUARD));
-        let held: ARef<Folio> =
-            shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?.unlock();
+        let held: ARef<Folio> = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .unlock();
         let before = seen(addr, &held)?;
         let folio = LockedFolio::lock(held.clone());
         assert_eq!(try_install(addr, folio, 1, false)?, Some((EEXIST, true)));
@@ -1418,8 +1436,15 @@ mod misuse_tests {
         let (_file, addr) = mapped_file(2, prot::READ, prot::MAP_SHARED)?;
         let mm = kunit::current_mm()?;
         let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?.as_pte_mapped().ok_or(EINVAL)?;
-        assert_eq!(Pmd::establish(vma, addr + 2 * PAGE_SIZE).err(), Some(EINVAL));
+        let vma = mmap
+            .vma_lookup(addr)
+            .ok_or(ENOENT)?
+            .as_pte_mapped()
+            .ok_or(EINVAL)?;
+        assert_eq!(
+            Pmd::establish(vma, addr + 2 * PAGE_SIZE).err(),
+            Some(EINVAL)
+        );
         assert_eq!(Pmd::establish(vma, addr - PAGE_SIZE).err(), Some(EINVAL));
         assert_eq!(Pmd::establish(vma, addr + 1).err(), Some(EINVAL));
         Ok(())
