@@ -237,10 +237,12 @@ mod tests {
         mm::{
             folio::Folio,
             kunit::{self, prot},
-            pgtable::{MmCounter, Pte, PteKind, PteMarker, PMD_SIZE, PTRS_PER_PTE},
+            pgtable::{PMD_SIZE, PTRS_PER_PTE},
+            pte::{Pte, PteKind, PteMarker},
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
             userfaultfd::{UffdOps, UffdOpsVtable},
             virt::{flags as vm, vm_flags_t},
+            MmCounter,
         },
         str::CStr,
         sync::aref::ARef,

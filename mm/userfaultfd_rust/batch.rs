@@ -129,8 +129,10 @@ mod tests {
     use crate::tests::*;
     use kernel::mm::{
         kunit,
-        pgtable::{MmCounter, PteMarker, PMD_SIZE, PTRS_PER_PTE},
+        pgtable::{PMD_SIZE, PTRS_PER_PTE},
+        pte::PteMarker,
         shmem::{shmem_get_folio, SgpType},
+        MmCounter,
     };
 
     /// One batched step from `addr`, with the range ending at `end`.

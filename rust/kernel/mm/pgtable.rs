@@ -1,13 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! CPU page tables: entries, PTE tables and the installation of new mappings.
+//! CPU page tables: PTE tables and the installation of new mappings.
 //!
-//! - [`Pte`] is a page table entry value (`pte_t`), built with [`Pte::mk_pte`] and the
-//!   `pte_mk*()` modifiers, and classified with [`Pte::kind`] into a [`PteKind`]: an empty entry,
-//!   a present mapping, or one of the software leaf entries of `include/linux/leafops.h` (swap,
-//!   migration, device-private, device-exclusive, hardware poison, markers). Code that decides
-//!   whether an entry may be overwritten is a `match` on that enum, so the compiler checks that
-//!   every kind was considered.
+//! - [`VmaPteMapped`] is a VMA whose pages are mapped by PTE tables of ordinary pages, the only
+//!   kind this module allocates, maps and fills page tables for.
 //! - [`Pmd`] is a PMD entry that points to a PTE table, valid while the VMA is read-locked.
 //! - [`PteTableGuard`] is a PTE table that is mapped and locked (`pte_offset_map_lock()`).
 //!   Dropping it does the full `pte_unmap_unlock()`: the page table lock is released *and* the
@@ -19,363 +15,29 @@
 //!
 //! See `Documentation/mm/process_addrs.rst` for the locking rules encoded here.
 //!
-//! C header: [`include/linux/pgtable.h`](srctree/include/linux/pgtable.h),
-//! [`include/linux/leafops.h`](srctree/include/linux/leafops.h)
+//! The entries themselves, and their classification, are in [`crate::mm::pte`].
+//!
+//! C header: [`include/linux/pgtable.h`](srctree/include/linux/pgtable.h)
 
 use crate::{
     bindings,
     error::{code::*, Error, Result},
     mm::{
-        folio::{Folio, LockedFolio, NewAnonFolio},
+        folio::{LockedFolio, NewAnonFolio},
+        pte::{Pte, PteKind, PteMarker},
         virt::{flags, VmaRef},
-        MmWithUser,
+        MmCounter,
     },
     page::{Page, PAGE_SIZE},
     types::NotThreadSafe,
 };
-use core::{fmt, ops::Deref, ptr::NonNull};
-
-pub use crate::mm::virt::PgProt;
+use core::{ops::Deref, ptr::NonNull};
 
 /// The number of entries in a PTE table (`PTRS_PER_PTE`).
 pub const PTRS_PER_PTE: usize = bindings::PTRS_PER_PTE as usize;
 
 /// The size of the virtual range one PMD entry covers (`PMD_SIZE`).
 pub const PMD_SIZE: usize = PTRS_PER_PTE * PAGE_SIZE;
-
-/// A page table entry value (`pte_t`).
-///
-/// This is a value, not a location: reading it from a table is [`PteTableGuard::ptep_get`],
-/// writing it is one of the installation methods of [`PteTableGuard`].
-#[derive(Clone, Copy)]
-#[repr(transparent)]
-pub struct Pte(bindings::pte_t);
-
-impl Pte {
-    /// Wraps a raw `pte_t`.
-    #[inline]
-    pub fn from_raw(pte: bindings::pte_t) -> Self {
-        Self(pte)
-    }
-
-    /// Returns the raw `pte_t`.
-    #[inline]
-    pub fn as_raw(self) -> bindings::pte_t {
-        self.0
-    }
-
-    /// Builds a present entry that maps `page` with protection `prot` (`mk_pte()`).
-    #[inline]
-    pub fn mk_pte(page: &Page, prot: PgProt) -> Self {
-        // SAFETY: `page` is a valid page; `mk_pte()` only computes a value from it.
-        Self(unsafe { bindings::mk_pte(page.as_ptr(), prot.as_raw()) })
-    }
-
-    /// Builds a marker entry (`make_pte_marker()`).
-    #[inline]
-    pub fn make_pte_marker(marker: PteMarker) -> Self {
-        // SAFETY: Pure computation on a value.
-        Self(unsafe { bindings::make_pte_marker(marker.0) })
-    }
-
-    /// Returns the entry with the dirty bit set (`pte_mkdirty()`).
-    #[inline]
-    pub fn mkdirty(self) -> Self {
-        // SAFETY: Pure computation on a value.
-        Self(unsafe { bindings::pte_mkdirty(self.0) })
-    }
-
-    /// Returns the entry made writable for `vma` (`pte_mkwrite()`).
-    #[inline]
-    pub fn mkwrite(self, vma: &VmaRef) -> Self {
-        // SAFETY: `vma` is valid; `pte_mkwrite()` only reads its flags to compute a value.
-        Self(unsafe { bindings::pte_mkwrite(self.0, vma.as_ptr()) })
-    }
-
-    /// Returns the entry with the userfaultfd write-protect bit set and write permission
-    /// removed (`pte_mkuffd()`).
-    #[inline]
-    pub fn mkuffd(self) -> Self {
-        // SAFETY: Pure computation on a value.
-        Self(unsafe { bindings::pte_mkuffd(self.0) })
-    }
-
-    /// Returns whether the entry is empty (`pte_none()`).
-    #[inline]
-    pub fn none(self) -> bool {
-        // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_none(self.0) != 0 }
-    }
-
-    /// Returns whether the entry maps a page (`pte_present()`).
-    #[inline]
-    pub fn present(self) -> bool {
-        // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_present(self.0) != 0 }
-    }
-
-    /// Returns whether a present entry allows writes (`pte_write()`).
-    #[inline]
-    pub fn write(self) -> bool {
-        // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_write(self.0) != 0 }
-    }
-
-    /// Returns whether a present entry is dirty (`pte_dirty()`).
-    #[inline]
-    pub fn dirty(self) -> bool {
-        // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_dirty(self.0) != 0 }
-    }
-
-    /// Returns whether a present entry has the userfaultfd bit (`pte_uffd()`).
-    #[inline]
-    pub fn uffd(self) -> bool {
-        // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_uffd(self.0) != 0 }
-    }
-
-    /// Returns the page frame number a present entry maps (`pte_pfn()`).
-    #[inline]
-    pub fn pfn(self) -> usize {
-        // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_pfn(self.0) }
-    }
-
-    /// Returns the raw bits of the entry (`pte_val()`).
-    #[inline]
-    pub fn val(self) -> u64 {
-        // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_val(self.0) as u64 }
-    }
-
-    /// Classifies the entry.
-    ///
-    /// Every value a PTE can hold maps to exactly one [`PteKind`].
-    pub fn kind(self) -> PteKind {
-        if self.none() {
-            return PteKind::None;
-        }
-        if self.present() {
-            return PteKind::Present;
-        }
-        // SAFETY: Pure computation on a value.
-        let entry = unsafe { bindings::softleaf_from_pte(self.0) };
-        // SAFETY: Pure computation on a value.
-        let ty = unsafe { bindings::softleaf_type(entry) };
-        match ty {
-            bindings::softleaf_type_SOFTLEAF_SWAP => PteKind::Swap,
-            bindings::softleaf_type_SOFTLEAF_MIGRATION_READ => PteKind::MigrationRead,
-            bindings::softleaf_type_SOFTLEAF_MIGRATION_READ_EXCLUSIVE => {
-                PteKind::MigrationReadExclusive
-            }
-            bindings::softleaf_type_SOFTLEAF_MIGRATION_WRITE => PteKind::MigrationWrite,
-            bindings::softleaf_type_SOFTLEAF_DEVICE_PRIVATE_READ => PteKind::DevicePrivateRead,
-            bindings::softleaf_type_SOFTLEAF_DEVICE_PRIVATE_WRITE => PteKind::DevicePrivateWrite,
-            bindings::softleaf_type_SOFTLEAF_DEVICE_EXCLUSIVE => PteKind::DeviceExclusive,
-            bindings::softleaf_type_SOFTLEAF_HWPOISON => PteKind::HwPoison,
-            bindings::softleaf_type_SOFTLEAF_MARKER => {
-                // SAFETY: The entry is a marker, as `softleaf_to_marker()` requires.
-                PteKind::Marker(PteMarker(unsafe { bindings::softleaf_to_marker(entry) }))
-            }
-            // `softleaf_type()` answers `SOFTLEAF_NONE` (and warns) for a type it does not know.
-            _ => PteKind::Unknown,
-        }
-    }
-}
-
-impl PartialEq for Pte {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.val() == other.val()
-    }
-}
-
-impl Eq for Pte {}
-
-impl fmt::Debug for Pte {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Pte({:#x})", self.val())
-    }
-}
-
-/// What a page table entry holds: the classification of a [`Pte`].
-///
-/// The variants after `Present` are the software leaf entries of `enum softleaf_type`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum PteKind {
-    /// Nothing is mapped and nothing is recorded (`pte_none()`).
-    None,
-    /// The entry maps a page (`pte_present()`), including `PROT_NONE` entries used for NUMA
-    /// hinting and userfaultfd read-write protection.
-    Present,
-    /// The page was swapped out; the entry holds a swap slot.
-    Swap,
-    /// The page is being migrated; it was mapped read-only.
-    MigrationRead,
-    /// The page is being migrated; it was mapped read-only and exclusive.
-    MigrationReadExclusive,
-    /// The page is being migrated; it was mapped writable.
-    MigrationWrite,
-    /// The page lives in device-private memory; it was mapped read-only.
-    DevicePrivateRead,
-    /// The page lives in device-private memory; it was mapped writable.
-    DevicePrivateWrite,
-    /// A device has exclusive access to the page for atomic operations.
-    DeviceExclusive,
-    /// The page had a hardware memory error.
-    HwPoison,
-    /// A marker: no page, but state that must survive in an otherwise empty slot.
-    Marker(PteMarker),
-    /// An entry of a type this kernel does not know.
-    Unknown,
-}
-
-impl PteKind {
-    /// Returns whether the entry is a userfaultfd-owned marker (`pte_is_uffd_marker()`).
-    #[inline]
-    pub fn is_uffd_marker(self) -> bool {
-        matches!(self, PteKind::Marker(m) if m.is_uffd())
-    }
-
-    /// Returns whether a new mapping may be installed over the entry: it is empty, or a
-    /// userfaultfd marker (write-protect or poison) without the guard bit.
-    ///
-    /// This is the rule of every userfaultfd fill (`mfill_atomic_install_pte()`): a marker left
-    /// by userfaultfd stands for an empty entry that userfaultfd tracks; anything else is
-    /// someone's mapping or state (a page, a swap slot, a migration or device entry, hardware
-    /// poison, a guard region) and must not be overwritten. The match names every kind, so a new
-    /// kind cannot be forgotten.
-    #[inline]
-    pub fn is_fillable(self) -> bool {
-        match self {
-            PteKind::None => true,
-            PteKind::Marker(marker) => marker.is_uffd() && !marker.is_guard(),
-            PteKind::Present
-            | PteKind::Swap
-            | PteKind::MigrationRead
-            | PteKind::MigrationReadExclusive
-            | PteKind::MigrationWrite
-            | PteKind::DevicePrivateRead
-            | PteKind::DevicePrivateWrite
-            | PteKind::DeviceExclusive
-            | PteKind::HwPoison
-            | PteKind::Unknown => false,
-        }
-    }
-}
-
-/// The bits of a PTE marker (`pte_marker`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PteMarker(bindings::pte_marker);
-
-impl PteMarker {
-    /// A userfaultfd write-protected empty entry (`PTE_MARKER_UFFD_WP`).
-    pub const UFFD_WP: Self = Self(bindings::PTE_MARKER_UFFD_WP);
-    /// A poisoned entry; faults raise `SIGBUS` (`PTE_MARKER_POISONED`), as set by
-    /// `UFFDIO_POISON`.
-    pub const POISONED: Self = Self(bindings::PTE_MARKER_POISONED);
-    /// A guard region entry; faults raise `SIGSEGV` (`PTE_MARKER_GUARD`), as set by
-    /// `MADV_GUARD_INSTALL`.
-    pub const GUARD: Self = Self(bindings::PTE_MARKER_GUARD);
-
-    /// Returns the raw marker bits.
-    #[inline]
-    pub fn bits(self) -> usize {
-        self.0
-    }
-
-    /// Returns whether the userfaultfd write-protect bit is set.
-    #[inline]
-    pub fn is_uffd_wp(self) -> bool {
-        self.0 & Self::UFFD_WP.0 != 0
-    }
-
-    /// Returns whether the poison bit is set.
-    #[inline]
-    pub fn is_poisoned(self) -> bool {
-        self.0 & Self::POISONED.0 != 0
-    }
-
-    /// Returns whether the guard bit is set.
-    #[inline]
-    pub fn is_guard(self) -> bool {
-        self.0 & Self::GUARD.0 != 0
-    }
-
-    /// Returns whether the marker belongs to userfaultfd: write-protect or poison, the markers
-    /// that `pte_is_uffd_marker()` accepts.
-    #[inline]
-    pub fn is_uffd(self) -> bool {
-        self.is_uffd_wp() || self.is_poisoned()
-    }
-}
-
-impl core::ops::BitOr for PteMarker {
-    type Output = Self;
-
-    #[inline]
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-
-impl fmt::Debug for PteMarker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PteMarker({:#x})", self.0)
-    }
-}
-
-/// The per-mm RSS counters (`enum` `MM_FILEPAGES`, ...).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(u32)]
-pub enum MmCounter {
-    /// Resident file-backed pages (`MM_FILEPAGES`).
-    FilePages = bindings::MM_FILEPAGES,
-    /// Resident anonymous pages (`MM_ANONPAGES`).
-    AnonPages = bindings::MM_ANONPAGES,
-    /// Anonymous swap entries (`MM_SWAPENTS`).
-    SwapEnts = bindings::MM_SWAPENTS,
-    /// Resident shmem pages (`MM_SHMEMPAGES`).
-    ShmemPages = bindings::MM_SHMEMPAGES,
-}
-
-impl MmCounter {
-    /// Returns the counter that accounts mappings of `folio` (`mm_counter()`).
-    ///
-    /// This depends on whether the folio is anonymous, so for a new anonymous folio it must be
-    /// asked after the anonymous reverse mapping was added.
-    #[inline]
-    pub fn of_folio(folio: &Folio) -> Self {
-        // SAFETY: The folio is valid.
-        match unsafe { bindings::mm_counter(folio.as_ptr()) } as u32 {
-            bindings::MM_ANONPAGES => Self::AnonPages,
-            bindings::MM_SHMEMPAGES => Self::ShmemPages,
-            bindings::MM_SWAPENTS => Self::SwapEnts,
-            _ => Self::FilePages,
-        }
-    }
-}
-
-impl MmWithUser {
-    /// Returns the value of an RSS counter (`get_mm_counter()`).
-    ///
-    /// This is the cheap, approximate value: updates still batched on other CPUs are not
-    /// included.
-    #[inline]
-    pub fn get_mm_counter(&self, counter: MmCounter) -> usize {
-        // SAFETY: The mm is valid; reading a counter is always allowed.
-        unsafe { bindings::get_mm_counter(self.as_raw(), counter as i32) }
-    }
-
-    /// Returns the exact value of an RSS counter, summed over all CPUs
-    /// (`get_mm_counter_sum()`).
-    #[inline]
-    pub fn get_mm_counter_sum(&self, counter: MmCounter) -> usize {
-        // SAFETY: The mm is valid; reading a counter is always allowed.
-        unsafe { bindings::get_mm_counter_sum(self.as_raw(), counter as i32) }
-    }
-}
 
 /// Returns the start of the range covered by the PMD entry for `addr`.
 #[inline]
@@ -660,7 +322,7 @@ impl<'a> PteTableGuard<'a> {
     #[inline]
     pub fn ptep_get(&self) -> Pte {
         // SAFETY: The table is mapped and locked by the type invariants.
-        Pte(unsafe { bindings::ptep_get(self.ptep.as_ptr()) })
+        Pte::from_raw(unsafe { bindings::ptep_get(self.ptep.as_ptr()) })
     }
 
     /// Reads the `i`th entry from the guard's position, if it is within [`max_nr`](Self::max_nr).
@@ -670,7 +332,9 @@ impl<'a> PteTableGuard<'a> {
             return None;
         }
         // SAFETY: The table is mapped and locked, and `i` is within it.
-        Some(Pte(unsafe { bindings::ptep_get(self.ptep_nr(i)) }))
+        Some(Pte::from_raw(unsafe {
+            bindings::ptep_get(self.ptep_nr(i))
+        }))
     }
 
     /// Checks that `nr` entries from the position exist and that a fill may replace each of
@@ -681,7 +345,7 @@ impl<'a> PteTableGuard<'a> {
         }
         for i in 0..nr {
             // SAFETY: The table is mapped and locked, and `i < nr <= max_nr()`.
-            let old = Pte(unsafe { bindings::ptep_get(self.ptep_nr(i)) });
+            let old = Pte::from_raw(unsafe { bindings::ptep_get(self.ptep_nr(i)) });
             if !old.kind().is_fillable() {
                 return Err(EEXIST);
             }
@@ -768,7 +432,7 @@ impl<'a> PteTableGuard<'a> {
                 bindings::add_mm_counter(mm, counter as i32, nr as isize);
                 bindings::folio_ref_add(folio.as_ptr(), nr as i32 - 1);
             }
-            bindings::set_ptes(mm, self.addr, self.ptep.as_ptr(), pte.0, nr as u32);
+            bindings::set_ptes(mm, self.addr, self.ptep.as_ptr(), pte.as_raw(), nr as u32);
         }
         // SAFETY: The entries just written own the reference.
         unsafe { folio.unlock_and_transfer() };
@@ -855,7 +519,7 @@ impl<'a> PteTableGuard<'a> {
             // After the rmap: `mm_counter()` looks at the anon bit that the rmap just set.
             let counter = bindings::mm_counter(raw);
             bindings::inc_mm_counter(mm, counter);
-            bindings::set_ptes(mm, self.addr, self.ptep.as_ptr(), pte.0, 1);
+            bindings::set_ptes(mm, self.addr, self.ptep.as_ptr(), pte.as_raw(), 1);
             folio.transfer();
             // No TLB flush: the entry was not present before.
             bindings::update_mmu_cache(vma, self.addr, self.ptep.as_ptr());
@@ -888,7 +552,7 @@ impl<'a> PteTableGuard<'a> {
                 self.vma.mm().as_raw(),
                 self.addr,
                 self.ptep.as_ptr(),
-                pte.0,
+                pte.as_raw(),
                 1,
             );
             bindings::update_mmu_cache(self.vma.as_ptr(), self.addr, self.ptep.as_ptr());
