@@ -28,10 +28,10 @@ use kernel::{
         userfaultfd::UffdFlags,
         virt::VmaRef,
     },
-    page::PAGE_SIZE,
     prelude::*,
 };
 
+#[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
 #[path = "userfaultfd_rust/batch.rs"]
 mod batch;
 
@@ -53,22 +53,6 @@ impl MfillFolio {
     }
 }
 
-/// Returns the first file offset, in pages, beyond the end of the VMA's file, if it has one.
-///
-/// Called with the PTE table lock held: truncation unmaps under that lock after updating
-/// `i_size`, so a page that is inside the file here cannot be truncated before the PTE is
-/// visible, and a truncation that already happened is seen here.
-fn mfill_max_off(vma: &VmaRef) -> Option<usize> {
-    let size = vma.file()?.inode().i_size_read();
-    Some((size as u64).div_ceil(PAGE_SIZE as u64) as usize)
-}
-
-/// Returns whether `dst_addr` maps a file offset at or beyond the end of the file
-/// (`mfill_file_over_size()`). Called with the PTE table lock held, see [`mfill_max_off`].
-fn mfill_file_over_size(vma: &VmaRef, dst_addr: usize) -> bool {
-    mfill_max_off(vma).is_some_and(|max_off| vma.linear_page_index(dst_addr) >= max_off)
-}
-
 /// Looks up the folio that holds the file offset `dst_addr` maps, for `UFFDIO_CONTINUE`.
 ///
 /// The lookup is the memory type's `get_folio_noalloc()`: a fallocated folio is zeroed and
@@ -81,9 +65,8 @@ fn mfill_get_folio(vma: &VmaRef, dst_addr: usize) -> Result<LockedFolio> {
         return Err(EINVAL);
     };
     let pgoff = vma.linear_page_index(dst_addr);
-    let folio = ops
-        .get_folio_noalloc(file.inode(), pgoff)
-        .map_err(|_| EFAULT)?;
+    // SAFETY: `ops` is the memory type's table of this VMA, and the inode that of its file.
+    let folio = unsafe { ops.get_folio_noalloc(file.inode(), pgoff) }.map_err(|_| EFAULT)?;
     if folio.page_hwpoison(folio.file_page_nr(pgoff)) {
         // Dropping the folio unlocks it and puts the reference.
         return Err(EIO);
@@ -95,9 +78,10 @@ fn mfill_get_folio(vma: &VmaRef, dst_addr: usize) -> Result<LockedFolio> {
 ///
 /// A page-cache folio is mapped at the page the VMA maps there, a new anonymous folio as is;
 /// the PTE is built by the installation from the VMA and `flags` (see
-/// [`PteTableGuard::set_ptes_file`]). Under the PTE table lock, the file size is checked again
-/// (`EFAULT` beyond the end of the file) and the old entry must be one a fill may replace
-/// (`EEXIST` otherwise). If the PTE table is gone, the error is `EAGAIN`.
+/// [`PteTableGuard::set_ptes_file`]). The installation checks, under the PTE table lock, the
+/// file size again (`EFAULT` beyond the end of the file, which serialises against truncation)
+/// and the old entry, which must be one a fill may replace (`EEXIST` otherwise). If the PTE table
+/// is gone, the error is `EAGAIN`.
 ///
 /// On success the PTE owns the folio reference and a page-cache folio is unlocked. On failure
 /// the folio comes back with the error, in the state it was passed in.
@@ -111,9 +95,6 @@ pub fn mfill_atomic_install_pte(
     let Some(mut ptes) = pmd.pte_offset_map_lock() else {
         return Err((EAGAIN, folio));
     };
-    if mfill_file_over_size(pmd.vma(), pmd.addr()) {
-        return Err((EFAULT, folio));
-    }
     match folio {
         MfillFolio::PageCache(folio) => ptes
             .set_ptes_file(folio, 1, flags.wp())
@@ -244,6 +225,7 @@ mod tests {
             virt::{flags as vm, vm_flags_t},
             MmCounter,
         },
+        page::PAGE_SIZE,
         str::CStr,
         sync::aref::ARef,
     };
@@ -397,6 +379,11 @@ mod tests {
                 .ok_or(EAGAIN)?
                 .set_pte_marker(marker)
         })
+    }
+
+    /// Makes the page at `addr` a guard region (`MADV_GUARD_INSTALL`).
+    pub(crate) fn guard(addr: usize) -> Result {
+        kunit::madvise(addr, PAGE_SIZE, bindings::MADV_GUARD_INSTALL as i32)
     }
 
     /// Returns the folio the PTE at `addr` maps, with a reference of its own.
@@ -558,7 +545,7 @@ mod tests {
         let m = setup_registered(3, &[0, 1, 2], 3, true, true)?;
         assert_eq!(set_marker(m.addr, PteMarker::UFFD_WP), Ok(()));
         assert_eq!(set_marker(m.addr + PAGE_SIZE, PteMarker::POISONED), Ok(()));
-        assert_eq!(set_marker(m.addr + 2 * PAGE_SIZE, PteMarker::GUARD), Ok(()));
+        assert_eq!(guard(m.addr + 2 * PAGE_SIZE), Ok(()));
         // Userfaultfd markers are replaced (mode 0 drops the write protection)...
         assert_eq!(do_continue(m.addr, false), Ok(()));
         let pte = pte_at(m.addr)?;

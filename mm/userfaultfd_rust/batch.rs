@@ -8,7 +8,15 @@
 //! shared.
 
 use super::*;
-use kernel::mm::shmem::shmem_get_folio_nowait;
+use kernel::{ffi::c_ulong, mm::shmem::shmem_get_folio_nowait, page::PAGE_SIZE};
+
+/// Returns the first file offset, in pages, beyond the end of the VMA's file, if it has one.
+///
+/// Called with the PTE table lock held, as the installation reads it too.
+fn mfill_max_off(vma: &VmaRef) -> Option<usize> {
+    let size = vma.file()?.inode().i_size_read();
+    Some((size as u64).div_ceil(PAGE_SIZE as u64) as usize)
+}
 
 /// Resolves minor faults from the address of `pmd` on, as many pages as one step can map
 /// (`UFFDIO_CONTINUE` with batched PTE installation).
@@ -188,7 +196,7 @@ mod tests {
         let page = |n: usize| m.addr + n * PAGE_SIZE;
         let end = page(10);
         assert_eq!(do_continue(page(4), false), Ok(()));
-        assert_eq!(set_marker(page(6), PteMarker::GUARD), Ok(()));
+        assert_eq!(guard(page(6)), Ok(()));
         assert_eq!(set_marker(page(7), PteMarker::UFFD_WP), Ok(()));
         assert_eq!(do_batch(page(0), end), Ok(2));
         assert_eq!(do_batch(page(2), end), Err(EFAULT));

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/backing-dev.h>
 #include <linux/fs.h>
 #include <linux/pagemap.h>
 
@@ -29,4 +30,9 @@ __rust_helper struct folio *rust_helper___filemap_get_folio(struct address_space
 __rust_helper bool rust_helper_vma_is_dax(const struct vm_area_struct *vma)
 {
 	return vma_is_dax(vma);
+}
+
+__rust_helper bool rust_helper_mapping_can_writeback(struct address_space *mapping)
+{
+	return mapping_can_writeback(mapping);
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/gfp.h>
+#include <linux/highmem.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/page-flags.h>
@@ -123,11 +124,11 @@ __rust_helper bool rust_helper_PageHWPoison(const struct page *page)
 	return PageHWPoison(page);
 }
 
-__rust_helper struct folio *rust_helper_vma_alloc_folio(gfp_t gfp, int order,
-							struct vm_area_struct *vma,
-							unsigned long addr)
+__rust_helper struct folio *
+rust_helper_vma_alloc_zeroed_movable_folio(struct vm_area_struct *vma,
+					   unsigned long vaddr)
 {
-	return vma_alloc_folio(gfp, order, vma, addr);
+	return vma_alloc_zeroed_movable_folio(vma, vaddr);
 }
 
 __rust_helper int rust_helper_mem_cgroup_charge(struct folio *folio,
@@ -160,15 +161,3 @@ __rust_helper struct folio *rust_helper_pfn_folio(unsigned long pfn)
 	return pfn_folio(pfn);
 }
 #endif
-
-/*
- * folio_add_lru_vma() is private to mm/ (mm/internal.h); the Rust PTE
- * installation for new anonymous folios needs it, as the C one does.
- */
-#include "../../mm/internal.h"
-
-__rust_helper void rust_helper_folio_add_lru_vma(struct folio *folio,
-						 struct vm_area_struct *vma)
-{
-	folio_add_lru_vma(folio, vma);
-}

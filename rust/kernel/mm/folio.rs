@@ -423,11 +423,11 @@ pub struct NewAnonFolio {
 
 impl NewAnonFolio {
     /// Allocates a zeroed folio for anonymous memory at `addr` in `vma`, charged to the VMA's
-    /// memory cgroup (`vma_alloc_folio()` + `mem_cgroup_charge()` + `__folio_mark_uptodate()`).
+    /// memory cgroup (`vma_alloc_zeroed_movable_folio()` + `mem_cgroup_charge()` +
+    /// `__folio_mark_uptodate()`).
     pub fn alloc_zeroed(vma: &VmaRef, addr: usize) -> Result<Self> {
-        let gfp = bindings::GFP_HIGHUSER_MOVABLE | bindings::__GFP_ZERO;
         // SAFETY: The VMA is valid and read-locked by the invariants of `VmaRef`.
-        let folio = unsafe { bindings::vma_alloc_folio(gfp, 0, vma.as_ptr(), addr) };
+        let folio = unsafe { bindings::vma_alloc_zeroed_movable_folio(vma.as_ptr(), addr) };
         let folio = NonNull::new(folio).ok_or(ENOMEM)?;
         // SAFETY: The allocation returned a folio with a reference that we now own.
         let folio: ARef<Folio> = unsafe { ARef::from_raw(folio.cast()) };
@@ -437,7 +437,8 @@ impl NewAnonFolio {
         if ret != 0 {
             return Err(ENOMEM);
         }
-        // SAFETY: The folio is ours alone; it was zeroed by the allocator. The barrier in
+        // SAFETY: The folio is ours alone; it was zeroed (with the architecture's cache
+        // maintenance for user pages where it needs any). The barrier in
         // `__folio_mark_uptodate()` orders the zeroing before the folio becomes visible.
         unsafe { bindings::__folio_mark_uptodate(folio.as_ptr()) };
         // INVARIANT: A new order-0 folio, charged to `mm`, uptodate, nowhere else.

@@ -211,9 +211,10 @@ pub fn hugetlb_file(name: &CStr, size: usize) -> Result<ARef<File>> {
 ///
 /// # Safety
 ///
-/// `pfn` must be the page frame number of a page that a present PTE maps, and that PTE must
-/// stay in place for the duration of the call (e.g. its PTE table lock is held): its reference
-/// keeps the folio alive while the new one is taken.
+/// `pfn` must be the page frame number of an ordinary page (not a `pte_special()` or `VM_PFNMAP`
+/// mapping) that a present PTE maps, and that PTE must stay in place for the duration of the
+/// call (e.g. its PTE table lock is held): its reference keeps the folio alive while the new one
+/// is taken.
 pub unsafe fn folio_of_mapped_pfn(pfn: usize) -> ARef<crate::mm::folio::Folio> {
     // SAFETY: By the caller's guarantee, the page is valid and its folio referenced.
     let folio = unsafe { crate::mm::folio::Folio::from_raw(bindings::pfn_folio(pfn)) };

@@ -356,13 +356,16 @@ impl<'a> PteTableGuard<'a> {
     /// Builds the PTE that maps `page` into the VMA for a fill.
     ///
     /// Dirty; writable if the VMA is writable, except that a page-cache page is only mapped
-    /// writable into a shared mapping (in a private one, a write must copy it first); with the
-    /// userfaultfd write-protect bit if `wp`.
+    /// writable into a shared mapping (in a private one, a write must copy it first) of a file
+    /// that does not want to be told of the first write to a page
+    /// ([`file_wants_writenotify`](Self::file_wants_writenotify)); with the userfaultfd
+    /// write-protect bit if `wp`.
     #[inline]
     fn mk_fill_pte(&self, page: &Page, page_in_cache: bool, wp: bool) -> Pte {
         let vm_flags = self.vma.flags();
-        let writable =
-            vm_flags & flags::WRITE != 0 && (!page_in_cache || vm_flags & flags::SHARED != 0);
+        let writable = vm_flags & flags::WRITE != 0
+            && (!page_in_cache
+                || (vm_flags & flags::SHARED != 0 && !self.file_wants_writenotify()));
         let mut pte = Pte::mk_pte(page, self.vma.page_prot()).mkdirty();
         if writable {
             pte = pte.mkwrite(self.vma);
@@ -371,6 +374,22 @@ impl<'a> PteTableGuard<'a> {
             pte = pte.mkuffd();
         }
         pte
+    }
+
+    /// Returns whether the VMA's file wants a write fault before a page of it is written through
+    /// a shared mapping: its `vm_ops` have `page_mkwrite()` or `pfn_mkwrite()`, or its mapping
+    /// writes dirty pages back (`mapping_can_writeback()`). shmem does neither. A page of such a
+    /// file is mapped read-only, so that the first write faults and the file system is asked.
+    fn file_wants_writenotify(&self) -> bool {
+        // SAFETY: The VMA is read-locked; its `vm_ops` is NULL or a valid, static table.
+        let ops = unsafe { (*self.vma.as_ptr()).vm_ops.as_ref() };
+        if ops.is_some_and(|ops| ops.page_mkwrite.is_some() || ops.pfn_mkwrite.is_some()) {
+            return true;
+        }
+        self.vma.file().is_some_and(|file| {
+            // SAFETY: The file of a read-locked VMA is valid, and so is its mapping.
+            unsafe { bindings::mapping_can_writeback((*file.as_ptr()).f_mapping) }
+        })
     }
 
     /// Maps `nr` consecutive pages of a page-cache folio at the guard's position: the pages of
@@ -390,10 +409,15 @@ impl<'a> PteTableGuard<'a> {
     ///
     /// On failure nothing is changed and the folio is handed back, still locked and referenced,
     /// with the error:
-    /// - `EINVAL` if the folio is not the page cache of the VMA's file at the offsets the `nr`
-    ///   entries map (another file's folio, another offset, an anonymous folio, a VMA without a
-    ///   file), if `nr` is zero or the entries leave the table or the VMA, or if `wp` is asked
-    ///   of a VMA not registered for userfaultfd write protection;
+    /// - `EINVAL` if the folio is not the uptodate page cache of the VMA's file at the offsets
+    ///   the `nr` entries map (another file's folio, another offset, an anonymous folio, a folio
+    ///   whose contents were never read or zeroed, a VMA without a file), if `nr` is zero or the
+    ///   entries leave the table or the VMA, or if `wp` is asked of a VMA not registered for
+    ///   userfaultfd write protection;
+    /// - `EIO` if one of the pages has a hardware memory error;
+    /// - `EFAULT` if one of the pages is at or beyond the end of the file (`i_size`, read under
+    ///   the PTE table lock: a truncation that updated it before is seen here, one that updates
+    ///   it after unmaps the new entries);
     /// - `EEXIST` if an entry is not one that a fill may replace ([`PteKind::is_fillable`]:
     ///   empty, or a userfaultfd marker that is not a guard).
     ///
@@ -410,6 +434,12 @@ impl<'a> PteTableGuard<'a> {
             Ok(page_nr) => page_nr,
             Err(e) => return Err((e, folio)),
         };
+        if (page_nr..page_nr + nr).any(|n| folio.page_hwpoison(n)) {
+            return Err((EIO, folio));
+        }
+        if self.over_file_size(nr) {
+            return Err((EFAULT, folio));
+        }
         if let Err(e) = self.check_fillable(nr) {
             return Err((e, folio));
         }
@@ -447,16 +477,34 @@ impl<'a> PteTableGuard<'a> {
         Ok(())
     }
 
+    /// Returns whether one of the `nr` pages the VMA maps from the guard's position is at or
+    /// beyond the end of its file (`i_size`); always `false` for a VMA without a file.
+    ///
+    /// Called with the PTE table lock held: truncation updates `i_size`, then unmaps under this
+    /// lock, so a page inside the file here is unmapped by a truncation that comes after.
+    fn over_file_size(&self, nr: usize) -> bool {
+        let Some(file) = self.vma.file() else {
+            return false;
+        };
+        let size = u64::try_from(file.inode().i_size_read()).unwrap_or(0);
+        let end = size.div_ceil(PAGE_SIZE as u64);
+        let last = self.vma.linear_page_index(self.addr) as u64 + nr as u64 - 1;
+        last >= end
+    }
+
     /// Returns the position, in `folio`, of the page the VMA maps at the guard's position, if
     /// `folio` is the page cache of the VMA's file there and holds the `nr` pages from it.
     fn file_page_nr(&self, folio: &LockedFolio, nr: usize, wp: bool) -> Result<usize> {
-        if wp && self.vma.flags() & flags::UFFD_WP == 0 {
+        if nr == 0 || nr > self.max_nr() || (wp && self.vma.flags() & flags::UFFD_WP == 0) {
             return Err(EINVAL);
         }
         let file = self.vma.file().ok_or(EINVAL)?;
         // SAFETY: The file of a read-locked VMA is valid, and so is its `f_mapping`.
         let mapping = unsafe { (*file.as_ptr()).f_mapping };
-        if folio.test_anon() || folio.mapping().map(NonNull::as_ptr) != Some(mapping) {
+        if folio.test_anon()
+            || !folio.test_uptodate()
+            || folio.mapping().map(NonNull::as_ptr) != Some(mapping)
+        {
             return Err(EINVAL);
         }
         // The folio is locked and in the page cache, so its index is stable.
@@ -485,10 +533,12 @@ impl<'a> PteTableGuard<'a> {
     /// entry is written and the MMU cache updated. The entry owns the folio reference.
     ///
     /// On failure nothing is changed and the folio is handed back with the error: `EEXIST` if
-    /// the entry is not one a fill may replace; `EINVAL` if the VMA is shared (anonymous memory
-    /// only goes into private mappings), has no `anon_vma` (the caller prepares it, as
-    /// `anon_vma_prepare()` does for the C fill paths), belongs to another mm than the one the
-    /// folio was charged to, or if `wp` is asked of a VMA not registered for it.
+    /// the entry is not one a fill may replace; `EFAULT` if the VMA maps a file and the address
+    /// is at or beyond its end (as for [`set_ptes_file`](Self::set_ptes_file)); `EINVAL` if the
+    /// VMA is shared (anonymous memory only goes into private mappings), has no `anon_vma` (the
+    /// caller prepares it, as `anon_vma_prepare()` does for the C fill paths), belongs to another
+    /// mm than the one the folio was charged to, or if `wp` is asked of a VMA not registered for
+    /// it.
     pub fn set_pte_new_anon(
         &mut self,
         folio: NewAnonFolio,
@@ -501,6 +551,9 @@ impl<'a> PteTableGuard<'a> {
             || (wp && vm_flags & flags::UFFD_WP == 0)
         {
             return Err((EINVAL, folio));
+        }
+        if self.over_file_size(1) {
+            return Err((EFAULT, folio));
         }
         if let Err(e) = self.check_fillable(1) {
             return Err((e, folio));
@@ -530,14 +583,17 @@ impl<'a> PteTableGuard<'a> {
     /// Writes a marker into the empty entry at the guard's position.
     ///
     /// Markers own no page, so this is the one kind of entry that can be written without a folio.
-    /// Fails with `EEXIST` if the entry is not empty (`pte_none()`), like `UFFDIO_POISON`, and
-    /// with `EINVAL` for a marker the VMA does not allow: the userfaultfd write-protect marker
-    /// needs a VMA registered for userfaultfd write protection, the poison marker a VMA
-    /// registered with userfaultfd.
+    /// Only the userfaultfd markers can be written here: the write-protect marker, in a VMA
+    /// registered for userfaultfd write protection, and the poison marker, in a VMA registered
+    /// with userfaultfd. Guard regions are `madvise(MADV_GUARD_INSTALL)`'s, which checks the VMA
+    /// for them (no `mlock()`ed or special VMA). Fails with `EINVAL` for any other marker, and
+    /// with `EEXIST` if the entry is not empty (`pte_none()`), like `UFFDIO_POISON`.
     pub fn set_pte_marker(&mut self, marker: PteMarker) -> Result {
         let vm_flags = self.vma.flags();
         let uffd = flags::UFFD_MISSING | flags::UFFD_WP | flags::UFFD_MINOR;
-        if (marker.is_uffd_wp() && vm_flags & flags::UFFD_WP == 0)
+        if marker.is_guard()
+            || !(marker.is_uffd_wp() || marker.is_poisoned())
+            || (marker.is_uffd_wp() && vm_flags & flags::UFFD_WP == 0)
             || (marker.is_poisoned() && vm_flags & uffd == 0)
         {
             return Err(EINVAL);
@@ -1028,9 +1084,11 @@ mod misuse_tests {
             Ok([
                 ptes.set_pte_marker(PteMarker::UFFD_WP),
                 ptes.set_pte_marker(PteMarker::POISONED),
+                // Guard regions are `MADV_GUARD_INSTALL`'s, which checks the VMA for them.
+                ptes.set_pte_marker(PteMarker::GUARD),
             ])
         })?;
-        assert_eq!(markers, [Err(EINVAL), Err(EINVAL)]);
+        assert_eq!(markers, [Err(EINVAL), Err(EINVAL), Err(EINVAL)]);
         assert_eq!(seen(addr, &held)?, before);
         assert!(read_pte(addr)?.none());
         Ok(())
@@ -1039,11 +1097,8 @@ mod misuse_tests {
     #[test]
     fn guard_marker_is_kept() -> Result {
         let (file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
-        let guard = with_pmd(addr, |pmd| {
-            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            ptes.set_pte_marker(PteMarker::GUARD)?;
-            Ok(ptes.ptep_get())
-        })?;
+        kunit::madvise(addr, PAGE_SIZE, bindings::MADV_GUARD_INSTALL as i32)?;
+        let guard = read_pte(addr)?;
         assert_eq!(guard.kind(), PteKind::Marker(PteMarker::GUARD));
         let held: ARef<Folio> = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
             .ok_or(ENOENT)?
@@ -1131,6 +1186,13 @@ mod misuse_tests {
         let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
         assert!(vma.flags() & flags::HUGETLB != 0);
         assert!(vma.as_pte_mapped().is_none());
+        drop(mmap);
+        // Nor is a hugetlbfs inode taken for a shmem one.
+        assert_eq!(
+            shmem_get_folio(file.inode(), 0, 0, SgpType::Read).err(),
+            Some(EINVAL)
+        );
+        assert!(shmem_get_folio_nowait(file.inode(), 0).is_none());
         Ok(())
     }
 

@@ -6,13 +6,20 @@
 
 use crate::{
     bindings,
-    error::{from_err_ptr, to_result, Result},
+    error::{code::EINVAL, from_err_ptr, to_result, Result},
     fs::{inode::Inode, File},
     mm::folio::{LockedFolio, PgOff},
     str::{CStr, CStrExt},
     sync::aref::ARef,
 };
 use core::ptr::NonNull;
+
+/// Returns whether `inode` is a shmem inode (`shmem_mapping()`): the lookups of this module
+/// take the inode for one.
+fn is_shmem_inode(inode: &Inode) -> bool {
+    // SAFETY: `inode` is valid, and so is its mapping; `shmem_mapping()` only compares it.
+    unsafe { bindings::shmem_mapping((*inode.as_ptr()).i_mapping) }
+}
 
 /// How [`shmem_get_folio`] behaves on a hole (`enum sgp_type`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -23,12 +30,11 @@ pub enum SgpType {
     /// Like `Read`, but a hole is `ENOENT`; a fallocated folio is zeroed and returned
     /// uptodate (`SGP_NOALLOC`). This is the lookup `UFFDIO_CONTINUE` does.
     NoAlloc = bindings::sgp_type_SGP_NOALLOC,
-    /// Do not go beyond `i_size`; allocate a folio for a hole (`SGP_CACHE`).
+    /// Do not go beyond `i_size`; allocate a zeroed folio for a hole (`SGP_CACHE`).
     Cache = bindings::sgp_type_SGP_CACHE,
-    /// May go beyond `i_size`; may allocate a folio that is not uptodate (`SGP_WRITE`).
-    Write = bindings::sgp_type_SGP_WRITE,
-    /// Like `Write`, but make an existing folio uptodate (`SGP_FALLOC`).
-    Falloc = bindings::sgp_type_SGP_FALLOC,
+    // `SGP_WRITE` and `SGP_FALLOC` return folios that may not be uptodate, whose contents are
+    // whatever the allocator left: they are for the write and fallocate paths, not for callers
+    // that might map or read the folio.
 }
 
 /// Creates an unlinked shmem file of `size` bytes on the internal mount (`shmem_file_setup()`).
@@ -51,13 +57,16 @@ pub fn shmem_file_setup(name: &CStr, size: i64) -> Result<ARef<File>> {
 /// `i_size` where the type forbids it, `ENOMEM`/`ENOSPC` when allocating, `EIO` and others when
 /// swapping in.
 ///
-/// `inode` must be a shmem inode. May sleep.
+/// Fails with `EINVAL` if `inode` is not a shmem inode. May sleep.
 pub fn shmem_get_folio(
     inode: &Inode,
     index: PgOff,
     write_end: i64,
     sgp: SgpType,
 ) -> Result<Option<LockedFolio>> {
+    if !is_shmem_inode(inode) {
+        return Err(EINVAL);
+    }
     let mut folio: *mut bindings::folio = core::ptr::null_mut();
     // SAFETY: `inode` is a valid shmem inode for the duration of the call, `folio` is a valid
     // place for the result.
@@ -77,8 +86,12 @@ pub fn shmem_get_folio(
 /// swapped-out page, a fallocated folio that is not uptodate yet, a folio locked by someone else.
 /// The caller then falls back to [`shmem_get_folio`].
 ///
-/// This may be called in atomic context, e.g. with a page table lock held.
+/// Returns `None` for an inode that is not a shmem inode. This may be called in atomic context,
+/// e.g. with a page table lock held.
 pub fn shmem_get_folio_nowait(inode: &Inode, index: PgOff) -> Option<LockedFolio> {
+    if !is_shmem_inode(inode) {
+        return None;
+    }
     // `shmem_get_folio()` refuses an index at or beyond `i_size` rounded up to a page.
     let size = u64::try_from(inode.i_size_read()).unwrap_or(0);
     if index as u64 >= size.div_ceil(crate::page::PAGE_SIZE as u64) {

@@ -8,7 +8,7 @@ use crate::{
     mm::virt::{flags, vm_flags_t, VmaRef},
     prelude::*,
 };
-use core::marker::PhantomData;
+use core::{marker::PhantomData, ptr::NonNull};
 
 /// The userfaultfd operations of a memory type written in Rust.
 ///
@@ -31,8 +31,10 @@ pub trait UffdOps: Sized + 'static {
     /// Returns whether `vma` may be registered with the userfaultfd modes in `vm_flags`
     /// (`can_userfault()`).
     ///
-    /// Called with the mmap lock held for writing. Missing faults are already refused, and minor
-    /// faults refused if [`get_folio_noalloc`](UffdOps::get_folio_noalloc) is not implemented.
+    /// Called with the mmap lock held for writing. [`UffdOpsVtable`] has already refused missing
+    /// faults, and minor faults if [`get_folio_noalloc`](UffdOps::get_folio_noalloc) is not
+    /// implemented; read-write protection (`VM_UFFD_RWP`) and write protection are for the
+    /// implementation to allow or refuse.
     /// Write protection (`VM_UFFD_WP`) needs the memory type to keep userfaultfd markers in
     /// empty page table entries, as shmem does.
     fn can_userfault(_vma: &VmaRef, _vm_flags: vm_flags_t) -> bool {
@@ -47,9 +49,9 @@ pub trait UffdOps: Sized + 'static {
     /// swapped in. Any error (a hole, beyond the end of the file, an I/O error) makes
     /// `UFFDIO_CONTINUE` fail the page with `EFAULT`.
     ///
-    /// The folio must be the one in the page cache of `inode` that holds `pgoff` (the
-    /// installation checks its mapping and index, and refuses any other). It may be a large
-    /// folio: its other pages are the page cache at the neighbouring offsets, and
+    /// The folio must be the uptodate one in the page cache of `inode` that holds `pgoff`: any
+    /// other is dropped, and the lookup fails with `EFAULT`, before the C core sees it. It may be
+    /// a large folio: its other pages are the page cache at the neighbouring offsets, and
     /// `UFFDIO_CONTINUE` may map them for those offsets without asking again.
     fn get_folio_noalloc(_inode: &Inode, _pgoff: PgOff) -> Result<LockedFolio> {
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -90,10 +92,28 @@ impl<T: UffdOps> UffdOpsVtable<T> {
         // SAFETY: The caller guarantees that the inode is valid during the call.
         let inode = unsafe { Inode::from_raw(inode) };
         match T::get_folio_noalloc(inode, pgoff) {
-            // The caller takes over the lock and the reference.
-            Ok(folio) => folio.into_raw().as_ptr(),
+            // The C core maps what it gets: only the page cache of `inode` at `pgoff` is handed
+            // over. Anything else is dropped (unlocked and put) and fails the lookup.
+            Ok(folio) if Self::is_page_cache_at(&folio, inode, pgoff) => {
+                // The caller takes over the lock and the reference.
+                folio.into_raw().as_ptr()
+            }
+            Ok(_) => EFAULT.to_ptr(),
             Err(e) => e.to_ptr(),
         }
+    }
+
+    /// Returns whether `folio` is uptodate and in the page cache of `inode` at `pgoff`.
+    fn is_page_cache_at(folio: &LockedFolio, inode: &Inode, pgoff: PgOff) -> bool {
+        // SAFETY: `inode` is valid, and so is its mapping.
+        let mapping = unsafe { (*inode.as_ptr()).i_mapping };
+        // The folio is locked: its mapping and index are stable.
+        !folio.test_anon()
+            && folio.test_uptodate()
+            && folio.mapping().map(NonNull::as_ptr) == Some(mapping)
+            && pgoff
+                .checked_sub(folio.index())
+                .is_some_and(|n| n < folio.nr_pages())
     }
 
     /// The operations table, for `vm_operations_struct::uffd_ops`.
@@ -117,7 +137,7 @@ mod tests {
     use crate::{
         mm::{
             kunit,
-            shmem::{shmem_file_setup, shmem_get_folio, SgpType},
+            shmem::{shmem_file_setup, shmem_get_folio, shmem_get_folio_nowait, SgpType},
         },
         page::PAGE_SIZE,
         sync::atomic::{Atomic, Relaxed},
@@ -195,31 +215,57 @@ mod tests {
         Ok(())
     }
 
+    /// A broken memory type: returns the folio of the next offset.
+    struct OffByOne;
+
+    #[vtable]
+    impl UffdOps for OffByOne {
+        fn get_folio_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
+            shmem_get_folio(inode, pgoff + 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        }
+    }
+
+    static OFF_BY_ONE: bindings::vm_uffd_ops = UffdOpsVtable::<OffByOne>::VTABLE;
+
     #[test]
     fn get_folio_noalloc_through_the_table() -> Result {
         let file = shmem_file_setup(c"rust_mm_userfaultfd", 2 * PAGE_SIZE as i64)?;
         kunit::file_write(&file, 0, b"served by rust")?;
+        kunit::file_write(&file, PAGE_SIZE as i64, b"page one")?;
         // SAFETY: A static table lives forever.
         let ops = unsafe { VmUffdOps::from_raw(&COUNTING) };
         assert!(ops.has_get_folio_noalloc());
         let before = LOOKUPS.load(Relaxed);
+        // SAFETY: The tables serve shmem files, and `file` is one.
+        let lookup = |ops: &VmUffdOps, pgoff| unsafe { ops.get_folio_noalloc(file.inode(), pgoff) };
         // A hit comes back locked, through the C function pointer and back.
         let (locked, index) = {
-            let folio = ops.get_folio_noalloc(file.inode(), 0)?;
+            let folio = lookup(ops, 0)?;
             (folio.test_locked(), folio.index())
         };
         assert!(locked);
         assert_eq!(index, 0);
         // The error of the Rust implementation reaches the caller as an errno.
-        assert_eq!(ops.get_folio_noalloc(file.inode(), 1).err(), Some(ENOENT));
-        assert_eq!(ops.get_folio_noalloc(file.inode(), 5).err(), Some(EINVAL));
+        kunit::file_fallocate(
+            &file,
+            (bindings::FALLOC_FL_PUNCH_HOLE | bindings::FALLOC_FL_KEEP_SIZE) as i32,
+            PAGE_SIZE as i64,
+            PAGE_SIZE as i64,
+        )?;
+        assert_eq!(lookup(ops, 1).err(), Some(ENOENT));
+        assert_eq!(lookup(ops, 5).err(), Some(EINVAL));
         assert_eq!(LOOKUPS.load(Relaxed), before + 3);
         // SAFETY: A static table lives forever.
         let none = unsafe { VmUffdOps::from_raw(&NO_MINOR) };
-        assert_eq!(
-            none.get_folio_noalloc(file.inode(), 0).err(),
-            Some(EOPNOTSUPP)
-        );
+        assert_eq!(lookup(none, 0).err(), Some(EOPNOTSUPP));
+        // A folio that is not the page cache at the offset asked never reaches the C core: it is
+        // dropped (unlocked and put) and the lookup fails.
+        kunit::file_write(&file, PAGE_SIZE as i64, b"page one")?;
+        // SAFETY: A static table lives forever.
+        let broken = unsafe { VmUffdOps::from_raw(&OFF_BY_ONE) };
+        assert_eq!(lookup(broken, 0).err(), Some(EFAULT));
+        // Its lock was released: a lookup that does not wait for it gets it.
+        assert!(shmem_get_folio_nowait(file.inode(), 1).is_some());
         Ok(())
     }
 }
