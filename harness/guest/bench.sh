@@ -5,7 +5,7 @@
 # each, then a table of the medians and of the ratios to C.
 # Writes $1/bench.txt, $1/bench.json, the raw lines in $1/logs/bench.raw.
 # $2, if given, is the harness option the kernel was built with, for the
-# "command:" line (e.g. --inline-helpers).
+# "command:" line (e.g. --kasan).
 . "$(dirname "$0")/lib.sh"
 guest_setup
 

@@ -20,6 +20,12 @@ __rust_helper pgoff_t rust_helper_linear_page_index(const struct vm_area_struct 
 	return linear_page_index(vma, address);
 }
 
+/* A static inline returning false with CONFIG_SHMEM=n. */
+__rust_helper bool rust_helper_vma_is_shmem(const struct vm_area_struct *vma)
+{
+	return vma_is_shmem(vma);
+}
+
 __rust_helper struct folio *rust_helper___filemap_get_folio(struct address_space *mapping,
 							    pgoff_t index, fgf_t fgf_flags,
 							    gfp_t gfp)

@@ -54,6 +54,15 @@ __rust_helper pte_t rust_helper_pte_mkuffd(pte_t pte)
 	return pte_mkuffd(pte);
 }
 
+/*
+ * An out-of-line function on x86 and riscv (whose declaration bindgen then
+ * uses instead of this helper), the generic static inline elsewhere.
+ */
+__rust_helper pte_t rust_helper_pte_mkwrite(pte_t pte, struct vm_area_struct *vma)
+{
+	return pte_mkwrite(pte, vma);
+}
+
 __rust_helper pte_t rust_helper_mk_pte(const struct page *page, pgprot_t prot)
 {
 	return mk_pte(page, prot);

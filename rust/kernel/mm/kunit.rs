@@ -183,6 +183,7 @@ pub fn settled_ref_count(folio: &crate::mm::folio::Folio) -> i32 {
 }
 
 /// Applies `madvise(2)` advice to a range of the current mm (`do_madvise()`).
+#[cfg(CONFIG_ADVISE_SYSCALLS)]
 pub fn madvise(addr: usize, len: usize, advice: i32) -> Result {
     let mm = current_mm()?;
     // SAFETY: The mm is valid; `do_madvise()` takes the locks it needs.
