@@ -33,9 +33,13 @@
 #define MADV_GUARD_REMOVE	103
 #endif
 
-#define PM_UFFD_WP		(1ULL << 57)
-#define PM_GUARD_REGION		(1ULL << 58)
-#define PM_PRESENT		(1ULL << 63)
+#ifndef BIT_ULL
+#define BIT_ULL(nr)		(1ULL << (nr))
+#endif
+
+#define PM_UFFD_WP		BIT_ULL(57)
+#define PM_GUARD_REGION		BIT_ULL(58)
+#define PM_PRESENT		BIT_ULL(63)
 
 #define NR_PAGES		8
 #define GUARD_SECONDS		10
@@ -71,7 +75,7 @@ static int guard_install(void *addr, size_t len)
 	return ret;
 }
 
-static uint64_t pagemap(void *addr)
+static uint64_t pagemap_entry(void *addr)
 {
 	uint64_t e = 0;
 	int fd = open("/proc/self/pagemap", O_RDONLY);
@@ -149,33 +153,37 @@ static int writeprotect(int uffd, void *addr, size_t len)
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
 }
 
-static char *pg(FIXTURE_DATA(guard_wp) *self, int i)
+static char *pg(char *area, int i)
 {
-	return self->area + i * page_size;
+	return area + i * page_size;
 }
 
-/* Page i reads its contents back from the file once the guard is gone. */
-#define ASSERT_GUARDED_THEN_FILE(i) do {				\
-	ASSERT_TRUE(pagemap(pg(self, i)) & PM_GUARD_REGION);		\
-	ASSERT_EQ(0, madvise(pg(self, i), page_size, MADV_GUARD_REMOVE)); \
-	ASSERT_FALSE(pagemap(pg(self, i)) & PM_GUARD_REGION);		\
-	ASSERT_EQ('a' + (i), *(volatile char *)pg(self, i));		\
-} while (0)
+/* Page i is a guard, then reads back the file's contents without it. */
+static void assert_guarded_then_file(struct __test_metadata *_metadata,
+				     char *area, int i)
+{
+	char *p = pg(area, i);
+
+	ASSERT_TRUE(pagemap_entry(p) & PM_GUARD_REGION);
+	ASSERT_EQ(0, madvise(p, page_size, MADV_GUARD_REMOVE));
+	ASSERT_FALSE(pagemap_entry(p) & PM_GUARD_REGION);
+	ASSERT_EQ('a' + i, __atomic_load_n(p, __ATOMIC_RELAXED));
+}
 
 /* A uffd-wp marker, left where a write-protected page was zapped. */
 TEST_F(guard_wp, guard_wp_marker)
 {
 	uint64_t e;
 
-	ASSERT_EQ(0, writeprotect(self->uffd, pg(self, 1), page_size));
-	ASSERT_EQ(0, madvise(pg(self, 1), page_size, MADV_DONTNEED));
-	e = pagemap(pg(self, 1));
+	ASSERT_EQ(0, writeprotect(self->uffd, pg(self->area, 1), page_size));
+	ASSERT_EQ(0, madvise(pg(self->area, 1), page_size, MADV_DONTNEED));
+	e = pagemap_entry(pg(self->area, 1));
 	if (!(e & PM_UFFD_WP) || (e & PM_PRESENT))
 		SKIP(return, "no uffd-wp marker after MADV_DONTNEED");
 
-	ASSERT_EQ(0, guard_install(pg(self, 1), page_size))
+	ASSERT_EQ(0, guard_install(pg(self->area, 1), page_size))
 		TH_LOG("MADV_GUARD_INSTALL over a uffd-wp marker");
-	ASSERT_GUARDED_THEN_FILE(1);
+	assert_guarded_then_file(_metadata, self->area, 1);
 }
 
 /* A present, write-protected page. */
@@ -183,14 +191,14 @@ TEST_F(guard_wp, guard_wp_present)
 {
 	uint64_t e;
 
-	ASSERT_EQ(0, writeprotect(self->uffd, pg(self, 2), page_size));
-	e = pagemap(pg(self, 2));
+	ASSERT_EQ(0, writeprotect(self->uffd, pg(self->area, 2), page_size));
+	e = pagemap_entry(pg(self->area, 2));
 	ASSERT_TRUE(e & PM_PRESENT);
 	ASSERT_TRUE(e & PM_UFFD_WP);
 
-	ASSERT_EQ(0, guard_install(pg(self, 2), page_size))
+	ASSERT_EQ(0, guard_install(pg(self->area, 2), page_size))
 		TH_LOG("MADV_GUARD_INSTALL over a write-protected page");
-	ASSERT_GUARDED_THEN_FILE(2);
+	assert_guarded_then_file(_metadata, self->area, 2);
 }
 
 /*
@@ -201,21 +209,21 @@ TEST_F(guard_wp, guard_wp_mixed)
 {
 	int i;
 
-	ASSERT_EQ(0, madvise(pg(self, 2), page_size, MADV_GUARD_INSTALL));
-	ASSERT_EQ(0, writeprotect(self->uffd, pg(self, 0), 2 * page_size));
-	ASSERT_EQ(0, writeprotect(self->uffd, pg(self, 3), page_size));
-	ASSERT_EQ(0, madvise(pg(self, 1), page_size, MADV_DONTNEED));
-	ASSERT_EQ(0, madvise(pg(self, 4), page_size, MADV_DONTNEED));
-	ASSERT_TRUE(pagemap(pg(self, 1)) & PM_UFFD_WP);
-	ASSERT_TRUE(pagemap(pg(self, 2)) & PM_GUARD_REGION);
+	ASSERT_EQ(0, madvise(pg(self->area, 2), page_size, MADV_GUARD_INSTALL));
+	ASSERT_EQ(0, writeprotect(self->uffd, pg(self->area, 0), 2 * page_size));
+	ASSERT_EQ(0, writeprotect(self->uffd, pg(self->area, 3), page_size));
+	ASSERT_EQ(0, madvise(pg(self->area, 1), page_size, MADV_DONTNEED));
+	ASSERT_EQ(0, madvise(pg(self->area, 4), page_size, MADV_DONTNEED));
+	ASSERT_TRUE(pagemap_entry(pg(self->area, 1)) & PM_UFFD_WP);
+	ASSERT_TRUE(pagemap_entry(pg(self->area, 2)) & PM_GUARD_REGION);
 
-	ASSERT_EQ(0, guard_install(pg(self, 0), 5 * page_size))
+	ASSERT_EQ(0, guard_install(pg(self->area, 0), 5 * page_size))
 		TH_LOG("MADV_GUARD_INSTALL over uffd-wp state");
 	for (i = 0; i < 5; i++)
-		ASSERT_GUARDED_THEN_FILE(i);
+		assert_guarded_then_file(_metadata, self->area, i);
 	/* The rest of the registered range is untouched. */
-	ASSERT_TRUE(pagemap(pg(self, 5)) & PM_PRESENT);
-	ASSERT_FALSE(pagemap(pg(self, 5)) & PM_GUARD_REGION);
+	ASSERT_TRUE(pagemap_entry(pg(self->area, 5)) & PM_PRESENT);
+	ASSERT_FALSE(pagemap_entry(pg(self->area, 5)) & PM_GUARD_REGION);
 }
 
 TEST_HARNESS_MAIN

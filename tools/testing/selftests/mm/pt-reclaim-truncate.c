@@ -37,13 +37,20 @@
 
 #include "kselftest_harness.h"
 
+#ifndef BIT
+#define BIT(nr)			(1UL << (nr))
+#endif
+
 /* /proc/sys/kernel/tainted: TAINT_BAD_PAGE and TAINT_DIE */
-#define TAINT_BAD_PAGE_BIT	(1UL << 5)
-#define TAINT_DIE_BIT		(1UL << 7)
+#define TAINT_BAD_PAGE_BIT	BIT(5)
+#define TAINT_DIE_BIT		BIT(7)
+
+#define SET(x, v)		__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+#define GET(x)			__atomic_load_n(&(x), __ATOMIC_SEQ_CST)
 
 static size_t page_size, pmd_size;
 
-static unsigned long tainted(void)
+static unsigned long taint_flags(void)
 {
 	unsigned long t = 0;
 	FILE *f = fopen("/proc/sys/kernel/tainted", "r");
@@ -85,7 +92,7 @@ struct race {
 	char *area;		/* pmd_size, PMD-aligned, maps the file */
 	size_t npages;		/* pages written in each round */
 	double end;
-	volatile bool stop;
+	bool stop;
 	unsigned long zaps, punches, truncs, sigbus;
 	int err;
 };
@@ -102,9 +109,9 @@ static void on_sigbus(int sig)
 static void *zapper(void *arg)
 {
 	struct race *r = arg;
-	volatile size_t i;
+	size_t i;
 
-	while (!r->stop && now_s() < r->end) {
+	while (!GET(r->stop) && now_s() < r->end) {
 		/* Pages beyond a concurrent truncation raise SIGBUS. */
 		if (sigsetjmp(bus_jmp, 1))
 			r->sigbus++;
@@ -117,7 +124,7 @@ static void *zapper(void *arg)
 		}
 		r->zaps++;
 	}
-	r->stop = true;
+	SET(r->stop, true);
 	return NULL;
 }
 
@@ -128,7 +135,7 @@ static void *truncator(void *arg)
 	unsigned int seed = 1;
 	off_t len = r->npages * page_size;
 
-	while (!r->stop) {
+	while (!GET(r->stop)) {
 		if (rand_r(&seed) % 4) {
 			if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE |
 				      FALLOC_FL_KEEP_SIZE, 0, len)) {
@@ -146,27 +153,27 @@ static void *truncator(void *arg)
 			r->truncs++;
 		}
 	}
-	r->stop = true;
+	SET(r->stop, true);
 	return NULL;
 }
 
-/* The race, in the child process: 0, or an errno. */
+/* The race, in the child process: 0, or -errno. */
 static int race_child(struct race *r)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus };
 	pthread_t tz, tt;
 
 	if (sigaction(SIGBUS, &sa, NULL))
-		return errno;
+		return -errno;
 	if (pthread_create(&tz, NULL, zapper, r) ||
 	    pthread_create(&tt, NULL, truncator, r))
-		return EAGAIN;
+		return -EAGAIN;
 	pthread_join(tz, NULL);
 	pthread_join(tt, NULL);
 	printf("# %lu zaps, %lu hole punches, %lu truncations, %lu SIGBUS\n",
 	       r->zaps, r->punches, r->truncs, r->sigbus);
 	fflush(stdout);
-	return r->err;
+	return -r->err;
 }
 
 FIXTURE(pt_reclaim)
@@ -262,7 +269,7 @@ TEST_F_TIMEOUT(pt_reclaim, pt_reclaim_punch_truncate, 120)
 		     "MADV_DONTNEED frees no PTE table (VmPTE %ld -> %ld kB)",
 		     before, after);
 
-	t0 = tainted();
+	t0 = taint_flags();
 	if (t0 & bad)
 		TH_LOG("already tainted (0x%lx): only a hang is detected", t0);
 
@@ -270,12 +277,12 @@ TEST_F_TIMEOUT(pt_reclaim, pt_reclaim_punch_truncate, 120)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid)
-		_exit(race_child(r));
+		_exit(-race_child(r));
 
 	/* A thread that died in the kernel may leave the child stuck. */
 	deadline = r->end + 30;
 	while (waitpid(pid, &status, WNOHANG) == 0) {
-		t = tainted();
+		t = taint_flags();
 		if ((t & bad) & ~t0) {
 			kill(pid, SIGKILL);
 			ASSERT_EQ(0, (t & bad) & ~t0)
@@ -289,7 +296,7 @@ TEST_F_TIMEOUT(pt_reclaim, pt_reclaim_punch_truncate, 120)
 		}
 		usleep(100 * 1000);
 	}
-	t = tainted();
+	t = taint_flags();
 	TH_LOG("%lu zaps, %lu hole punches, %lu truncations", r->zaps,
 	       r->punches, r->truncs);
 	ASSERT_EQ(0, (t & bad) & ~t0)
