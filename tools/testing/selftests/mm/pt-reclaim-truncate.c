@@ -128,24 +128,28 @@ static void *zapper(void *arg)
 	return NULL;
 }
 
-/* Punch the written pages out of the file, or truncate it, and repeat. */
+/*
+ * Punch one of the last written pages out of the file, or truncate it, and
+ * repeat. The zap removes the delayed rmaps in the order it zapped the
+ * PTEs, so those of the last pages are removed last.
+ */
 static void *truncator(void *arg)
 {
 	struct race *r = arg;
 	unsigned int seed = 1;
-	off_t len = r->npages * page_size;
+	off_t off;
 
 	while (!GET(r->stop)) {
+		off = (r->npages - 1 - rand_r(&seed) % 16) * page_size;
 		if (rand_r(&seed) % 4) {
 			if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE |
-				      FALLOC_FL_KEEP_SIZE, 0, len)) {
+				      FALLOC_FL_KEEP_SIZE, off, page_size)) {
 				r->err = errno;
 				break;
 			}
 			r->punches++;
 		} else {
-			if (ftruncate(r->fd, (rand_r(&seed) % r->npages) *
-				      page_size) ||
+			if (ftruncate(r->fd, off) ||
 			    ftruncate(r->fd, pmd_size)) {
 				r->err = errno;
 				break;
