@@ -3,7 +3,8 @@
 # Runs inside the test VM: KUnit results, upstream uffd selftests, the
 # project's selftests, on the Rust and on the C implementation in turn.
 # Writes $1/results.tap, $1/logs/, $1/dmesg.txt.
-# $2, optional: "kunit" to collect the KUnit results only (quick iteration).
+# $2, optional: "kunit" to collect the KUnit results only (quick iteration),
+# or "only=PROG[,PROG...]" to run only these selftest programs.
 . "$(dirname "$0")/lib.sh"
 guest_setup
 kunit_results
@@ -11,6 +12,9 @@ if [ "${2:-all}" = kunit ]; then
 	guest_finish
 	exit 0
 fi
+ONLY=
+case ${2:-all} in only=*) ONLY=",${2#only=}," ;; esac
+want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
 
 # The implementation switch (C or Rust) exists once the series adds it.
 SWITCH=/sys/kernel/debug/userfaultfd/mfill_impl
@@ -34,14 +38,21 @@ for impl in $IMPLS; do
 			before[$k]=$(stat $k)
 		done
 	fi
-	run_tap "uffd-unit-tests[$impl]" 1800 "$ST/uffd-unit-tests"
+	want uffd-unit-tests && run_tap "uffd-unit-tests[$impl]" 1800 "$ST/uffd-unit-tests"
 	for mem in anon shmem shmem-private; do
-		run_one "uffd-stress $mem 32 16 [$impl]" 600 "$ST/uffd-stress" "$mem" 32 16
+		want uffd-stress &&
+			run_one "uffd-stress $mem 32 16 [$impl]" 600 "$ST/uffd-stress" "$mem" 32 16
 	done
-	if [ -x "$ST/uffd-continue" ]; then
+	if [ -x "$ST/uffd-continue" ] && want uffd-continue; then
 		run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
 	fi
-	if [ "$impl" != base ]; then
+	# The reproducers of the bugs of the base that the series fixes.
+	for prog in pt-reclaim-truncate guard-uffd-wp; do
+		if [ -x "$ST/$prog" ] && want $prog; then
+			run_tap "$prog[$impl]" 300 "$ST/$prog"
+		fi
+	done
+	if [ "$impl" != base ] && [ -z "$ONLY" ]; then
 		# The pages mapped in this phase must all come from $impl
 		# (rust-batch counts as rust).
 		fam=${impl%-batch}

@@ -1518,7 +1518,6 @@ TEST_F(uffd_continue, guard_region)
 	size_t g = self->gran + 2;
 	uint64_t e;
 
-	/* Registered for MINOR only: guards over WP state do not return. */
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
 				   UFFDIO_REGISTER_MODE_MINOR, NULL));
 	fill(self, g - 2, 5, 1);
@@ -1809,27 +1808,13 @@ static void *racer_fn(void *arg)
 #endif
 
 /*
- * The race zaps area with MADV_DONTNEED in pieces smaller than a PMD, so
- * that the zap never frees a page table (CONFIG_PT_RECLAIM). On 7.3.4 a
- * zap that frees a page table full of dirty file PTEs clears the PMD before
- * it drops the delayed rmaps (tlb_flush_rmaps()), and a truncation running
- * unmap_mapping_folio() at that moment skips the table and then trips
- * VM_BUG_ON_FOLIO(folio_mapped(folio)) in filemap_unaccount_folio(). That
- * is not specific to userfaultfd (write faults do it too), only CONTINUE
- * always makes dirty PTEs. Build with -DRACE_PT_RECLAIM=1 to zap whole PMDs.
+ * The race zaps the whole racing range with one MADV_DONTNEED. On a
+ * huge=always tmpfs that is two PMDs, whose PTE tables the zap frees
+ * (CONFIG_PT_RECLAIM) while a truncation may be unmapping the same folios.
  */
-#ifndef RACE_PT_RECLAIM
-#define RACE_PT_RECLAIM	0
-#endif
-
 static void race_zap(struct __test_metadata *_metadata, SELF *self, size_t n)
 {
-	size_t chunk = RACE_PT_RECLAIM ? n : pmd_pages / 2, i;
-
-	for (i = 0; i < n; i += chunk)
-		ASSERT_EQ(0, madvise(pg_area(self, i),
-				     (n - i < chunk ? n - i : chunk) * page_size,
-				     MADV_DONTNEED));
+	ASSERT_EQ(0, madvise(pg_area(self, 0), n * page_size, MADV_DONTNEED));
 }
 
 enum { OUT_OK, OUT_PARTIAL, OUT_EFAULT, OUT_EEXIST, OUT_EAGAIN, OUT_OTHER, OUT_NR };
