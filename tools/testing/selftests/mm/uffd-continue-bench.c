@@ -240,14 +240,19 @@ static void zap(char *addr, size_t len)
 		die("MADV_DONTNEED");
 }
 
+/* Retries in a row that mapped nothing before a run is given up. */
+#define EAGAIN_MAX_IN_A_ROW	1000
+
 /*
  * EAGAIN is part of the contract: the PTE table can go away under the call
  * (khugepaged collapsing a PTE-mapped THP of the file, a reclaimed empty
- * table), and the caller goes on from where it stopped, as a VMM does.
+ * table), and the caller goes on from where it stopped, as a VMM does. A
+ * kernel that keeps answering EAGAIN without progress fails the run.
  */
 static void do_continue(char *addr, size_t len)
 {
 	struct uffdio_continue c;
+	unsigned int in_a_row = 0;
 
 	for (;;) {
 		c = (struct uffdio_continue) {
@@ -264,6 +269,10 @@ static void do_continue(char *addr, size_t len)
 		if (c.mapped > 0) {
 			addr += c.mapped;
 			len -= c.mapped;
+			in_a_row = 0;
+		} else if (++in_a_row == EAGAIN_MAX_IN_A_ROW) {
+			errno = EAGAIN;
+			die("UFFDIO_CONTINUE: EAGAIN without progress, again and again");
 		}
 	}
 }
