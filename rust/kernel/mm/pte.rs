@@ -31,8 +31,8 @@ use core::fmt;
 /// A page table entry value (`pte_t`).
 ///
 /// This is a value, not a location: reading it from a table is
-/// [`PteTableGuard::ptep_get`](crate::mm::pgtable::PteTableGuard::ptep_get),
-/// writing it is one of the installation methods of [`PteTableGuard`].
+/// [`PteTableGuard::ptep_get`](crate::mm::pgtable::PteTableGuard::ptep_get). No installation
+/// method takes one: they build the entries they install.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub struct Pte(bindings::pte_t);
