@@ -217,9 +217,9 @@ mod tests {
         fs::File,
         mm::{
             folio::Folio,
-            kunit::{self, prot},
+            kunit::{self, mapped_folio, prot, read_pte, with_pmd},
             pgtable::{PMD_SIZE, PTRS_PER_PTE},
-            pte::{Pte, PteKind, PteMarker},
+            pte::{PteKind, PteMarker},
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
             userfaultfd::{UffdOps, UffdOpsVtable},
             virt::{flags as vm, vm_flags_t},
@@ -350,26 +350,9 @@ mod tests {
         UffdFlags::from_raw(f)
     }
 
-    /// Runs `f` on the PMD entry for `addr`, established under the mmap read lock, as
-    /// `mfill_atomic()` has it for one page.
-    pub(crate) fn with_pmd<R>(addr: usize, f: impl FnOnce(&Pmd<'_>) -> Result<R>) -> Result<R> {
-        let mm = kunit::current_mm()?;
-        let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
-        let pmd = Pmd::establish(vma.as_pte_mapped().ok_or(EINVAL)?, addr)?;
-        f(&pmd)
-    }
-
     /// Resolves a minor fault at `addr` the way `mfill_atomic()` does for one page.
     pub(crate) fn do_continue(addr: usize, wp: bool) -> Result {
         with_pmd(addr, |pmd| mfill_atomic_pte_continue(pmd, flags(wp)))
-    }
-
-    /// Reads the PTE at `addr`.
-    pub(crate) fn pte_at(addr: usize) -> Result<Pte> {
-        with_pmd(addr, |pmd| {
-            Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get())
-        })
     }
 
     /// Writes a marker into the empty PTE at `addr`.
@@ -384,20 +367,6 @@ mod tests {
     /// Makes the page at `addr` a guard region (`MADV_GUARD_INSTALL`).
     pub(crate) fn guard(addr: usize) -> Result {
         kunit::madvise(addr, PAGE_SIZE, bindings::MADV_GUARD_INSTALL as i32)
-    }
-
-    /// Returns the folio the PTE at `addr` maps, with a reference of its own.
-    pub(crate) fn mapped_folio(addr: usize) -> Result<ARef<Folio>> {
-        with_pmd(addr, |pmd| {
-            let ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            let pte = ptes.ptep_get();
-            if !pte.present() {
-                return Err(ENOENT);
-            }
-            // SAFETY: The PTE maps the page and holds a reference on its folio, and the PTE
-            // table lock keeps the entry in place until the new reference is taken.
-            Ok(unsafe { kunit::folio_of_mapped_pfn(pte.pfn()) })
-        })
     }
 
     /// Looks up the page-cache folio at `index` (unlocked, with a reference).
@@ -425,7 +394,7 @@ mod tests {
         let folio = cached(&m, 2)?;
         let refs = kunit::settled_ref_count(&folio);
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
-        let pte = pte_at(m.addr + 2 * PAGE_SIZE)?;
+        let pte = read_pte(m.addr + 2 * PAGE_SIZE)?;
         assert!(pte.present() && pte.write() && pte.dirty() && !pte.uffd());
         assert_eq!(pte.pfn(), folio.pfn());
         assert_eq!(folio.mapcount(), 1);
@@ -433,8 +402,8 @@ mod tests {
         assert!(!folio.test_locked());
         assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem + 1);
         // Only the requested page was mapped.
-        assert!(pte_at(m.addr + PAGE_SIZE)?.none());
-        assert!(pte_at(m.addr + 3 * PAGE_SIZE)?.none());
+        assert!(read_pte(m.addr + PAGE_SIZE)?.none());
+        assert!(read_pte(m.addr + 3 * PAGE_SIZE)?.none());
         assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, tag(2));
         // A second CONTINUE finds the page mapped, and drops its lookup reference.
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EEXIST));
@@ -447,7 +416,7 @@ mod tests {
     fn shared_readonly() -> Result {
         let m = setup(2, &[0, 1], 2, false, true)?;
         assert_eq!(do_continue(m.addr, false), Ok(()));
-        let pte = pte_at(m.addr)?;
+        let pte = read_pte(m.addr)?;
         assert!(pte.present() && !pte.write() && pte.dirty());
         assert_eq!(read8(m.addr)?, tag(0));
         Ok(())
@@ -462,7 +431,7 @@ mod tests {
         let folio = cached(&m, 1)?;
         let addr = m.addr + PAGE_SIZE;
         assert_eq!(do_continue(addr, false), Ok(()));
-        let pte = pte_at(addr)?;
+        let pte = read_pte(addr)?;
         // A page-cache page is never writable in a private mapping.
         assert!(pte.present() && !pte.write() && pte.dirty());
         assert_eq!(pte.pfn(), folio.pfn());
@@ -470,7 +439,7 @@ mod tests {
         assert_eq!(read8(addr)?, tag(1));
         // A write copies the page; the page cache keeps its contents.
         kunit::write_user(addr, b"private!")?;
-        let pte = pte_at(addr)?;
+        let pte = read_pte(addr)?;
         assert!(pte.present() && pte.write());
         assert!(pte.pfn() != folio.pfn());
         assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon + 1);
@@ -488,7 +457,7 @@ mod tests {
     fn mode_wp() -> Result {
         let m = setup_registered(1, &[0], 1, true, true)?;
         assert_eq!(do_continue(m.addr, true), Ok(()));
-        let pte = pte_at(m.addr)?;
+        let pte = read_pte(m.addr)?;
         assert!(pte.present() && pte.uffd() && !pte.write() && pte.dirty());
         Ok(())
     }
@@ -498,7 +467,7 @@ mod tests {
         let m = setup(4, &[0, 2], 4, true, true)?;
         let folio_refs = cached(&m, 2).map(|f| kunit::settled_ref_count(&f))?;
         assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Err(EFAULT));
-        assert!(pte_at(m.addr + PAGE_SIZE)?.none());
+        assert!(read_pte(m.addr + PAGE_SIZE)?.none());
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
         assert_eq!(
             cached(&m, 2).map(|f| kunit::settled_ref_count(&f))?,
@@ -523,7 +492,7 @@ mod tests {
         kunit::file_truncate(&m.file, 2 * PS)?;
         assert_eq!(do_continue(m.addr + 3 * PAGE_SIZE, false), Err(EFAULT));
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EFAULT));
-        assert!(pte_at(m.addr + 2 * PAGE_SIZE)?.none());
+        assert!(read_pte(m.addr + 2 * PAGE_SIZE)?.none());
         assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Ok(()));
         // Growing the file again leaves holes, which are still not mapped.
         kunit::file_truncate(&m.file, 4 * PS)?;
@@ -548,15 +517,15 @@ mod tests {
         assert_eq!(guard(m.addr + 2 * PAGE_SIZE), Ok(()));
         // Userfaultfd markers are replaced (mode 0 drops the write protection)...
         assert_eq!(do_continue(m.addr, false), Ok(()));
-        let pte = pte_at(m.addr)?;
+        let pte = read_pte(m.addr)?;
         assert!(pte.present() && pte.write() && !pte.uffd());
         assert_eq!(do_continue(m.addr + PAGE_SIZE, false), Ok(()));
-        assert!(pte_at(m.addr + PAGE_SIZE)?.present());
+        assert!(read_pte(m.addr + PAGE_SIZE)?.present());
         // ... a guard region is not.
         let refs = cached(&m, 2).map(|f| kunit::settled_ref_count(&f))?;
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EEXIST));
         assert_eq!(
-            pte_at(m.addr + 2 * PAGE_SIZE)?.kind(),
+            read_pte(m.addr + 2 * PAGE_SIZE)?.kind(),
             PteKind::Marker(PteMarker::GUARD)
         );
         assert_eq!(cached(&m, 2).map(|f| kunit::settled_ref_count(&f))?, refs);
@@ -571,7 +540,7 @@ mod tests {
         // SAFETY: The page is ours for the test: nothing maps it and the flag is cleared below.
         unsafe { bindings::SetPageHWPoison(page.as_ptr()) };
         let res = do_continue(m.addr, false);
-        let pte = pte_at(m.addr);
+        let pte = read_pte(m.addr);
         // SAFETY: As above.
         unsafe { bindings::ClearPageHWPoison(page.as_ptr()) };
         if !cfg!(CONFIG_MEMORY_FAILURE) {
@@ -643,16 +612,16 @@ mod tests {
         let addr = map_thp(&t)?;
         let folio = &t.folio;
         assert_eq!(do_continue(addr + 5 * PAGE_SIZE, false), Ok(()));
-        let pte = pte_at(addr + 5 * PAGE_SIZE)?;
+        let pte = read_pte(addr + 5 * PAGE_SIZE)?;
         assert!(pte.present());
         assert_eq!(pte.pfn(), folio.pfn() + 5);
         // Exactly one page of the folio is mapped, not its neighbours.
-        assert!(pte_at(addr + 4 * PAGE_SIZE)?.none());
-        assert!(pte_at(addr + 6 * PAGE_SIZE)?.none());
+        assert!(read_pte(addr + 4 * PAGE_SIZE)?.none());
+        assert!(read_pte(addr + 6 * PAGE_SIZE)?.none());
         assert_eq!(folio.mapcount(), 1);
         assert_eq!(read8(addr + 5 * PAGE_SIZE)?, tag(5));
         assert_eq!(do_continue(addr + 511 * PAGE_SIZE, false), Ok(()));
-        assert_eq!(pte_at(addr + 511 * PAGE_SIZE)?.pfn(), folio.pfn() + 511);
+        assert_eq!(read_pte(addr + 511 * PAGE_SIZE)?.pfn(), folio.pfn() + 511);
         assert_eq!(folio.mapcount(), 2);
         Ok(())
     }
@@ -687,7 +656,7 @@ mod tests {
         assert_eq!(held.mapcount(), 1);
         assert_eq!(held.pfn(), pfn);
         assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon + 1);
-        let pte = pte_at(addr)?;
+        let pte = read_pte(addr)?;
         assert_eq!(pte.pfn(), pfn);
         // A new anonymous page is writable in a private writable VMA; MODE_WP protects it.
         assert!(pte.present() && pte.uffd() && !pte.write() && pte.dirty());
@@ -742,10 +711,10 @@ mod tests {
 
     /// A memory type written in Rust that serves minor faults from shmem, through
     /// [`UffdOpsVtable`]: its table has no `alloc_folio()`.
-    struct MinorOnly;
+    pub(crate) struct MinorOnly;
 
     /// The owner of [`MinorOnly`]'s table: this file is built in, it is no module.
-    struct BuiltIn;
+    pub(crate) struct BuiltIn;
 
     impl kernel::ModuleMetadata for BuiltIn {
         const NAME: &'static CStr = c"userfaultfd_rust";
@@ -767,7 +736,7 @@ mod tests {
         }
     }
 
-    static MINOR_ONLY: bindings::vm_uffd_ops = UffdOpsVtable::<MinorOnly>::VTABLE;
+    pub(crate) static MINOR_ONLY: bindings::vm_uffd_ops = UffdOpsVtable::<MinorOnly>::VTABLE;
 
     /// `UFFDIO_COPY` and `UFFDIO_ZEROPAGE` into a shared mapping of a memory type without
     /// `alloc_folio()` get `EINVAL` from the C core, before anything is allocated or mapped,
@@ -803,7 +772,7 @@ mod tests {
             (Err(EINVAL), i64::from(EINVAL.to_errno()))
         );
         // Nothing was mapped or added to the page cache.
-        assert!(pte_at(m.addr)?.none() && pte_at(m.addr + PAGE_SIZE)?.none());
+        assert!(read_pte(m.addr)?.none() && read_pte(m.addr + PAGE_SIZE)?.none());
         for index in 0..2 {
             assert!(shmem_get_folio(m.file.inode(), index, 0, SgpType::Read)?.is_none());
         }

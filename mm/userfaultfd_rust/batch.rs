@@ -8,7 +8,7 @@
 //! shared.
 
 use super::*;
-use kernel::{ffi::c_ulong, mm::shmem::shmem_get_folio_nowait, page::PAGE_SIZE};
+use kernel::{ffi::c_ulong, page::PAGE_SIZE};
 
 /// Returns the first file offset, in pages, beyond the end of the VMA's file, if it has one.
 ///
@@ -26,9 +26,11 @@ fn mfill_max_off(vma: &VmaRef) -> Option<usize> {
 /// following pages up to `dst_end`, the end of the PTE table and the end of the file are mapped
 /// as long as each one would succeed on its own: the rest of the folio the lookup returned,
 /// which `vm_uffd_ops` defines as the page-cache folio at that offset (the installation checks
-/// its mapping and index), with one `set_ptes()`, and, for shmem, the next folios that are in the
-/// page cache, uptodate and unlocked (found without sleeping by [`shmem_get_folio_nowait`]). The
-/// first page that would fail, or whose lookup would have to sleep, ends the step; the caller's
+/// its mapping and index), with one `set_ptes()`, and the next folios that the memory type's
+/// `get_folio_nowait()` finds without sleeping (see [`VmUffdOps::get_folio_nowait`]; shmem's
+/// returns those that are in the page cache, uptodate and unlocked). Without that operation the
+/// step ends with the first folio. The first page that would fail, or whose lookup would have to
+/// sleep, ends the step; the caller's
 /// loop then handles that page on its own, so the outcome is the one the page-by-page loop
 /// gives. Each page is checked as [`mfill_atomic_install_pte`] checks it: inside the file, not
 /// hwpoisoned, an entry a fill may replace.
@@ -45,7 +47,11 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
         return Err(EINVAL);
     }
     let mut folio = mfill_get_folio(vma, dst_addr)?;
-    let inode = vma.file().ok_or(EINVAL)?.inode();
+    // `mfill_get_folio()` found both.
+    let (Some(ops), Some(file)) = (vma.uffd_ops(), vma.file()) else {
+        return Err(EINVAL);
+    };
+    let inode = file.inode();
     let pgoff = vma.linear_page_index(dst_addr);
     let mut page_nr = folio.file_page_nr(pgoff);
 
@@ -82,13 +88,13 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
             return if done == 0 { Err(e) } else { Ok(done) };
         }
         done += n;
-        // Stop at the limit, at a page of this folio that must be left to the slow path, or when
-        // the memory type is not shmem, whose non-blocking lookup this relies on.
-        if done == limit || !folio_done || !vma.is_shmem() || ptes.advance(n).is_err() {
+        // Stop at the limit, or at a page of this folio that must be left to the slow path.
+        if done == limit || !folio_done || ptes.advance(n).is_err() {
             break;
         }
         let index = pgoff + done;
-        let Some(next) = shmem_get_folio_nowait(inode, index) else {
+        // SAFETY: `ops` is the memory type's table of this VMA, and the inode that of its file.
+        let Some(next) = (unsafe { ops.get_folio_nowait(inode, index) }) else {
             break;
         };
         page_nr = next.file_page_nr(index);
@@ -135,12 +141,15 @@ pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
 mod tests {
     use super::*;
     use crate::tests::*;
-    use kernel::mm::{
-        kunit,
-        pgtable::{PMD_SIZE, PTRS_PER_PTE},
-        pte::PteMarker,
-        shmem::{shmem_get_folio, SgpType},
-        MmCounter,
+    use kernel::{
+        error::to_result,
+        mm::{
+            kunit::{self, prot, read_pte, with_pmd},
+            pgtable::{PMD_SIZE, PTRS_PER_PTE},
+            pte::PteMarker,
+            shmem::{shmem_get_folio, SgpType},
+            MmCounter,
+        },
     };
 
     /// One batched step from `addr`, with the range ending at `end`.
@@ -154,7 +163,7 @@ mod tests {
     fn present(addr: usize, n: usize) -> Result<KVec<bool>> {
         let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
         for i in 0..n {
-            v.push(pte_at(addr + i * PAGE_SIZE)?.present(), GFP_KERNEL)?;
+            v.push(read_pte(addr + i * PAGE_SIZE)?.present(), GFP_KERNEL)?;
         }
         Ok(v)
     }
@@ -174,7 +183,7 @@ mod tests {
         );
         assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem + 6);
         for n in 0..6 {
-            let pte = pte_at(m.addr + n * PAGE_SIZE)?;
+            let pte = read_pte(m.addr + n * PAGE_SIZE)?;
             assert!(pte.write() && pte.dirty());
             assert_eq!(pte.pfn(), cached(&m, n)?.pfn());
             assert_eq!(cached(&m, n)?.mapcount(), 1);
@@ -275,10 +284,10 @@ mod tests {
             do_batch(addr + 5 * PAGE_SIZE, addr + 15 * PAGE_SIZE),
             Ok(10)
         );
-        assert!(pte_at(addr + 4 * PAGE_SIZE)?.none());
-        assert!(pte_at(addr + 15 * PAGE_SIZE)?.none());
+        assert!(read_pte(addr + 4 * PAGE_SIZE)?.none());
+        assert!(read_pte(addr + 15 * PAGE_SIZE)?.none());
         for n in 5..15 {
-            assert_eq!(pte_at(addr + n * PAGE_SIZE)?.pfn(), folio.pfn() + n);
+            assert_eq!(read_pte(addr + n * PAGE_SIZE)?.pfn(), folio.pfn() + n);
         }
         assert_eq!(folio.mapcount(), 10);
         assert_eq!(kunit::settled_ref_count(folio), refs + 10);
@@ -289,6 +298,97 @@ mod tests {
             Ok(PTRS_PER_PTE - 15)
         );
         assert_eq!(folio.mapcount(), PTRS_PER_PTE as i32 - 5);
+        Ok(())
+    }
+
+    /// Calls the `get_folio_nowait()` of the memory type of the VMA at `addr` for `index`, as a
+    /// batched step does: the index of the folio it returns, if any.
+    fn nowait(addr: usize, index: usize) -> Result<Option<usize>> {
+        with_pmd(addr, |pmd| {
+            let vma = pmd.vma();
+            let (Some(ops), Some(file)) = (vma.uffd_ops(), vma.file()) else {
+                return Err(EINVAL);
+            };
+            // SAFETY: `ops` is the memory type's table of this VMA, and the inode that of its
+            // file.
+            let folio = unsafe { ops.get_folio_nowait(file.inode(), index) };
+            Ok(folio.map(|f| f.index()))
+        })
+    }
+
+    #[test]
+    fn shmem_get_folio_nowait() -> Result {
+        let m = setup(4, &[0, 3], 4, true, true)?;
+        kunit::file_fallocate(&m.file, 0, 2 * PS, PS)?;
+        assert_eq!(nowait(m.addr, 0), Ok(Some(0)));
+        // A hole, a fallocated folio (zeroing it may sleep), beyond the end of the file.
+        assert_eq!(nowait(m.addr, 1), Ok(None));
+        assert_eq!(nowait(m.addr, 2), Ok(None));
+        assert_eq!(nowait(m.addr, 4), Ok(None));
+        // A folio locked by someone else is not waited for.
+        let held = shmem_get_folio(m.file.inode(), 3, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
+        let contended = nowait(m.addr, 3);
+        drop(held);
+        assert_eq!(contended, Ok(None));
+        assert_eq!(nowait(m.addr, 3), Ok(Some(3)));
+        Ok(())
+    }
+
+    #[test]
+    fn shmem_get_folio_nowait_stops_at_eof() -> Result {
+        let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
+            kernel::kunit::mark_skipped(c"no tmpfs");
+            return Ok(());
+        };
+        let file = tmpfs.file(c"userfaultfd_rust_batch", 10 * PS)?;
+        kunit::file_write(&file, 0, b"large")?;
+        let nr_pages = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .nr_pages();
+        if nr_pages <= 10 {
+            kernel::kunit::mark_skipped(c"shmem did not allocate a large folio");
+            return Ok(());
+        }
+        let addr = kunit::vm_mmap(Some(&file), 10 * PAGE_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
+        // The folio covers offsets beyond i_size: they are not in the file.
+        assert_eq!(nowait(addr, 5), Ok(Some(0)));
+        assert_eq!(nowait(addr, 10), Ok(None));
+        assert_eq!(nowait(addr, nr_pages - 1), Ok(None));
+        Ok(())
+    }
+
+    /// A memory type without `get_folio_nowait()`: a step maps the rest of the folio that
+    /// `get_folio_noalloc()` returned, and no more.
+    #[test]
+    fn batch_without_get_folio_nowait() -> Result {
+        let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
+        let end = m.addr + 4 * PAGE_SIZE;
+        // SAFETY: The table is static; the test's mm is attached.
+        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &MINOR_ONLY) })?;
+        assert_eq!(nowait(m.addr, 1), Ok(None));
+        assert_eq!(do_batch(m.addr, end), Ok(1));
+        assert_eq!(do_batch(m.addr + PAGE_SIZE, end), Ok(1));
+        assert_eq!(&*present(m.addr, 4)?, &[true, true, false, false]);
+        // With shmem's own table, the next folios are found without sleeping.
+        let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
+        assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(4));
+        Ok(())
+    }
+
+    /// As [`batch_without_get_folio_nowait`], on a large folio: the step maps the rest of it.
+    #[test]
+    fn batch_without_get_folio_nowait_large_folio() -> Result {
+        let Some(t) = thp_file(c"userfaultfd_rust_batch")? else {
+            return Ok(());
+        };
+        let addr = map_thp(&t)?;
+        // SAFETY: The table is static; the test's mm is attached.
+        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(addr, &MINOR_ONLY) })?;
+        assert_eq!(
+            do_batch(addr + 5 * PAGE_SIZE, addr + PMD_SIZE),
+            Ok(PTRS_PER_PTE - 5)
+        );
+        assert_eq!(t.folio.mapcount(), PTRS_PER_PTE as i32 - 5);
         Ok(())
     }
 }

@@ -24,6 +24,7 @@
 use crate::{
     bindings,
     error::{code::*, Result},
+    fs::inode::Inode,
     mm::{virt::VmaRef, MmWithUser},
     page::BorrowedPage,
     sync::aref::{ARef, AlwaysRefCounted},
@@ -395,6 +396,30 @@ impl Drop for LockedFolio {
         // SAFETY: `self.folio` is not used again; this drops our reference exactly once.
         unsafe { ManuallyDrop::drop(&mut self.folio) };
     }
+}
+
+/// Looks up the folio at `index` in the page cache of `inode` and locks it if its lock is free
+/// (`__filemap_get_folio()` with `FGP_LOCK | FGP_NOWAIT`).
+///
+/// Returns the folio, still in the page cache at `index`, locked and with a reference, or `None`
+/// for a hole (or a swap or shadow entry) and for a folio that someone else holds locked. Neither
+/// sleeps nor allocates, and reads nothing in: the folio may not be uptodate, and part of it may
+/// lie beyond the end of the file. May be called with a spinlock held.
+pub fn filemap_lock_folio_nowait(inode: &Inode, index: PgOff) -> Option<LockedFolio> {
+    // SAFETY: `inode` is valid, and so is its mapping; with `FGP_NOWAIT` the lookup does not
+    // sleep, and without `FGP_CREAT` it does not allocate.
+    let folio = unsafe {
+        bindings::__filemap_get_folio(
+            (*inode.as_ptr()).i_mapping,
+            index,
+            bindings::FGP_LOCK | bindings::FGP_NOWAIT,
+            0,
+        )
+    };
+    let folio = NonNull::new(crate::error::from_err_ptr(folio).ok()?)?;
+    // SAFETY: On success the folio is locked and referenced for us, and `__filemap_get_folio()`
+    // checked under the lock that it is still in the mapping.
+    Some(unsafe { LockedFolio::from_raw(folio) })
 }
 
 /// A newly allocated order-0 folio that will become anonymous memory of a VMA.

@@ -16,7 +16,7 @@ use crate::{
     bindings,
     error::{code::*, to_result, Error, Result},
     fs::File,
-    mm::MmWithUser,
+    mm::{folio::Folio, pgtable::Pmd, pte::Pte, MmWithUser},
     str::{CStr, CStrExt},
     sync::aref::ARef,
     uaccess::{UserPtr, UserSlice},
@@ -208,16 +208,39 @@ pub fn hugetlb_file(name: &CStr, size: usize) -> Result<ARef<File>> {
     Ok(unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast())) })
 }
 
-/// Returns the folio of the page at `pfn`, with a new reference (`pfn_folio()` + `folio_get()`).
+/// Runs `f` on the PMD entry for `addr`, established under the mmap read lock of the current mm
+/// as `mfill_atomic()` has it for one page.
 ///
-/// # Safety
-///
-/// `pfn` must be the page frame number of an ordinary page (not a `pte_special()` or `VM_PFNMAP`
-/// mapping) that a present PTE maps, and that PTE must stay in place for the duration of the
-/// call (e.g. its PTE table lock is held): its reference keeps the folio alive while the new one
-/// is taken.
-pub unsafe fn folio_of_mapped_pfn(pfn: usize) -> ARef<crate::mm::folio::Folio> {
-    // SAFETY: By the caller's guarantee, the page is valid and its folio referenced.
-    let folio = unsafe { crate::mm::folio::Folio::from_raw(bindings::pfn_folio(pfn)) };
-    ARef::from(folio)
+/// Fails with `ENOENT` if no VMA covers `addr`, `EINVAL` if its pages are not mapped by PTE
+/// tables of ordinary pages.
+pub fn with_pmd<R>(addr: usize, f: impl FnOnce(&Pmd<'_>) -> Result<R>) -> Result<R> {
+    let mm = current_mm()?;
+    let mmap = mm.mmap_read_lock();
+    let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+    let pmd = Pmd::establish(vma.as_pte_mapped().ok_or(EINVAL)?, addr)?;
+    f(&pmd)
+}
+
+/// Reads the PTE for `addr`, with the locks taken and dropped inside.
+pub fn read_pte(addr: usize) -> Result<Pte> {
+    with_pmd(addr, |pmd| {
+        Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get())
+    })
+}
+
+/// Returns the folio the PTE at `addr` maps, with a reference of its own; `ENOENT` if the entry
+/// is not present.
+pub fn mapped_folio(addr: usize) -> Result<ARef<Folio>> {
+    with_pmd(addr, |pmd| {
+        let ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+        let pte = ptes.ptep_get();
+        if !pte.present() {
+            return Err(ENOENT);
+        }
+        // SAFETY: The PTE tables the mapping of a file or anonymous memory uses map ordinary
+        // pages, and a present entry holds a reference on its folio; the PTE table lock keeps
+        // the entry in place until the new reference is taken.
+        let folio = unsafe { Folio::from_raw(bindings::pfn_folio(pte.pfn())) };
+        Ok(ARef::from(folio))
+    })
 }

@@ -633,43 +633,13 @@ mod tests {
     use crate::{
         mm::{
             folio::Folio,
-            kunit::{self, prot},
+            kunit::{self, mapped_folio, prot, read_pte, with_pmd},
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
         sync::aref::ARef,
     };
 
     const PS: i64 = PAGE_SIZE as i64;
-
-    /// Runs `f` on the PMD entry for `addr`, established under the mmap read lock.
-    pub(super) fn with_pmd<R>(addr: usize, f: impl FnOnce(&Pmd<'_>) -> Result<R>) -> Result<R> {
-        let mm = kunit::current_mm()?;
-        let mmap = mm.mmap_read_lock();
-        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
-        let pmd = Pmd::establish(vma.as_pte_mapped().ok_or(EINVAL)?, addr)?;
-        f(&pmd)
-    }
-
-    /// Reads the PTE for `addr`, with the locks taken and dropped inside.
-    pub(super) fn read_pte(addr: usize) -> Result<Pte> {
-        with_pmd(addr, |pmd| {
-            Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get())
-        })
-    }
-
-    /// Returns the folio the PTE at `addr` maps, with a reference of its own.
-    pub(super) fn mapped_folio(addr: usize) -> Result<ARef<Folio>> {
-        with_pmd(addr, |pmd| {
-            let ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            let pte = ptes.ptep_get();
-            if !pte.present() {
-                return Err(ENOENT);
-            }
-            // SAFETY: The PTE maps the page and holds a reference on its folio, and the PTE
-            // table lock keeps the entry in place until the new reference is taken.
-            Ok(unsafe { kunit::folio_of_mapped_pfn(pte.pfn()) })
-        })
-    }
 
     #[test]
     fn marker_kinds() {
@@ -943,13 +913,12 @@ mod tests {
 #[cfg(CONFIG_RUST_MM_KUNIT_TEST)]
 #[macros::kunit_tests(rust_mm_misuse)]
 mod misuse_tests {
-    use super::tests::{read_pte, with_pmd};
     use super::*;
     use crate::{
         mm::{
             folio::Folio,
-            kunit::{self, prot},
-            shmem::{shmem_file_setup, shmem_get_folio, shmem_get_folio_nowait, SgpType},
+            kunit::{self, prot, read_pte, with_pmd},
+            shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
         sync::aref::ARef,
     };
@@ -1183,33 +1152,6 @@ mod misuse_tests {
         // Nor is a hugetlbfs inode taken for a shmem one.
         assert_eq!(
             shmem_get_folio(file.inode(), 0, 0, SgpType::Read).err(),
-            Some(EINVAL)
-        );
-        assert!(shmem_get_folio_nowait(file.inode(), 0).is_none());
-        Ok(())
-    }
-
-    #[test]
-    fn nowait_lookup_beyond_eof() -> Result {
-        let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
-            crate::kunit::mark_skipped(c"no tmpfs");
-            return Ok(());
-        };
-        let file = tmpfs.file(c"rust_mm_misuse", 10 * PS)?;
-        kunit::file_write(&file, 0, b"large")?;
-        let nr_pages = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
-            .ok_or(ENOENT)?
-            .nr_pages();
-        if nr_pages <= 10 {
-            crate::kunit::mark_skipped(c"shmem did not allocate a large folio");
-            return Ok(());
-        }
-        // The folio covers offsets beyond i_size: they are not in the file.
-        assert!(shmem_get_folio_nowait(file.inode(), 5).is_some());
-        assert!(shmem_get_folio_nowait(file.inode(), 10).is_none());
-        assert!(shmem_get_folio_nowait(file.inode(), nr_pages - 1).is_none());
-        assert_eq!(
-            shmem_get_folio(file.inode(), 10, 0, SgpType::NoAlloc).err(),
             Some(EINVAL)
         );
         Ok(())

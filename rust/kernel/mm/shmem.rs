@@ -77,46 +77,6 @@ pub fn shmem_get_folio(
     Ok(NonNull::new(folio).map(|f| unsafe { LockedFolio::from_raw(f) }))
 }
 
-/// Finds the folio at `index` in the page cache of a shmem inode without sleeping.
-///
-/// Returns the folio locked and with a reference if `index` is inside the file (`i_size`), the
-/// folio is in the page cache and uptodate, and its lock is free: exactly what
-/// [`shmem_get_folio`] with [`SgpType::NoAlloc`] would return for it. Returns `None` whenever
-/// that lookup would have to sleep or would fail: beyond the end of the file, a hole, a
-/// swapped-out page, a fallocated folio that is not uptodate yet, a folio locked by someone else.
-/// The caller then falls back to [`shmem_get_folio`].
-///
-/// Returns `None` for an inode that is not a shmem inode. This may be called in atomic context,
-/// e.g. with a page table lock held.
-pub fn shmem_get_folio_nowait(inode: &Inode, index: PgOff) -> Option<LockedFolio> {
-    if !is_shmem_inode(inode) {
-        return None;
-    }
-    // `shmem_get_folio()` refuses an index at or beyond `i_size` rounded up to a page.
-    let size = u64::try_from(inode.i_size_read()).unwrap_or(0);
-    if index as u64 >= size.div_ceil(crate::page::PAGE_SIZE as u64) {
-        return None;
-    }
-    // SAFETY: `inode` is valid, so is its mapping; with `FGP_NOWAIT` the lookup does not sleep,
-    // and without `FGP_CREAT` it does not allocate.
-    let folio = unsafe {
-        bindings::__filemap_get_folio(
-            (*inode.as_ptr()).i_mapping,
-            index,
-            bindings::FGP_LOCK | bindings::FGP_NOWAIT,
-            0,
-        )
-    };
-    if folio.is_null() || crate::error::from_err_ptr(folio).is_err() {
-        return None;
-    }
-    // SAFETY: On success the folio is locked and referenced for us.
-    let folio = unsafe { LockedFolio::from_raw(NonNull::new_unchecked(folio)) };
-    // A fallocated folio is zeroed by `shmem_get_folio()`, which may sleep; a folio truncated
-    // after the size check above has lost its mapping.
-    (folio.test_uptodate() && folio.mapping().is_some()).then_some(folio)
-}
-
 #[cfg(CONFIG_RUST_MM_KUNIT_TEST)]
 #[macros::kunit_tests(rust_mm_pagecache)]
 mod tests {
@@ -214,31 +174,6 @@ mod tests {
         let folio = shmem_get_folio(file.inode(), 2, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         assert!(folio.test_uptodate());
         assert_eq!(folio_bytes::<16>(&folio, 0)?, [0u8; 16]);
-        Ok(())
-    }
-
-    #[test]
-    fn lookup_nowait() -> Result {
-        let file = shmem_file_setup(c"rust_mm_pagecache", 4 * PS)?;
-        kunit::file_write(&file, 0, b"zero")?;
-        kunit::file_fallocate(&file, 0, 2 * PS, PS)?;
-        let inode = file.inode();
-        let (hit, index) = {
-            let folio = shmem_get_folio_nowait(inode, 0).ok_or(ENOENT)?;
-            (folio.test_locked() && folio.test_uptodate(), folio.index())
-        };
-        assert!(hit);
-        assert_eq!(index, 0);
-        // A hole, a fallocated folio, beyond EOF: none of them without sleeping.
-        assert!(shmem_get_folio_nowait(inode, 1).is_none());
-        assert!(shmem_get_folio_nowait(inode, 2).is_none());
-        assert!(shmem_get_folio_nowait(inode, 9).is_none());
-        // A folio locked by someone else is not waited for.
-        let held = shmem_get_folio(inode, 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
-        let contended = shmem_get_folio_nowait(inode, 0).is_none();
-        drop(held);
-        assert!(contended);
-        assert!(shmem_get_folio_nowait(inode, 0).is_some());
         Ok(())
     }
 

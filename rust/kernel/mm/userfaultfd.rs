@@ -86,6 +86,31 @@ impl VmUffdOps {
         // SAFETY: By the `get_folio_noalloc()` contract, we now own the lock and one reference.
         Ok(unsafe { LockedFolio::from_raw(folio) })
     }
+
+    /// Looks up the folio at `pgoff` in the page cache of `inode` if that needs no sleeping
+    /// (`get_folio_nowait()`, an optional operation of test builds, for the batched
+    /// `UFFDIO_CONTINUE`).
+    ///
+    /// Returns what [`get_folio_noalloc`](Self::get_folio_noalloc) would return, locked and with
+    /// a reference, when the folio is in the page cache, uptodate, and its lock is free; `None`
+    /// when finding it would have to sleep, when the lookup would fail, and when the memory type
+    /// has no such operation. May be called with a spinlock held.
+    ///
+    /// # Safety
+    ///
+    /// As for [`get_folio_noalloc`](Self::get_folio_noalloc): `inode` must be an inode of the
+    /// memory type this table belongs to.
+    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+    pub unsafe fn get_folio_nowait(&self, inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
+        // SAFETY: The table is valid by the type invariants.
+        let op = unsafe { (*self.as_ptr()).get_folio_nowait }?;
+        // SAFETY: `inode` is valid for the duration of the call; the memory type's contract is
+        // to return a locked and referenced folio or NULL (an `ERR_PTR()` is taken for NULL),
+        // without sleeping.
+        let folio = NonNull::new(from_err_ptr(unsafe { op(inode.as_ptr(), pgoff) }).ok()?)?;
+        // SAFETY: By the `get_folio_nowait()` contract, we now own the lock and one reference.
+        Some(unsafe { LockedFolio::from_raw(folio) })
+    }
 }
 
 /// The mode and flags of a userfaultfd fill operation (`uffd_flags_t`).

@@ -56,6 +56,21 @@ pub trait UffdOps: Sized + 'static {
     fn get_folio_noalloc(_inode: &Inode, _pgoff: PgOff) -> Result<LockedFolio> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+
+    /// Returns what [`get_folio_noalloc`](UffdOps::get_folio_noalloc) would return for `pgoff`
+    /// if that needs no sleeping, `None` otherwise (`get_folio_nowait()`, optional; test builds
+    /// only, for the batched `UFFDIO_CONTINUE`).
+    ///
+    /// Called with a page table lock held: it must not sleep (no allocation, no I/O, no waiting
+    /// for a folio lock; [`filemap_lock_folio_nowait`] is such a lookup). A folio that is not the
+    /// uptodate page cache of `inode` holding `pgoff` is dropped and taken for `None`. Without
+    /// it, a batched step maps the rest of the folio `get_folio_noalloc()` returned, and no more.
+    ///
+    /// [`filemap_lock_folio_nowait`]: crate::mm::folio::filemap_lock_folio_nowait
+    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+    fn get_folio_nowait(_inode: &Inode, _pgoff: PgOff) -> Option<LockedFolio> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// The `struct vm_uffd_ops` of a [`UffdOps`] implementation.
@@ -103,6 +118,25 @@ impl<T: UffdOps> UffdOpsVtable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// `inode` must be a valid inode for the duration of the call.
+    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+    unsafe extern "C" fn get_folio_nowait(
+        inode: *mut bindings::inode,
+        pgoff: PgOff,
+    ) -> *mut bindings::folio {
+        // SAFETY: The caller guarantees that the inode is valid during the call.
+        let inode = unsafe { Inode::from_raw(inode) };
+        match T::get_folio_nowait(inode, pgoff) {
+            // As for `get_folio_noalloc()`: only the page cache of `inode` at `pgoff`.
+            Some(folio) if Self::is_page_cache_at(&folio, inode, pgoff) => {
+                folio.into_raw().as_ptr()
+            }
+            _ => core::ptr::null_mut(),
+        }
+    }
+
     /// Returns whether `folio` is uptodate and in the page cache of `inode` at `pgoff`.
     fn is_page_cache_at(folio: &LockedFolio, inode: &Inode, pgoff: PgOff) -> bool {
         // SAFETY: `inode` is valid, and so is its mapping.
@@ -124,6 +158,12 @@ impl<T: UffdOps> UffdOpsVtable<T> {
         } else {
             None
         },
+        #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+        get_folio_nowait: if T::HAS_GET_FOLIO_NOWAIT {
+            Some(Self::get_folio_nowait)
+        } else {
+            None
+        },
         alloc_folio: None,
         filemap_add: None,
         filemap_remove: None,
@@ -136,8 +176,9 @@ mod tests {
     use super::*;
     use crate::{
         mm::{
+            folio::filemap_lock_folio_nowait,
             kunit,
-            shmem::{shmem_file_setup, shmem_get_folio, shmem_get_folio_nowait, SgpType},
+            shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
         page::PAGE_SIZE,
         sync::atomic::{Atomic, Relaxed},
@@ -157,6 +198,12 @@ mod tests {
         fn get_folio_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
             LOOKUPS.fetch_add(1, Relaxed);
             shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        }
+
+        #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+        fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
+            LOOKUPS.fetch_add(1, Relaxed);
+            filemap_lock_folio_nowait(inode, pgoff)
         }
     }
 
@@ -223,6 +270,11 @@ mod tests {
         fn get_folio_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
             shmem_get_folio(inode, pgoff + 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
         }
+
+        #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+        fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
+            filemap_lock_folio_nowait(inode, pgoff + 1)
+        }
     }
 
     static OFF_BY_ONE: bindings::vm_uffd_ops = UffdOpsVtable::<OffByOne>::VTABLE;
@@ -265,7 +317,76 @@ mod tests {
         let broken = unsafe { VmUffdOps::from_raw(&OFF_BY_ONE) };
         assert_eq!(lookup(broken, 0).err(), Some(EFAULT));
         // Its lock was released: a lookup that does not wait for it gets it.
-        assert!(shmem_get_folio_nowait(file.inode(), 1).is_some());
+        assert!(filemap_lock_folio_nowait(file.inode(), 1).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn lock_folio_nowait() -> Result {
+        let file = shmem_file_setup(c"rust_mm_userfaultfd", 4 * PAGE_SIZE as i64)?;
+        kunit::file_write(&file, 0, b"zero")?;
+        kunit::file_fallocate(&file, 0, 2 * PAGE_SIZE as i64, PAGE_SIZE as i64)?;
+        let inode = file.inode();
+        let (hit, index) = {
+            let folio = filemap_lock_folio_nowait(inode, 0).ok_or(ENOENT)?;
+            (folio.test_locked() && folio.test_uptodate(), folio.index())
+        };
+        assert!(hit);
+        assert_eq!(index, 0);
+        // A hole, and an offset beyond the end of the file: nothing.
+        assert!(filemap_lock_folio_nowait(inode, 1).is_none());
+        assert!(filemap_lock_folio_nowait(inode, 9).is_none());
+        // A fallocated folio is in the page cache, but not uptodate: read nothing into it.
+        let fallocated = filemap_lock_folio_nowait(inode, 2).ok_or(ENOENT)?;
+        assert!(!fallocated.test_uptodate());
+        drop(fallocated);
+        // A folio locked by someone else is not waited for.
+        let held = shmem_get_folio(inode, 0, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
+        let contended = filemap_lock_folio_nowait(inode, 0).is_none();
+        drop(held);
+        assert!(contended);
+        assert!(filemap_lock_folio_nowait(inode, 0).is_some());
+        Ok(())
+    }
+
+    /// `get_folio_nowait()` through the table: what the implementation returns reaches the
+    /// caller only if it is the uptodate page cache at the offset asked.
+    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+    #[test]
+    fn get_folio_nowait_through_the_table() -> Result {
+        let file = shmem_file_setup(c"rust_mm_userfaultfd", 4 * PAGE_SIZE as i64)?;
+        kunit::file_write(&file, 0, b"zero")?;
+        kunit::file_write(&file, PAGE_SIZE as i64, b"one")?;
+        kunit::file_fallocate(&file, 0, 2 * PAGE_SIZE as i64, PAGE_SIZE as i64)?;
+        let inode = file.inode();
+        // SAFETY: Static tables live forever.
+        let (ops, broken, none) = unsafe {
+            (
+                VmUffdOps::from_raw(&COUNTING),
+                VmUffdOps::from_raw(&OFF_BY_ONE),
+                VmUffdOps::from_raw(&NO_MINOR),
+            )
+        };
+        // SAFETY: The tables serve shmem files, and `file` is one.
+        let lookup = |ops: &VmUffdOps, pgoff| unsafe { ops.get_folio_nowait(inode, pgoff) };
+        let before = LOOKUPS.load(Relaxed);
+        let (locked, index) = {
+            let folio = lookup(ops, 1).ok_or(ENOENT)?;
+            (folio.test_locked(), folio.index())
+        };
+        assert!(locked);
+        assert_eq!(index, 1);
+        // A hole; a fallocated folio, which is not uptodate and is dropped by the table.
+        assert!(lookup(ops, 3).is_none());
+        assert!(lookup(ops, 2).is_none());
+        assert_eq!(LOOKUPS.load(Relaxed), before + 3);
+        assert!(filemap_lock_folio_nowait(inode, 2).is_some());
+        // The folio of the next offset is dropped, unlocked.
+        assert!(lookup(broken, 0).is_none());
+        assert!(filemap_lock_folio_nowait(inode, 1).is_some());
+        // No operation, no folio.
+        assert!(NO_MINOR.get_folio_nowait.is_none() && COUNTING.get_folio_nowait.is_some());
+        assert!(lookup(none, 0).is_none());
         Ok(())
     }
 }
