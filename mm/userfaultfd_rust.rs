@@ -217,10 +217,10 @@ mod tests {
         fs::File,
         mm::{
             folio::Folio,
-            kunit::{self, mapped_folio, prot, read_pte, with_pmd},
+            kunit::{self, mapped_folio, page_tag, prot, read_pte, with_pmd},
             pgtable::{PMD_SIZE, PTRS_PER_PTE},
             pte::{PteKind, PteMarker},
-            shmem::{shmem_file_setup, shmem_get_folio, SgpType},
+            shmem::{shmem_get_folio, SgpType},
             userfaultfd::{UffdOps, UffdOpsVtable},
             virt::{flags as vm, vm_flags_t},
             MmCounter,
@@ -287,8 +287,8 @@ mod tests {
         pub(crate) _uffd: Option<Uffd>,
     }
 
-    /// Creates a shmem file of `size` pages whose pages `written` hold "page N", and maps
-    /// `map_pages` pages of it.
+    /// Creates a shmem file of `size` pages whose pages `written` hold their [`page_tag`], and
+    /// maps `map_pages` pages of it.
     pub(crate) fn setup(
         size: usize,
         written: &[usize],
@@ -296,20 +296,17 @@ mod tests {
         rw: bool,
         shared: bool,
     ) -> Result<Mapping> {
-        let file = shmem_file_setup(c"userfaultfd_rust", size as i64 * PS)?;
-        for &n in written {
-            kunit::file_write(&file, n as i64 * PS, &tag(n))?;
-        }
-        let addr = kunit::vm_mmap(
-            Some(&file),
-            map_pages * PAGE_SIZE,
+        let (file, addr) = kunit::shmem_mapped(
+            c"userfaultfd_rust",
+            size,
+            written.iter().copied(),
+            map_pages,
             prot::READ | if rw { prot::WRITE } else { 0 },
             if shared {
                 prot::MAP_SHARED
             } else {
                 prot::MAP_PRIVATE
             },
-            0,
         )?;
         Ok(Mapping {
             file,
@@ -331,15 +328,6 @@ mod tests {
         uffd.register(m.addr, map_pages * PAGE_SIZE, vm::UFFD_MINOR | vm::UFFD_WP)?;
         m._uffd = Some(uffd);
         Ok(m)
-    }
-
-    /// The contents the tests write at the start of page `n`.
-    pub(crate) fn tag(n: usize) -> [u8; 8] {
-        let mut t = *b"page 000";
-        t[5] = b'0' + (n / 100 % 10) as u8;
-        t[6] = b'0' + (n / 10 % 10) as u8;
-        t[7] = b'0' + (n % 10) as u8;
-        t
     }
 
     pub(crate) fn flags(wp: bool) -> UffdFlags {
@@ -404,7 +392,7 @@ mod tests {
         // Only the requested page was mapped.
         assert!(read_pte(m.addr + PAGE_SIZE)?.none());
         assert!(read_pte(m.addr + 3 * PAGE_SIZE)?.none());
-        assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, tag(2));
+        assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, page_tag(2));
         // A second CONTINUE finds the page mapped, and drops its lookup reference.
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Err(EEXIST));
         assert_eq!(kunit::settled_ref_count(&folio), refs + 1);
@@ -418,7 +406,7 @@ mod tests {
         assert_eq!(do_continue(m.addr, false), Ok(()));
         let pte = read_pte(m.addr)?;
         assert!(pte.present() && !pte.write() && pte.dirty());
-        assert_eq!(read8(m.addr)?, tag(0));
+        assert_eq!(read8(m.addr)?, page_tag(0));
         Ok(())
     }
 
@@ -436,7 +424,7 @@ mod tests {
         assert!(pte.present() && !pte.write() && pte.dirty());
         assert_eq!(pte.pfn(), folio.pfn());
         assert_eq!(mm.get_mm_counter_sum(MmCounter::ShmemPages), shmem + 1);
-        assert_eq!(read8(addr)?, tag(1));
+        assert_eq!(read8(addr)?, page_tag(1));
         // A write copies the page; the page cache keeps its contents.
         kunit::write_user(addr, b"private!")?;
         let pte = read_pte(addr)?;
@@ -449,7 +437,7 @@ mod tests {
         let page = folio.page(0).ok_or(EINVAL)?;
         // SAFETY: `buf` has 8 bytes; the page is not being written.
         unsafe { page.read_raw(buf.as_mut_ptr(), 0, 8)? };
-        assert_eq!(buf, tag(1));
+        assert_eq!(buf, page_tag(1));
         Ok(())
     }
 
@@ -570,7 +558,7 @@ mod tests {
         let file = tmpfs.file(name, PMD_SIZE as i64)?;
         let mut data = KVec::with_capacity(PMD_SIZE, GFP_KERNEL)?;
         for n in 0..PTRS_PER_PTE {
-            data.extend_from_slice(&tag(n), GFP_KERNEL)?;
+            data.extend_from_slice(&page_tag(n), GFP_KERNEL)?;
             data.resize((n + 1) * PAGE_SIZE, 0, GFP_KERNEL)?;
         }
         kunit::file_write(&file, 0, &data)?;
@@ -619,7 +607,7 @@ mod tests {
         assert!(read_pte(addr + 4 * PAGE_SIZE)?.none());
         assert!(read_pte(addr + 6 * PAGE_SIZE)?.none());
         assert_eq!(folio.mapcount(), 1);
-        assert_eq!(read8(addr + 5 * PAGE_SIZE)?, tag(5));
+        assert_eq!(read8(addr + 5 * PAGE_SIZE)?, page_tag(5));
         assert_eq!(do_continue(addr + 511 * PAGE_SIZE, false), Ok(()));
         assert_eq!(read_pte(addr + 511 * PAGE_SIZE)?.pfn(), folio.pfn() + 511);
         assert_eq!(folio.mapcount(), 2);
@@ -780,7 +768,7 @@ mod tests {
         // Minor faults are resolved through the Rust table.
         assert!(pmd_vma_uffd_ops_is(m.addr, &MINOR_ONLY)?);
         assert_eq!(do_continue(m.addr + 2 * PAGE_SIZE, false), Ok(()));
-        assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, tag(2));
+        assert_eq!(read8(m.addr + 2 * PAGE_SIZE)?, page_tag(2));
         assert_eq!(do_continue(m.addr, false), Err(EFAULT));
         Ok(())
     }

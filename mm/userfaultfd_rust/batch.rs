@@ -144,7 +144,7 @@ mod tests {
     use kernel::{
         error::to_result,
         mm::{
-            kunit::{self, prot, read_pte, with_pmd},
+            kunit::{self, page_tag, prot, read_pte, with_pmd},
             pgtable::{PMD_SIZE, PTRS_PER_PTE},
             pte::PteMarker,
             shmem::{shmem_get_folio, SgpType},
@@ -187,7 +187,7 @@ mod tests {
             assert!(pte.write() && pte.dirty());
             assert_eq!(pte.pfn(), cached(&m, n)?.pfn());
             assert_eq!(cached(&m, n)?.mapcount(), 1);
-            assert_eq!(read8(m.addr + n * PAGE_SIZE)?, tag(n));
+            assert_eq!(read8(m.addr + n * PAGE_SIZE)?, page_tag(n));
         }
         assert_eq!(kunit::settled_ref_count(&f6), refs6);
         assert_eq!(
@@ -291,7 +291,7 @@ mod tests {
         }
         assert_eq!(folio.mapcount(), 10);
         assert_eq!(kunit::settled_ref_count(folio), refs + 10);
-        assert_eq!(read8(addr + 14 * PAGE_SIZE)?, tag(14));
+        assert_eq!(read8(addr + 14 * PAGE_SIZE)?, page_tag(14));
         // The rest of the folio, to the end of the range and of the PTE table.
         assert_eq!(
             do_batch(addr + 15 * PAGE_SIZE, addr + PMD_SIZE),

@@ -119,6 +119,36 @@ pub fn file_truncate(file: &File, len: i64) -> Result {
     to_result(unsafe { bindings::vfs_truncate(&(*file.as_ptr()).__bindgen_anon_1.f_path, len) })
 }
 
+/// The contents tests write at the start of page `n` of a file: `page NNN`.
+pub fn page_tag(n: usize) -> [u8; 8] {
+    let mut t = *b"page 000";
+    t[5] = b'0' + (n / 100 % 10) as u8;
+    t[6] = b'0' + (n / 10 % 10) as u8;
+    t[7] = b'0' + (n % 10) as u8;
+    t
+}
+
+/// Creates a shmem file of `pages` pages, writes [`page_tag`] at the start of each page in
+/// `written`, and maps the first `map_pages` pages of it with `prot` and `flags` (see [`prot`]).
+///
+/// Returns the file and the address of the mapping.
+pub fn shmem_mapped(
+    name: &CStr,
+    pages: usize,
+    written: impl IntoIterator<Item = usize>,
+    map_pages: usize,
+    prot: usize,
+    flags: usize,
+) -> Result<(ARef<File>, usize)> {
+    let page = crate::page::PAGE_SIZE;
+    let file = crate::mm::shmem::shmem_file_setup(name, (pages * page) as i64)?;
+    for n in written {
+        file_write(&file, (n * page) as i64, &page_tag(n))?;
+    }
+    let addr = vm_mmap(Some(&file), map_pages * page, prot, flags, 0)?;
+    Ok((file, addr))
+}
+
 /// A tmpfs instance mounted with `huge=always`, for tests that need large folios in the page
 /// cache; unmounted on drop.
 pub struct HugeTmpfs {

@@ -931,12 +931,7 @@ mod misuse_tests {
         prot: usize,
         flags: usize,
     ) -> Result<(ARef<crate::fs::File>, usize)> {
-        let file = shmem_file_setup(c"rust_mm_misuse", pages as i64 * PS)?;
-        for n in 0..pages {
-            kunit::file_write(&file, n as i64 * PS, b"page")?;
-        }
-        let addr = kunit::vm_mmap(Some(&file), pages * PAGE_SIZE, prot, flags, 0)?;
-        Ok((file, addr))
+        kunit::shmem_mapped(c"rust_mm_misuse", pages, 0..pages, pages, prot, flags)
     }
 
     /// The state a refused installation must leave alone.
