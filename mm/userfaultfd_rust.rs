@@ -218,7 +218,6 @@ mod tests {
         mm::{
             folio::Folio,
             kunit::{self, mapped_folio, page_tag, prot, read_pte, with_pmd},
-            pgtable::{PMD_SIZE, PTRS_PER_PTE},
             pte::{PteKind, PteMarker},
             shmem::{shmem_get_folio, SgpType},
             userfaultfd::{UffdOps, UffdOpsVtable},
@@ -541,63 +540,12 @@ mod tests {
         Ok(())
     }
 
-    /// A file of one PMD-sized folio on a huge=always tmpfs, its pages holding their tags.
-    pub(crate) struct ThpFile {
-        pub(crate) file: ARef<File>,
-        pub(crate) folio: ARef<Folio>,
-        pub(crate) _tmpfs: kunit::HugeTmpfs,
-    }
-
-    /// Creates a [`ThpFile`]; `None` (and the test marked skipped) if no large folio could be
-    /// had.
-    pub(crate) fn thp_file(name: &CStr) -> Result<Option<ThpFile>> {
-        let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
-            kernel::kunit::mark_skipped(c"no tmpfs");
-            return Ok(None);
-        };
-        let file = tmpfs.file(name, PMD_SIZE as i64)?;
-        let mut data = KVec::with_capacity(PMD_SIZE, GFP_KERNEL)?;
-        for n in 0..PTRS_PER_PTE {
-            data.extend_from_slice(&page_tag(n), GFP_KERNEL)?;
-            data.resize((n + 1) * PAGE_SIZE, 0, GFP_KERNEL)?;
-        }
-        kunit::file_write(&file, 0, &data)?;
-        let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::Read)?
-            .ok_or(ENOENT)?
-            .unlock();
-        if !folio.test_large() {
-            kernel::kunit::mark_skipped(c"shmem did not allocate a large folio");
-            return Ok(None);
-        }
-        // SAFETY: Always safe to call from process context.
-        unsafe { bindings::lru_add_drain_all() };
-        Ok(Some(ThpFile {
-            file,
-            folio,
-            _tmpfs: tmpfs,
-        }))
-    }
-
-    /// Maps a [`ThpFile`] and keeps khugepaged away from the mapping (`MADV_NOHUGEPAGE`), so that
-    /// the pages the test maps stay PTE-mapped instead of being collapsed into a PMD mapping.
-    pub(crate) fn map_thp(t: &ThpFile) -> Result<usize> {
-        let addr = kunit::vm_mmap(
-            Some(&t.file),
-            PMD_SIZE,
-            prot::READ | prot::WRITE,
-            prot::MAP_SHARED,
-            0,
-        )?;
-        kunit::madvise(addr, PMD_SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
-        Ok(addr)
-    }
-
     #[test]
     fn large_folio_maps_one_page() -> Result {
-        let Some(t) = thp_file(c"userfaultfd_rust_thp")? else {
+        let Some(t) = kunit::ThpFile::new(c"userfaultfd_rust_thp")? else {
             return Ok(());
         };
-        let addr = map_thp(&t)?;
+        let addr = t.map()?;
         let folio = &t.folio;
         assert_eq!(do_continue(addr + 5 * PAGE_SIZE, false), Ok(()));
         let pte = read_pte(addr + 5 * PAGE_SIZE)?;

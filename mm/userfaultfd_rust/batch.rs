@@ -273,10 +273,10 @@ mod tests {
 
     #[test]
     fn batch_large_folio() -> Result {
-        let Some(t) = thp_file(c"userfaultfd_rust_batch")? else {
+        let Some(t) = kunit::ThpFile::new(c"userfaultfd_rust_batch")? else {
             return Ok(());
         };
-        let addr = map_thp(&t)?;
+        let addr = t.map()?;
         let folio = &t.folio;
         let refs = kunit::settled_ref_count(folio);
         // Ten pages from page 5, in one step.
@@ -378,10 +378,10 @@ mod tests {
     /// As [`batch_without_get_folio_nowait`], on a large folio: the step maps the rest of it.
     #[test]
     fn batch_without_get_folio_nowait_large_folio() -> Result {
-        let Some(t) = thp_file(c"userfaultfd_rust_batch")? else {
+        let Some(t) = kunit::ThpFile::new(c"userfaultfd_rust_batch")? else {
             return Ok(());
         };
-        let addr = map_thp(&t)?;
+        let addr = t.map()?;
         // SAFETY: The table is static; the test's mm is attached.
         to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(addr, &MINOR_ONLY) })?;
         assert_eq!(

@@ -13,10 +13,17 @@
 //! C header: [`include/kunit/test.h`](srctree/include/kunit/test.h)
 
 use crate::{
+    alloc::{flags::GFP_KERNEL, KVec},
     bindings,
     error::{code::*, to_result, Error, Result},
     fs::File,
-    mm::{folio::Folio, pgtable::Pmd, pte::Pte, MmWithUser},
+    mm::{
+        folio::Folio,
+        pgtable::Pmd,
+        pte::Pte,
+        shmem::{shmem_file_setup, shmem_get_folio, SgpType},
+        MmWithUser,
+    },
     str::{CStr, CStrExt},
     sync::aref::ARef,
     uaccess::{UserPtr, UserSlice},
@@ -141,7 +148,7 @@ pub fn shmem_mapped(
     flags: usize,
 ) -> Result<(ARef<File>, usize)> {
     let page = crate::page::PAGE_SIZE;
-    let file = crate::mm::shmem::shmem_file_setup(name, (pages * page) as i64)?;
+    let file = shmem_file_setup(name, (pages * page) as i64)?;
     for n in written {
         file_write(&file, (n * page) as i64, &page_tag(n))?;
     }
@@ -197,6 +204,67 @@ impl Drop for HugeTmpfs {
     fn drop(&mut self) {
         // SAFETY: We own the mount reference from `vfs_kern_mount()`.
         unsafe { bindings::kern_unmount(self.mnt.as_ptr()) };
+    }
+}
+
+/// A file of one PMD-sized folio on a [`HugeTmpfs`], each page holding its [`page_tag`].
+pub struct ThpFile {
+    /// The file.
+    pub file: ARef<File>,
+    /// Its folio, with a reference of its own.
+    pub folio: ARef<Folio>,
+    _tmpfs: HugeTmpfs,
+}
+
+impl ThpFile {
+    /// The size of the file, and of its folio.
+    pub const SIZE: usize = bindings::PTRS_PER_PTE as usize * crate::page::PAGE_SIZE;
+
+    /// Creates a [`ThpFile`]; `None`, and the test marked skipped, if there is no tmpfs or no
+    /// large folio could be had.
+    pub fn new(name: &CStr) -> Result<Option<Self>> {
+        let page = crate::page::PAGE_SIZE;
+        let Some(tmpfs) = HugeTmpfs::new()? else {
+            crate::kunit::mark_skipped(c"no tmpfs");
+            return Ok(None);
+        };
+        let file = tmpfs.file(name, Self::SIZE as i64)?;
+        let mut data = KVec::with_capacity(Self::SIZE, GFP_KERNEL)?;
+        for n in 0..Self::SIZE / page {
+            data.extend_from_slice(&page_tag(n), GFP_KERNEL)?;
+            data.resize((n + 1) * page, 0, GFP_KERNEL)?;
+        }
+        file_write(&file, 0, &data)?;
+        let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::Read)?
+            .ok_or(ENOENT)?
+            .unlock();
+        if !folio.test_large() {
+            crate::kunit::mark_skipped(c"shmem did not allocate a large folio");
+            return Ok(None);
+        }
+        // SAFETY: Always safe to call from process context.
+        unsafe { bindings::lru_add_drain_all() };
+        Ok(Some(Self {
+            file,
+            folio,
+            _tmpfs: tmpfs,
+        }))
+    }
+
+    /// Maps the file shared and writable, and keeps khugepaged away from the mapping
+    /// (`MADV_NOHUGEPAGE`), so that the pages a test maps stay PTE-mapped instead of being
+    /// collapsed into a PMD mapping.
+    #[cfg(CONFIG_ADVISE_SYSCALLS)]
+    pub fn map(&self) -> Result<usize> {
+        let addr = vm_mmap(
+            Some(&self.file),
+            Self::SIZE,
+            prot::READ | prot::WRITE,
+            prot::MAP_SHARED,
+            0,
+        )?;
+        madvise(addr, Self::SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
+        Ok(addr)
     }
 }
 
