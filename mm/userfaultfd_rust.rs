@@ -556,8 +556,9 @@ mod tests {
         assert!(read_pte(addr + 6 * PAGE_SIZE)?.none());
         assert_eq!(folio.mapcount(), 1);
         assert_eq!(read8(addr + 5 * PAGE_SIZE)?, page_tag(5));
-        assert_eq!(do_continue(addr + 511 * PAGE_SIZE, false), Ok(()));
-        assert_eq!(read_pte(addr + 511 * PAGE_SIZE)?.pfn(), folio.pfn() + 511);
+        let last = folio.nr_pages() - 1;
+        assert_eq!(do_continue(addr + last * PAGE_SIZE, false), Ok(()));
+        assert_eq!(read_pte(addr + last * PAGE_SIZE)?.pfn(), folio.pfn() + last);
         assert_eq!(folio.mapcount(), 2);
         Ok(())
     }
@@ -673,6 +674,56 @@ mod tests {
     }
 
     pub(crate) static MINOR_ONLY: bindings::vm_uffd_ops = UffdOpsVtable::<MinorOnly>::VTABLE;
+
+    /// [`MinorOnly`] with `get_folio_nowait()`, for the batched step. It returns whatever the
+    /// page cache holds, uptodate or not: the trampoline hands C only the uptodate ones.
+    pub(crate) struct MinorNowait;
+
+    #[vtable]
+    impl UffdOps for MinorNowait {
+        type OwnerModule = BuiltIn;
+
+        fn get_folio_noalloc(
+            inode: &kernel::fs::inode::Inode,
+            pgoff: kernel::mm::folio::PgOff,
+        ) -> Result<LockedFolio> {
+            shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        }
+
+        fn get_folio_nowait(
+            inode: &kernel::fs::inode::Inode,
+            pgoff: kernel::mm::folio::PgOff,
+        ) -> Option<LockedFolio> {
+            kernel::mm::folio::filemap_lock_folio_nowait(inode, pgoff)
+        }
+    }
+
+    pub(crate) static MINOR_NOWAIT: bindings::vm_uffd_ops = UffdOpsVtable::<MinorNowait>::VTABLE;
+
+    /// A broken `get_folio_nowait()`: the folio of the next offset.
+    pub(crate) struct NowaitOffByOne;
+
+    #[vtable]
+    impl UffdOps for NowaitOffByOne {
+        type OwnerModule = BuiltIn;
+
+        fn get_folio_noalloc(
+            inode: &kernel::fs::inode::Inode,
+            pgoff: kernel::mm::folio::PgOff,
+        ) -> Result<LockedFolio> {
+            shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        }
+
+        fn get_folio_nowait(
+            inode: &kernel::fs::inode::Inode,
+            pgoff: kernel::mm::folio::PgOff,
+        ) -> Option<LockedFolio> {
+            kernel::mm::folio::filemap_lock_folio_nowait(inode, pgoff + 1)
+        }
+    }
+
+    pub(crate) static NOWAIT_OFF_BY_ONE: bindings::vm_uffd_ops =
+        UffdOpsVtable::<NowaitOffByOne>::VTABLE;
 
     /// `UFFDIO_COPY` and `UFFDIO_ZEROPAGE` into a shared mapping of a memory type without
     /// `alloc_folio()` get `EINVAL` from the C core, before anything is allocated or mapped,

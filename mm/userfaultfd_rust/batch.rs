@@ -43,7 +43,9 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
 ) -> Result<usize> {
     let vma = pmd.vma();
     let dst_addr = pmd.addr();
-    if dst_end <= dst_addr {
+    // The range covers at least the page at `dst_addr`: the C caller passes the page-aligned
+    // end of the ioctl's range.
+    if dst_end < dst_addr.saturating_add(PAGE_SIZE) {
         return Err(EINVAL);
     }
     let mut folio = mfill_get_folio(vma, dst_addr)?;
@@ -89,7 +91,7 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
         }
         done += n;
         // Stop at the limit, or at a page of this folio that must be left to the slow path.
-        if done == limit || !folio_done || ptes.advance(n).is_err() {
+        if done >= limit || !folio_done || ptes.advance(n).is_err() {
             break;
         }
         let index = pgoff + done;
@@ -144,6 +146,7 @@ mod tests {
     use kernel::{
         error::to_result,
         mm::{
+            folio::filemap_lock_folio_nowait,
             kunit::{self, page_tag, prot, read_pte, with_pmd},
             pgtable::{PMD_SIZE, PTRS_PER_PTE},
             pte::PteMarker,
@@ -198,6 +201,18 @@ mod tests {
         Ok(())
     }
 
+    /// A range that ends inside its first page maps nothing; one that ends inside its second
+    /// page maps one page. Nothing beyond the range is mapped.
+    #[test]
+    fn batch_range_ends_mid_page() -> Result {
+        let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
+        assert_eq!(do_batch(m.addr, m.addr), Err(EINVAL));
+        assert_eq!(do_batch(m.addr, m.addr + PAGE_SIZE / 2), Err(EINVAL));
+        assert_eq!(do_batch(m.addr, m.addr + PAGE_SIZE + 100), Ok(1));
+        assert_eq!(&*present(m.addr, 4)?, &[true, false, false, false]);
+        Ok(())
+    }
+
     #[test]
     fn batch_stops_where_a_page_would_fail() -> Result {
         // A hole at 2, a mapped page at 4, a guard marker at 6, a uffd-wp marker at 7.
@@ -245,20 +260,6 @@ mod tests {
     #[test]
     fn batch_stops_at_eof_and_hwpoison() -> Result {
         let m = setup(4, &[0, 1, 2, 3], 6, true, true)?;
-        let f2 = cached(&m, 2)?;
-        let p2 = f2.page(0).ok_or(EINVAL)?;
-        // SAFETY: The page is ours for the test: nothing maps it and the flag is cleared below.
-        unsafe { bindings::SetPageHWPoison(p2.as_ptr()) };
-        let first = do_batch(m.addr, m.addr + 6 * PAGE_SIZE);
-        let second = do_batch(m.addr + 2 * PAGE_SIZE, m.addr + 6 * PAGE_SIZE);
-        // SAFETY: As above.
-        unsafe { bindings::ClearPageHWPoison(p2.as_ptr()) };
-        if !cfg!(CONFIG_MEMORY_FAILURE) {
-            kernel::kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
-            return Ok(());
-        }
-        assert_eq!(first, Ok(2));
-        assert_eq!(second, Err(EIO));
         // The file has 4 pages, the mapping 6.
         assert_eq!(
             do_batch(m.addr + 3 * PAGE_SIZE, m.addr + 6 * PAGE_SIZE),
@@ -268,6 +269,20 @@ mod tests {
             do_batch(m.addr + 4 * PAGE_SIZE, m.addr + 6 * PAGE_SIZE),
             Err(EFAULT)
         );
+        let f2 = cached(&m, 2)?;
+        let p2 = f2.page(0).ok_or(EINVAL)?;
+        // SAFETY: The page is ours for the test: nothing maps it and the flag is cleared below.
+        unsafe { bindings::SetPageHWPoison(p2.as_ptr()) };
+        let first = do_batch(m.addr, m.addr + 3 * PAGE_SIZE);
+        let second = do_batch(m.addr + 2 * PAGE_SIZE, m.addr + 3 * PAGE_SIZE);
+        // SAFETY: As above.
+        unsafe { bindings::ClearPageHWPoison(p2.as_ptr()) };
+        if !cfg!(CONFIG_MEMORY_FAILURE) {
+            kernel::kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
+            return Ok(());
+        }
+        assert_eq!(first, Ok(2));
+        assert_eq!(second, Err(EIO));
         Ok(())
     }
 
@@ -375,20 +390,44 @@ mod tests {
         Ok(())
     }
 
-    /// As [`batch_without_get_folio_nowait`], on a large folio: the step maps the rest of it.
+    /// A Rust memory type's `get_folio_nowait()`, through its trampoline under the PTE table
+    /// lock: the next folios it finds are mapped in the same step.
     #[test]
-    fn batch_without_get_folio_nowait_large_folio() -> Result {
-        let Some(t) = kunit::ThpFile::new(c"userfaultfd_rust_batch")? else {
-            return Ok(());
-        };
-        let addr = t.map()?;
+    fn batch_through_a_rust_get_folio_nowait() -> Result {
+        let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
         // SAFETY: The table is static; the test's mm is attached.
-        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(addr, &MINOR_ONLY) })?;
-        assert_eq!(
-            do_batch(addr + 5 * PAGE_SIZE, addr + PMD_SIZE),
-            Ok(PTRS_PER_PTE - 5)
-        );
-        assert_eq!(t.folio.mapcount(), PTRS_PER_PTE as i32 - 5);
+        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &MINOR_NOWAIT) })?;
+        assert_eq!(nowait(m.addr, 1), Ok(Some(1)));
+        assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(4));
+        assert_eq!(&*present(m.addr, 4)?, &[true, true, true, true]);
+        Ok(())
+    }
+
+    /// The trampoline drops, under the PTE table lock, a folio the Rust `get_folio_nowait()`
+    /// should not have returned (here one that is not uptodate), and the step ends before it.
+    #[test]
+    fn batch_rust_get_folio_nowait_not_uptodate() -> Result {
+        let m = setup(4, &[0, 1, 3], 4, true, true)?;
+        kunit::file_fallocate(&m.file, 0, 2 * PS, PS)?;
+        // SAFETY: The table is static; the test's mm is attached.
+        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &MINOR_NOWAIT) })?;
+        assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(2));
+        // The dropped folio was unlocked.
+        assert!(filemap_lock_folio_nowait(m.file.inode(), 2).is_some());
+        assert_eq!(&*present(m.addr, 4)?, &[true, true, false, false]);
+        Ok(())
+    }
+
+    /// A Rust `get_folio_nowait()` that returns the folio of the next offset: the trampoline
+    /// drops it, unlocked, and the step maps the first page only.
+    #[test]
+    fn batch_rust_get_folio_nowait_wrong_offset() -> Result {
+        let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
+        // SAFETY: The table is static; the test's mm is attached.
+        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &NOWAIT_OFF_BY_ONE) })?;
+        assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(1));
+        assert!(filemap_lock_folio_nowait(m.file.inode(), 2).is_some());
+        assert_eq!(&*present(m.addr, 4)?, &[true, false, false, false]);
         Ok(())
     }
 }

@@ -24,7 +24,6 @@
 use crate::{
     bindings,
     error::{code::*, Result},
-    fs::inode::Inode,
     mm::{virt::VmaRef, MmWithUser},
     page::BorrowedPage,
     sync::aref::{ARef, AlwaysRefCounted},
@@ -405,7 +404,14 @@ impl Drop for LockedFolio {
 /// for a hole (or a swap or shadow entry) and for a folio that someone else holds locked. Neither
 /// sleeps nor allocates, and reads nothing in: the folio may not be uptodate, and part of it may
 /// lie beyond the end of the file. May be called with a spinlock held.
-pub fn filemap_lock_folio_nowait(inode: &Inode, index: PgOff) -> Option<LockedFolio> {
+///
+/// For the `get_folio_nowait()` of memory types written in Rust, which only kernels built with
+/// `CONFIG_USERFAULTFD_RUST_TEST` have.
+#[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+pub fn filemap_lock_folio_nowait(
+    inode: &crate::fs::inode::Inode,
+    index: PgOff,
+) -> Option<LockedFolio> {
     // SAFETY: `inode` is valid, and so is its mapping; with `FGP_NOWAIT` the lookup does not
     // sleep, and without `FGP_CREAT` it does not allocate.
     let folio = unsafe {

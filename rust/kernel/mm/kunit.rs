@@ -221,7 +221,8 @@ impl ThpFile {
     pub const SIZE: usize = bindings::PTRS_PER_PTE as usize * crate::page::PAGE_SIZE;
 
     /// Creates a [`ThpFile`]; `None`, and the test marked skipped, if there is no tmpfs or no
-    /// large folio could be had.
+    /// PMD-sized folio could be had (tmpfs falls back to smaller folios when memory is
+    /// fragmented).
     pub fn new(name: &CStr) -> Result<Option<Self>> {
         let page = crate::page::PAGE_SIZE;
         let Some(tmpfs) = HugeTmpfs::new()? else {
@@ -238,8 +239,8 @@ impl ThpFile {
         let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::Read)?
             .ok_or(ENOENT)?
             .unlock();
-        if !folio.test_large() {
-            crate::kunit::mark_skipped(c"shmem did not allocate a large folio");
+        if folio.nr_pages() != Self::SIZE / page {
+            crate::kunit::mark_skipped(c"shmem did not allocate a PMD-sized folio");
             return Ok(None);
         }
         // SAFETY: Always safe to call from process context.

@@ -778,9 +778,6 @@ mod tests {
         )? + PAGE_SIZE;
         let mm = kunit::current_mm()?;
         let shmem_before = mm.get_mm_counter_sum(MmCounter::ShmemPages);
-        // Flush the per-CPU LRU batches, which hold references on new folios.
-        // SAFETY: Always safe to call from process context.
-        unsafe { bindings::lru_add_drain_all() };
         let folio = shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
         let held: ARef<Folio> = ARef::from(&*folio);
         let refs_before = kunit::settled_ref_count(&held);

@@ -62,7 +62,8 @@ pub trait UffdOps: Sized + 'static {
     /// only, for the batched `UFFDIO_CONTINUE`).
     ///
     /// Called with a page table lock held: it must not sleep (no allocation, no I/O, no waiting
-    /// for a folio lock; [`filemap_lock_folio_nowait`] is such a lookup). A folio that is not the
+    /// for a folio lock; [`filemap_lock_folio_nowait`] is such a lookup). Nothing checks this when
+    /// building; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it when it happens. A folio that is not the
     /// uptodate page cache of `inode` holding `pgoff` is dropped and taken for `None`. Without
     /// it, a batched step maps the rest of the folio `get_folio_noalloc()` returned, and no more.
     ///
@@ -174,9 +175,10 @@ impl<T: UffdOps> UffdOpsVtable<T> {
 #[macros::kunit_tests(rust_mm_userfaultfd)]
 mod tests {
     use super::*;
+    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+    use crate::mm::folio::filemap_lock_folio_nowait;
     use crate::{
         mm::{
-            folio::filemap_lock_folio_nowait,
             kunit,
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
@@ -321,6 +323,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
     #[test]
     fn lock_folio_nowait() -> Result {
         let file = shmem_file_setup(c"rust_mm_userfaultfd", 4 * PAGE_SIZE as i64)?;
