@@ -27,35 +27,7 @@
  *   -t TEST   only this test (continue, populate_read, roundtrip)
  *   -m MEM    only this memory (shmem4k, thp)
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/userfaultfd.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <time.h>
-#include <unistd.h>
-
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ	22
-#endif
-
-#ifndef ARRAY_SIZE
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
-#endif
+#include "uffd-continue.h"
 
 #define MAX_PAGES	16384UL
 #define MAX_SAMPLES	4096
@@ -82,14 +54,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "uffd-continue-bench: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -120,38 +84,13 @@ static bool wanted(const char *test, const char *mem)
 	       (!only_mem || !strcmp(only_mem, mem));
 }
 
-static char *map_aligned(size_t size, int flags, int fd)
+static char *map_aligned(size_t size, int fd)
 {
-	char *resv, *p;
+	char *p = mmap_aligned(size, pmd_size, MAP_SHARED, fd);
 
-	resv = mmap(NULL, size + pmd_size, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (resv == MAP_FAILED)
+	if (p == MAP_FAILED)
 		die("mmap");
-	p = (char *)(((uintptr_t)resv + pmd_size - 1) & ~(pmd_size - 1));
-	if (mmap(p, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0) !=
-	    p)
-		die("mmap file");
 	return p;
-}
-
-/* An unnamed file on a huge=always tmpfs mounted in a namespace of ours. */
-static int thp_file(void)
-{
-	static bool unshared;
-	int fd;
-
-	if (!unshared) {
-		if (unshare(CLONE_NEWNS) ||
-		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-			return -1;
-		unshared = true;
-	}
-	if (mount("tmpfs", "/tmp", "tmpfs", 0, "huge=always"))
-		return -1;
-	fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	umount2("/tmp", MNT_DETACH);
-	return fd;
 }
 
 /* The value in kB of @field for the mapping at @addr in /proc/self/smaps. */
@@ -185,13 +124,13 @@ static long smaps_kb(void *addr, const char *field)
 /* Sets up a file of MAX_PAGES pages, its page cache filled, and mappings. */
 static bool mem_setup(struct mem *m, const char *name)
 {
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MINOR };
+	const char *why;
 	size_t i;
 
 	m->name = name;
 	m->size = MAX_PAGES * page_size;
 	if (!strcmp(name, "thp"))
-		m->fd = thp_file();
+		m->fd = thp_file(&why);
 	else
 		m->fd = memfd_create("uffd-continue-bench", MFD_CLOEXEC);
 	if (m->fd < 0) {
@@ -201,9 +140,9 @@ static bool mem_setup(struct mem *m, const char *name)
 	}
 	if (ftruncate(m->fd, m->size))
 		die("ftruncate");
-	m->alias = map_aligned(m->size, MAP_SHARED, m->fd);
-	m->area = map_aligned(m->size, MAP_SHARED, m->fd);
-	m->plain = map_aligned(m->size, MAP_SHARED, m->fd);
+	m->alias = map_aligned(m->size, m->fd);
+	m->area = map_aligned(m->size, m->fd);
+	m->plain = map_aligned(m->size, m->fd);
 	for (i = 0; i < m->size; i += page_size)
 		memset(m->alias + i, (int)(i / page_size) | 1, page_size);
 	if (!strcmp(name, "thp") &&
@@ -216,18 +155,14 @@ static bool mem_setup(struct mem *m, const char *name)
 		close(m->fd);
 		return false;
 	}
-	reg.range.start = (uintptr_t)m->area;
-	reg.range.len = m->size;
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+	if (uffd_register(uffd, m->area, m->size, false, false, true))
 		die("UFFDIO_REGISTER");
 	return true;
 }
 
 static void mem_teardown(struct mem *m)
 {
-	struct uffdio_range r = { .start = (uintptr_t)m->area, .len = m->size };
-
-	ioctl(uffd, UFFDIO_UNREGISTER, &r);
+	uffd_unregister(uffd, m->area, m->size);
 	munmap(m->area, m->size);
 	munmap(m->alias, m->size);
 	munmap(m->plain, m->size);
@@ -379,7 +314,7 @@ static void *rt_faulter(void *arg)
 		if (i && !(i % RT_PAGES))
 			zap(base, RT_PAGES * page_size);
 		t0 = now_ns();
-		__atomic_load_n(p, __ATOMIC_RELAXED);
+		FORCE_READ(*p);
 		rt->t[th->id][i] = now_ns() - t0;
 	}
 	return NULL;
@@ -457,7 +392,7 @@ static void bench_roundtrip(struct mem *m, int nthreads)
 
 static void read_impl(void)
 {
-	FILE *f = fopen("/sys/kernel/debug/userfaultfd/mfill_impl", "r");
+	FILE *f = fopen(DEBUGFS_UFFD "mfill_impl", "r");
 
 	if (!f)
 		return;
@@ -469,10 +404,6 @@ static void read_impl(void)
 int main(int argc, char **argv)
 {
 	static const char * const mems[] = { "shmem4k", "thp" };
-	struct uffdio_api api = {
-		.api = UFFD_API,
-		.features = UFFD_FEATURE_MINOR_SHMEM,
-	};
 	struct mem m;
 	unsigned int i;
 	int opt;
@@ -496,9 +427,11 @@ int main(int argc, char **argv)
 	}
 	page_size = sysconf(_SC_PAGESIZE);
 	read_impl();
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api))
+	uffd = uffd_new(UFFD_FEATURE_MINOR_SHMEM, NULL);
+	if (uffd < 0) {
+		errno = -uffd;
 		die("userfaultfd with UFFD_FEATURE_MINOR_SHMEM");
+	}
 	printf("# uffd-continue-bench: impl=%s page_size=%zu scale=%g\n", impl,
 	       page_size, scale);
 

@@ -17,65 +17,17 @@
  * debugfs userfaultfd/mfill_impl at the start and userfaultfd/stats at the end
  * (when the kernel has them), so that runs can be compared.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
+#include "uffd-continue.h"
+
 #include <linux/falloc.h>
-#include <linux/magic.h>
-#include <linux/userfaultfd.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <sys/vfs.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "kselftest_harness.h"
-
-#ifndef MADV_GUARD_INSTALL
-#define MADV_GUARD_INSTALL	102
-#define MADV_GUARD_REMOVE	103
-#endif
-#ifndef MADV_HWPOISON
-#define MADV_HWPOISON		100
-#endif
-
-#ifndef BIT_ULL
-#define BIT_ULL(nr)		(1ULL << (nr))
-#endif
-
-#define PM_PFN_MASK		(BIT_ULL(55) - 1)
-#define PM_UFFD_WP		BIT_ULL(57)
-#define PM_GUARD_REGION		BIT_ULL(58)
-#define PM_FILE			BIT_ULL(61)
-#define PM_SWAP			BIT_ULL(62)
-#define PM_PRESENT		BIT_ULL(63)
-
-#define KPF_COMPOUND_HEAD	BIT_ULL(15)
-#define KPF_COMPOUND_TAIL	BIT_ULL(16)
 
 /* Accesses to test pages that the compiler must not elide or merge. */
 #define LOAD64(p)		__atomic_load_n((uint64_t *)(p), __ATOMIC_RELAXED)
 #define STORE64(p, v)		__atomic_store_n((uint64_t *)(p), (v), __ATOMIC_RELAXED)
-#define LOAD8(p)		__atomic_load_n((char *)(p), __ATOMIC_RELAXED)
 
 /*
  * Variables shared with other threads and with signal handlers are accessed
@@ -84,8 +36,6 @@
 #define SET(x, v)		__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
 #define GET(x)			__atomic_load_n(&(x), __ATOMIC_SEQ_CST)
 #define INC(x)			__atomic_fetch_add(&(x), 1, __ATOMIC_SEQ_CST)
-
-#define DEBUGFS_UFFD		"/sys/kernel/debug/userfaultfd/"
 
 /* What "mapped" holds before the ioctl: early validation must leave it. */
 #define MAPPED_UNTOUCHED	((__s64)0x5a5a5a5a5a5a5a5aLL)
@@ -171,49 +121,6 @@ static bool pg_zero(const char *p, size_t from, size_t to)
 
 /* ------------------------------------------------------------------------ */
 /* userfaultfd */
-
-static int uffd_new(__u64 features, __u64 *avail)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = features };
-	int fd, err;
-
-	fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno == EPERM)
-		fd = syscall(__NR_userfaultfd,
-			     O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, UFFDIO_API, &api)) {
-		err = errno;
-		close(fd);
-		return -err;
-	}
-	if (avail)
-		*avail = api.features;
-	return fd;
-}
-
-static int uffd_register(int uffd, void *addr, size_t len, __u64 mode,
-			 __u64 *ioctls)
-{
-	struct uffdio_register r = {
-		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = mode,
-	};
-
-	if (ioctl(uffd, UFFDIO_REGISTER, &r))
-		return -errno;
-	if (ioctls)
-		*ioctls = r.ioctls;
-	return 0;
-}
-
-static int uffd_unregister(int uffd, void *addr, size_t len)
-{
-	struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
-
-	return ioctl(uffd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
-}
 
 static int uffd_wake(int uffd, void *addr, size_t len)
 {
@@ -313,7 +220,7 @@ static int probe_read(char *p)
 	if (sigsetjmp(sig_jmp, 1))
 		return GET(sig_last);
 	SET(sig_armed, 1);
-	LOAD8(p);
+	FORCE_READ(*p);
 	SET(sig_armed, 0);
 	return 0;
 }
@@ -377,14 +284,6 @@ static int join_ms(pthread_t th, long ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	return pthread_timedjoin_np(th, NULL, &ts);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -454,36 +353,24 @@ static char *pg_alias(SELF *self, size_t idx)
 	return self->alias + idx * page_size;
 }
 
-static uint64_t pagemap_of(SELF *self, const void *addr)
-{
-	uint64_t e;
-
-	if (pread(self->pagemap_fd, &e, sizeof(e),
-		  (uintptr_t)addr / page_size * sizeof(e)) != sizeof(e))
-		return 0;
-	return e;
-}
-
 static uint64_t pm_area(SELF *self, size_t idx)
 {
-	return pagemap_of(self, pg_area(self, idx));
+	return pagemap_get_entry(self->pagemap_fd, pg_area(self, idx));
 }
 
 /* The pagemap entry of the page-cache page idx, faulted in through alias. */
 static uint64_t pm_cache(SELF *self, size_t idx)
 {
-	LOAD8(pg_alias(self, idx));
-	return pagemap_of(self, pg_alias(self, idx));
+	FORCE_READ(*pg_alias(self, idx));
+	return pagemap_get_entry(self->pagemap_fd, pg_alias(self, idx));
 }
 
+/* The page flags of @pfn, 0 if they cannot be read. */
 static uint64_t kpageflags(SELF *self, uint64_t pfn)
 {
 	uint64_t f;
 
-	if (pread(self->kpageflags_fd, &f, sizeof(f), pfn * sizeof(f)) !=
-	    sizeof(f))
-		return 0;
-	return f;
+	return pageflags_get(pfn, self->kpageflags_fd, &f) ? 0 : f;
 }
 
 /*
@@ -496,7 +383,7 @@ static size_t folio_pages(SELF *self, size_t idx, uint64_t *head)
 
 	if (!self->pfns || self->kpageflags_fd < 0)
 		return 0;
-	pfn = pm_cache(self, idx) & PM_PFN_MASK;
+	pfn = PAGEMAP_PFN(pm_cache(self, idx));
 	if (!pfn)
 		return 0;
 	h = pfn;
@@ -530,82 +417,12 @@ static struct cres cont(SELF *self, size_t first, size_t n, __u64 mode)
 			     mode);
 }
 
-/* Maps @size bytes of @fd at an address aligned to @align. */
-static char *mmap_aligned(size_t size, size_t align, int flags, int fd)
-{
-	char *resv, *p, *end;
-
-	resv = mmap(NULL, size + align, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (resv == MAP_FAILED)
-		return MAP_FAILED;
-	p = (char *)(((uintptr_t)resv + align - 1) & ~(uintptr_t)(align - 1));
-	end = resv + size + align;
-	if (mmap(p, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0) !=
-	    p) {
-		munmap(resv, size + align);
-		return MAP_FAILED;
-	}
-	if (p > resv)
-		munmap(resv, p - resv);
-	if (end > p + size)
-		munmap(p + size, end - (p + size));
-	return p;
-}
-
-/* An unnamed file on the tmpfs at @dir. */
-static int tmpfs_file(const char *dir, const char **why)
-{
-	char path[64];
-	struct statfs sfs;
-	int fd;
-
-	if (statfs(dir, &sfs) || sfs.f_type != TMPFS_MAGIC) {
-		*why = "not a tmpfs";
-		return -1;
-	}
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	snprintf(path, sizeof(path), "%s/uffd-continue.XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd < 0) {
-		*why = "cannot create a file there";
-		return -1;
-	}
-	unlink(path);
-	return fd;
-}
-
-/* An unnamed file on a new huge=always tmpfs, in a mount namespace of ours. */
-static int thp_file(const char **why)
-{
-	static const char * const dirs[] = { "/tmp", "/dev/shm", "/mnt" };
-	unsigned int i;
-	int fd;
-
-	if (unshare(CLONE_NEWNS) ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
-		*why = "mounting a huge=always tmpfs needs CAP_SYS_ADMIN";
-		return -1;
-	}
-	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
-		if (mount("tmpfs", dirs[i], "tmpfs", 0, "huge=always"))
-			continue;
-		fd = tmpfs_file(dirs[i], why);
-		umount2(dirs[i], MNT_DETACH);
-		return fd;
-	}
-	*why = "mount -t tmpfs -o huge=always failed (no CONFIG_TRANSPARENT_HUGEPAGE?)";
-	return -1;
-}
-
 FIXTURE_SETUP(uffd_continue)
 {
 	const char *why = NULL;
 	uint64_t head;
 	size_t got;
-	__u64 avail;
+	__u64 avail = 0;
 	int fd;
 
 	self->uffd = -1;
@@ -659,7 +476,7 @@ FIXTURE_SETUP(uffd_continue)
 	self->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, self->pagemap_fd);
 	self->kpageflags_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-	self->pfns = !!(pm_cache(self, 0) & PM_PFN_MASK);
+	self->pfns = !!PAGEMAP_PFN(pm_cache(self, 0));
 
 	/* Check the folio size the page cache uses, then empty it again. */
 	got = folio_pages(self, 0, &head);
@@ -717,7 +534,7 @@ FIXTURE_TEARDOWN(uffd_continue)
 	ASSERT_TRUE(__e & PM_FILE)					\
 		TH_LOG("page %zu of area is not a file page", __i);	\
 	if (self->pfns)							\
-		ASSERT_EQ(__c & PM_PFN_MASK, __e & PM_PFN_MASK)		\
+		ASSERT_EQ(PAGEMAP_PFN(__c), PAGEMAP_PFN(__e))		\
 			TH_LOG("page %zu of area maps another page", __i); \
 } while (0)
 
@@ -929,10 +746,11 @@ static void minor_fault(struct __test_metadata *_metadata, SELF *self,
 	struct faulter f;
 	size_t idx = 3 + self->gran;
 	uint64_t e;
-	__u64 ioctls = 0;
+	uint64_t ioctls = 0;
 
-	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, &ioctls));
+	ASSERT_EQ(0, uffd_register_with_ioctls(self->uffd, self->area,
+					       self->size, false, false, true,
+					       &ioctls));
 	ASSERT_TRUE(ioctls & (1ULL << _UFFDIO_CONTINUE));
 	fill(self, idx - 2, 5, 1);
 
@@ -968,8 +786,8 @@ static void minor_fault(struct __test_metadata *_metadata, SELF *self,
 			/* The write copied the page; the page cache kept its own. */
 			ASSERT_FALSE(e & PM_FILE);
 			if (self->pfns)
-				ASSERT_NE(pm_cache(self, idx) & PM_PFN_MASK,
-					  e & PM_PFN_MASK);
+				ASSERT_NE(PAGEMAP_PFN(pm_cache(self, idx)),
+					  PAGEMAP_PFN(e));
 			ASSERT_CACHE_PAGE(idx, 2, -1);
 		} else {
 			ASSERT_MAPS_CACHE(idx);
@@ -1013,7 +831,7 @@ TEST_F(uffd_continue, multi_page)
 	size_t first = self->gran > 1 ? self->gran - 8 : 4, n = 16, i;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, first - 1, n + 2, 1);
 
 	ASSERT_CONT(cont(self, first, n, 0), 0, n * page_size);
@@ -1045,7 +863,7 @@ TEST_F(uffd_continue, hole_in_range)
 	size_t g = self->gran, H = g > 4 ? g : 4;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, 0, H, 1);
 	fill(self, H + g, g, 1);
 	ASSERT_FALSE(in_cache(self, H));
@@ -1080,7 +898,7 @@ TEST_F(uffd_continue, beyond_eof)
 	off_t isize = E * page_size + page_size / 2;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, 0, E + 6, 1);
 	ASSERT_CONT(cont(self, E + 2, 1, 0), 0, page_size);
 	ASSERT_MAPS_CACHE(E + 2);
@@ -1120,7 +938,7 @@ TEST_F(uffd_continue, fallocated_zero)
 	size_t g = self->gran, F = g > 8 ? g : 8, n = g > 4 ? g : 4, i;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	ASSERT_EQ(0, fallocate(self->fd, 0, F * page_size, n * page_size));
 
 	/* Through area first: alias would make the page cache uptodate. */
@@ -1146,7 +964,7 @@ TEST_F(uffd_continue, punched_hole)
 	size_t g = self->gran, P = g, R = 2 * g, i;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, 0, 4 * g, 1);
 	ASSERT_CONT(cont(self, P, 1, 0), 0, page_size);
 	ASSERT_MAPS_CACHE(P);
@@ -1182,7 +1000,7 @@ TEST_F(uffd_continue, write_after_continue)
 	uint64_t e;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, idx - 1, 3, 1);
 	ASSERT_CONT(cont(self, idx, 1, 0), 0, page_size);
 	ASSERT_MAPS_CACHE(idx);
@@ -1201,8 +1019,8 @@ TEST_F(uffd_continue, write_after_continue)
 		ASSERT_LE(1, f.minflt);
 		ASSERT_FALSE(e & PM_FILE);
 		if (self->pfns)
-			ASSERT_NE(pm_cache(self, idx) & PM_PFN_MASK,
-				  e & PM_PFN_MASK);
+			ASSERT_NE(PAGEMAP_PFN(pm_cache(self, idx)),
+				  PAGEMAP_PFN(e));
 		ASSERT_CACHE_PAGE(idx, 1, -1);
 	} else {
 		/* Mapped writable and dirty: no fault at all. */
@@ -1231,8 +1049,7 @@ TEST_F(uffd_continue, mode_wp)
 	if (!want_wp(self))
 		SKIP(return, "no UFFD_FEATURE_WP_HUGETLBFS_SHMEM");
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR |
-				   UFFDIO_REGISTER_MODE_WP, NULL));
+				   false, true, true));
 	fill(self, 0, 8, 1);
 
 	/* CONTINUE with MODE_WP maps the page write-protected. */
@@ -1274,7 +1091,7 @@ TEST_F(uffd_continue, mode_wp)
 	/* MODE_WP where WP is not registered: -EINVAL, found after the checks. */
 	ASSERT_EQ(0, uffd_unregister(self->uffd, self->area, self->size));
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	ASSERT_CONT(cont(self, 6, 1, UFFDIO_CONTINUE_MODE_WP), EINVAL, -EINVAL);
 	ASSERT_NOT_MAPPED(6);
 	ASSERT_CONT(cont(self, 6, 1, 0), 0, page_size);
@@ -1289,7 +1106,7 @@ TEST_F(uffd_continue, mode_dontwake)
 	struct faulter f;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, idx, 1, 1);
 	ASSERT_EQ(0, faulter_start(&f, pg_area(self, idx) +
 				   offsetof(struct pgtag, gen), false, 0));
@@ -1338,7 +1155,7 @@ TEST_F(uffd_continue, invalid_ranges)
 	size_t i, half = self->npages / 2;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, 0, 2, 1);
 	fill(self, half - 1, 2, 1);
 	fill(self, self->npages - 1, 1, 1);
@@ -1402,7 +1219,7 @@ TEST_F(uffd_continue, poison_marker)
 	if (!(self->features & UFFD_FEATURE_POISON))
 		SKIP(return, "no UFFD_FEATURE_POISON");
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	ASSERT_EQ(0, sig_catch(SIGBUS));
 	fill(self, idx, 4, 1);
 
@@ -1444,8 +1261,7 @@ TEST_F(uffd_continue, wp_marker)
 	if (!want_wp(self))
 		SKIP(return, "no UFFD_FEATURE_WP_HUGETLBFS_SHMEM");
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR |
-				   UFFDIO_REGISTER_MODE_WP, NULL));
+				   false, true, true));
 	fill(self, a, 4, 1);
 
 	/* Write-protecting entries that are empty leaves uffd-wp markers. */
@@ -1519,7 +1335,7 @@ TEST_F(uffd_continue, guard_region)
 	uint64_t e;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, g - 2, 5, 1);
 	if (madvise(pg_area(self, g), page_size, MADV_GUARD_INSTALL))
 		SKIP(return, "MADV_GUARD_INSTALL on shmem: %s", strerror(errno));
@@ -1552,7 +1368,7 @@ TEST_F(uffd_continue, hwpoison)
 	size_t P = self->gran + 5;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	ASSERT_EQ(0, sig_catch(SIGBUS));
 	fill(self, P - 2, 5, 1);
 
@@ -1596,12 +1412,12 @@ TEST_F(uffd_continue, one_page_of_folio)
 	size_t pick[] = { 5, g > 8 ? g - 1 : 7 };
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	n = g > 8 ? g : 8;
 	fill(self, base, n, 1);
 	if (g > 1) {
 		ASSERT_EQ(g, folio_pages(self, base, &head));
-		ASSERT_EQ(head, pm_cache(self, base) & PM_PFN_MASK);
+		ASSERT_EQ(head, PAGEMAP_PFN(pm_cache(self, base)));
 	}
 
 	for (i = 0; i < ARRAY_SIZE(pick); i++) {
@@ -1610,7 +1426,7 @@ TEST_F(uffd_continue, one_page_of_folio)
 		ASSERT_AREA_PAGE(base + pick[i], 1, -1);
 		if (g > 1 && self->pfns)
 			ASSERT_EQ(head + pick[i],
-				  pm_area(self, base + pick[i]) & PM_PFN_MASK);
+				  PAGEMAP_PFN(pm_area(self, base + pick[i])));
 	}
 	/* Exactly those pages of the folio are mapped, not their neighbours. */
 	for (i = 0; i < n; i++) {
@@ -1629,7 +1445,7 @@ TEST_F(uffd_continue, one_page_of_folio)
 		ASSERT_MAPS_CACHE(base + i);
 		if (g > 1 && self->pfns)
 			ASSERT_EQ(head + i,
-				  pm_area(self, base + i) & PM_PFN_MASK);
+				  PAGEMAP_PFN(pm_area(self, base + i)));
 	}
 	ASSERT_AREA_PAGE(base, 1, -1);
 	ASSERT_AREA_PAGE(base + n - 1, 1, -1);
@@ -1687,7 +1503,7 @@ TEST_F_TIMEOUT(uffd_continue, concurrent_faults, 120)
 	uint64_t v;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, first, n, 1);
 	ASSERT_EQ(0, handler_start(&h, self, 2));
 	for (t = 0; t < NR_READERS; t++) {
@@ -1832,19 +1648,19 @@ TEST_F_TIMEOUT(uffd_continue, race_truncate_punch, 120)
 	size_t first, len, i, checked = 0;
 	struct stat st;
 	struct cres r;
-	double end;
+	uint64_t end;
 	int o;
 
 	rc.n = self->gran > 1 ? 2 * self->gran : 32;
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   UFFDIO_REGISTER_MODE_MINOR, NULL));
+				   false, false, true));
 	fill(self, 0, rc.n, 1);
 	for (round = 0; round < RACE_ROUNDS; round++) {
 		SET(rc.stop, 0);
 		rc.seed = round + 1;
 		ASSERT_EQ(0, pthread_create(&rc.th, NULL, racer_fn, &rc));
-		end = now_s() + 0.5;
-		while (now_s() < end) {
+		end = now_ns() + 500000000ULL;
+		while (now_ns() < end) {
 			first = rand_r(&seed) % rc.n;
 			len = 1 + rand_r(&seed) % 8;
 			if (first + len > rc.n)
@@ -1934,18 +1750,11 @@ static void print_stats(void)
 
 int main(int argc, char **argv)
 {
-	FILE *f;
+	uint64_t sz;
 
 	page_size = sysconf(_SC_PAGESIZE);
-	pmd_pages = (2UL << 20) / page_size;
-	f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");
-	if (f) {
-		unsigned long sz;
-
-		if (fscanf(f, "%lu", &sz) == 1 && sz >= page_size)
-			pmd_pages = sz / page_size;
-		fclose(f);
-	}
+	sz = read_pmd_pagesize();
+	pmd_pages = (sz >= page_size ? sz : 2UL << 20) / page_size;
 	print_file(DEBUGFS_UFFD "mfill_impl", "mfill_impl");
 	fflush(stdout);
 	atexit(print_stats);

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What uffd-continue and uffd-continue-bench share: their userfaultfd, the
+ * shmem files whose minor faults they resolve (a file on a tmpfs, or on a
+ * huge=always tmpfs of their own) and PMD-aligned mappings of them.
+ */
+#ifndef __UFFD_CONTINUE_H__
+#define __UFFD_CONTINUE_H__
+
+#include "uffd-common.h"
+
+#include <linux/magic.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22
+#endif
+#ifndef MADV_HWPOISON
+#define MADV_HWPOISON		100
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL	102
+#define MADV_GUARD_REMOVE	103
+#endif
+
+/* The C/Rust switch of test kernels, and its counters. */
+#define DEBUGFS_UFFD		"/sys/kernel/debug/userfaultfd/"
+
+/*
+ * A userfaultfd with @features enabled, non-blocking; only for faults in
+ * userspace if that is all we may have. Returns the fd or -errno, and the
+ * features the kernel has in *@avail.
+ */
+static inline int uffd_new(__u64 features, __u64 *avail)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd, err;
+
+	fd = uffd_open_sys(O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == EPERM)
+		fd = uffd_open_sys(O_CLOEXEC | O_NONBLOCK |
+				   UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		err = errno;
+		close(fd);
+		return -err;
+	}
+	if (avail)
+		*avail = api.features;
+	return fd;
+}
+
+/*
+ * Maps @size bytes of @fd, readable and writable, at an address aligned to
+ * @align. Returns the address or MAP_FAILED.
+ */
+static inline char *mmap_aligned(size_t size, size_t align, int flags, int fd)
+{
+	char *resv, *p, *end;
+
+	resv = mmap(NULL, size + align, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (resv == MAP_FAILED)
+		return MAP_FAILED;
+	p = (char *)(((uintptr_t)resv + align - 1) & ~(uintptr_t)(align - 1));
+	end = resv + size + align;
+	if (mmap(p, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0) !=
+	    p) {
+		munmap(resv, size + align);
+		return MAP_FAILED;
+	}
+	if (p > resv)
+		munmap(resv, p - resv);
+	if (end > p + size)
+		munmap(p + size, end - (p + size));
+	return p;
+}
+
+/* An unnamed file on the tmpfs at @dir, or -1 and why not in *@why. */
+static inline int tmpfs_file(const char *dir, const char **why)
+{
+	char path[64];
+	struct statfs sfs;
+	int fd;
+
+	if (statfs(dir, &sfs) || sfs.f_type != TMPFS_MAGIC) {
+		*why = "not a tmpfs";
+		return -1;
+	}
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	snprintf(path, sizeof(path), "%s/uffd-continue.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0) {
+		*why = "cannot create a file there";
+		return -1;
+	}
+	unlink(path);
+	return fd;
+}
+
+/*
+ * An unnamed file on a new huge=always tmpfs, in a mount namespace of ours,
+ * whose page cache holds PMD-sized folios; or -1 and why not in *@why.
+ */
+static inline int thp_file(const char **why)
+{
+	static const char * const dirs[] = { "/tmp", "/dev/shm", "/mnt" };
+	unsigned int i;
+	int fd;
+
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		*why = "mounting a huge=always tmpfs needs CAP_SYS_ADMIN";
+		return -1;
+	}
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		if (mount("tmpfs", dirs[i], "tmpfs", 0, "huge=always"))
+			continue;
+		fd = tmpfs_file(dirs[i], why);
+		umount2(dirs[i], MNT_DETACH);
+		return fd;
+	}
+	*why = "mount -t tmpfs -o huge=always failed (no CONFIG_TRANSPARENT_HUGEPAGE?)";
+	return -1;
+}
+
+/* CLOCK_MONOTONIC in ns: under QEMU -icount shift=0, guest instructions. */
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+#endif /* __UFFD_CONTINUE_H__ */
