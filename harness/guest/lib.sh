@@ -18,8 +18,16 @@ guest_setup() {
 	echo 0 > /proc/sys/kernel/randomize_va_space 2>/dev/null || true
 	# Huge pages for upstream's hugetlb variants of the uffd tests.
 	echo 128 > /proc/sys/vm/nr_hugepages
+	# Swap on the zram device of the test kernel (CONFIG_ZRAM), so that
+	# shmem pages really get swapped out and in: 1 GiB of compressed RAM.
+	if [ -e /sys/block/zram0/disksize ] && ! grep -q zram0 /proc/swaps; then
+		echo 1G > /sys/block/zram0/disksize &&
+			mkswap /dev/zram0 > /dev/null && swapon /dev/zram0 ||
+			log "no swap: setting up /dev/zram0 failed"
+	fi
 	log "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/{print $2/1024 " MiB"}' /proc/meminfo)," \
-	    "hugepages $(cat /proc/sys/vm/nr_hugepages)"
+	    "hugepages $(cat /proc/sys/vm/nr_hugepages)," \
+	    "swap $(awk '/SwapTotal/{print $2/1024 " MiB"}' /proc/meminfo)"
 }
 
 result() { # status name [skip-reason]

@@ -1455,6 +1455,109 @@ TEST_F(uffd_continue, one_page_of_folio)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Swap: pages of the page cache swapped out, and brought back by CONTINUE. */
+
+/*
+ * Swaps pages [first, first + n) of the page cache out, through alias
+ * (MADV_PAGEOUT), and checks that they left the page cache (mincore() sees a
+ * swapped-out shmem page as not resident). False if they did not: no swap.
+ */
+static bool swap_out(SELF *self, size_t first, size_t n)
+{
+	size_t i;
+	int tries;
+
+	for (tries = 0; tries < 10; tries++) {
+		if (madvise(pg_alias(self, first), n * page_size, MADV_PAGEOUT))
+			return false;
+		for (i = first; i < first + n; i++)
+			if (in_cache(self, i))
+				break;
+		if (i == first + n)
+			return true;
+	}
+	return false;
+}
+
+/* A swapped-out page is swapped in by CONTINUE and mapped, with its data. */
+TEST_F(uffd_continue, swapped_out)
+{
+	size_t g = self->gran, S = g, n = g > 2 ? g : 2, i;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   false, false, true));
+	fill(self, S, n, 1);
+	if (!swap_out(self, S, n))
+		SKIP(return, "MADV_PAGEOUT did not swap the pages out: no swap?");
+	ASSERT_NOT_MAPPED(S);
+
+	ASSERT_CONT(cont(self, S, n, 0), 0, n * page_size);
+	for (i = S; i < S + n; i++) {
+		ASSERT_MAPS_CACHE(i);
+		ASSERT_AREA_PAGE(i, 1, -1);
+	}
+	ASSERT_NOT_MAPPED(S + n);
+	/* It is the page of the file again, not a copy. */
+	pg_fill(pg_alias(self, S), S, 2);
+	ASSERT_AREA_PAGE(S, 2, -1);
+}
+
+/* A fallocated page, zeroed by a read and swapped out, comes back zero. */
+TEST_F(uffd_continue, swapped_out_fallocated)
+{
+	size_t g = self->gran, F = 2 * g, i;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   false, false, true));
+	ASSERT_EQ(0, fallocate(self->fd, 0, F * page_size, g * page_size));
+	for (i = F; i < F + g; i++)
+		FORCE_READ(*pg_alias(self, i));
+	if (!swap_out(self, F, g))
+		SKIP(return, "MADV_PAGEOUT did not swap the pages out: no swap?");
+
+	ASSERT_CONT(cont(self, F, g, 0), 0, g * page_size);
+	for (i = F; i < F + g; i++) {
+		ASSERT_MAPS_CACHE(i);
+		ASSERT_TRUE(pg_zero(pg_area(self, i), 0, page_size))
+			TH_LOG("page %zu is not zero", i);
+	}
+}
+
+/*
+ * A range of one folio each of resident, swapped-out, fallocated and hole:
+ * the first three are mapped, then the hole ends the range with -EAGAIN and
+ * the bytes done; from the hole on, -EFAULT. Nothing is allocated for the
+ * hole.
+ */
+TEST_F(uffd_continue, swapped_out_mixed_range)
+{
+	size_t g = self->gran, i;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   false, false, true));
+	fill(self, 0, 2 * g, 1);
+	if (!swap_out(self, g, g))
+		SKIP(return, "MADV_PAGEOUT did not swap the pages out: no swap?");
+	ASSERT_TRUE(in_cache(self, 0));
+	ASSERT_EQ(0, fallocate(self->fd, 0, 2 * g * page_size, g * page_size));
+	ASSERT_FALSE(in_cache(self, 3 * g));
+
+	ASSERT_CONT(cont(self, 0, 4 * g, 0), EAGAIN, 3 * g * page_size);
+	for (i = 0; i < 2 * g; i++) {
+		ASSERT_MAPS_CACHE(i);
+		ASSERT_AREA_PAGE(i, 1, -1);
+	}
+	for (i = 2 * g; i < 3 * g; i++) {
+		ASSERT_MAPS_CACHE(i);
+		ASSERT_TRUE(pg_zero(pg_area(self, i), 0, page_size));
+	}
+	ASSERT_NOT_MAPPED(3 * g);
+	ASSERT_CONT(cont(self, 3 * g, g, 0), EFAULT, -EFAULT);
+	ASSERT_NOT_MAPPED(3 * g);
+	ASSERT_FALSE(in_cache(self, 3 * g));
+}
+
+/* ------------------------------------------------------------------------ */
 /* Concurrency */
 
 struct reader {
