@@ -137,6 +137,7 @@ def gate_mypy(ctx: Context, res: Results) -> None:
     h = ctx.harness
     env = dict(tool_env(), MYPYPATH=ctx.kunit_tool)
     p = run([sys.executable, "-m", "mypy", "--config-file", os.path.join(h, "mypy.ini"),
+             "--cache-dir", os.path.join(ctx.cache, "mypy-cache"),
              os.path.join(h, "uffdrs"), os.path.join(h, "uffdrs_lib"),
              os.path.join(h, "tests")],
             capture=True, check=False, env=env, cwd=h)
