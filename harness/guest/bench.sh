@@ -4,13 +4,13 @@
 # the Rust, the batched Rust and the C implementation in turn, a few rounds
 # each. Writes the raw lines to $1/logs/bench.raw and the parameters of the
 # run to $1/bench.env; the harness makes the table of the medians and of the
-# ratios to C from them, on the host.
+# ratios to C from them, on the host. $2: the number of rounds (default 2).
 . "$(dirname "$0")/lib.sh"
 guest_setup
 
 SWITCH=/sys/kernel/debug/userfaultfd/mfill_impl
 BENCH=$ST/uffd-continue-bench
-ROUNDS=2	# rust, rust-batch, c, rust, rust-batch, c
+ROUNDS=${2:-2}	# rust, rust-batch, c, rust, rust-batch, c, ...
 SCALE=0.5	# repetition counts of uffd-continue-bench (-s): -icount repeats to ~0.1%
 RAW=$OUT/logs/bench.raw
 : > "$RAW"

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
 """Tests of the build helpers and of the gates' decisions on recorded text."""
 
+import dataclasses
 import os
 import tempfile
 import unittest
 
 from uffdrs_lib import build, gates
+from uffdrs_lib.common import Context
 
 
 class DiagnosticsTest(unittest.TestCase):
@@ -65,6 +67,20 @@ class ConfigTest(unittest.TestCase):
             cfg = "CONFIG_RUST=y\n# CONFIG_KUNIT is not set\nCONFIG_SWAP=y\n"
             self.assertEqual(build.unapplied_options([frag], cfg),
                              ["CONFIG_KUNIT=y", "# CONFIG_SWAP is not set"])
+
+
+class FragmentsTest(unittest.TestCase):
+
+    def test_config_fragments(self) -> None:
+        ctx = Context.create("/r", cache="/c")
+        self.assertEqual(build.config_fragments(ctx), ["/r/harness/config/uffdrs.config"])
+        self.assertEqual(build.config_fragments(Context.create("/r", "/c", kasan=True)),
+                         ["/r/harness/config/uffdrs.config", "/r/harness/config/kasan.config"])
+        # Another kernel (e.g. a benchmark's): its build directory, its fragment.
+        other = dataclasses.replace(ctx, build="/c/build-bench",
+                                    extra_fragments=("/r/harness/config/bench.config",))
+        self.assertEqual(build.config_fragments(other), ["/r/harness/config/uffdrs.config",
+                                                         "/r/harness/config/bench.config"])
 
 
 class CheckpatchTest(unittest.TestCase):

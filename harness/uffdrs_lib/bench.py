@@ -219,17 +219,21 @@ def command_line(ctx: Context, target: str = "bench") -> str:
     return " ".join(["harness/uffdrs", *opts, target])
 
 
-def bench(ctx: Context, name: str = "bench", command: Optional[str] = None) -> str:
-    """Builds, boots ctx.build's kernel with -icount, runs the benchmark and
-    writes NAME.txt and NAME.json to the run directory and to out/.
+def bench(ctx: Context, name: str = "bench", command: Optional[str] = None,
+          rounds: int = 2) -> str:
+    """Builds ctx.build's kernel, boots it with -icount, runs the benchmark
+    (`rounds` rounds per implementation) and writes NAME.txt and NAME.json
+    to the run directory and to out/. Returns the table.
 
-    A benchmark of another kernel is another `ctx` (its build directory and
-    config fragments) and another `name`. Returns the table.
+    A benchmark of another kernel is another `ctx`, with its own build
+    directory and config fragments, e.g. dataclasses.replace(ctx,
+    build=<cache>/build-bench, extra_fragments=(<harness>/config/bench.config,)),
+    and another `name`.
     """
     build.build_kernel(ctx)
     build.build_selftests(ctx)
     rundir = boot.boot(ctx, "bench.sh", name, timeout=3600, qemu_opts=QEMU_OPTS,
-                       memory="4G")
+                       memory="4G", args=str(rounds))
     raw_path = os.path.join(rundir, "logs", "bench.raw")
     env_path = os.path.join(rundir, "bench.env")
     if not os.path.exists(env_path) or not os.path.exists(raw_path):

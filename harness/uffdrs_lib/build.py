@@ -32,7 +32,7 @@ def config_fragments(ctx: Context) -> List[str]:
     frags = [os.path.join(ctx.harness, "config", "uffdrs.config")]
     if ctx.kasan:
         frags.append(os.path.join(ctx.harness, "config", "kasan.config"))
-    return frags
+    return frags + list(ctx.extra_fragments)
 
 
 def make(ctx: Context, *targets: str, odir: Optional[str] = None,

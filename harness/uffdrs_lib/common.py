@@ -75,6 +75,8 @@ class Context:
     kasan: bool = False
     without_fixes: bool = False
     make_arch: Optional[str] = None  # ARCH= for make; None: the host's
+    # Config fragments after the test kernel's (e.g. a benchmark kernel's).
+    extra_fragments: Tuple[str, ...] = ()
     timings: List[Tuple[str, float]] = dataclasses.field(default_factory=list)
 
     @classmethod
