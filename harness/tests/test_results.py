@@ -130,35 +130,69 @@ class KtapTest(unittest.TestCase):
         self.assertEqual(res.summary(), "57 passed, 0 failed")
 
     def test_parameterised_and_skipped(self) -> None:
+        # lib/kunit/kunit-example-test.c of this kernel, from debugfs.
         res = self.suite("example", read_test_data("ktap", "kunit-example.ktap"))
         names = {r.name: r for r in res.items}
-        # The parameters of a parameterised case are results of their own.
+        # The parameters of a parameterised case are results of their own
+        # (nested KTAP, one level deeper than the cases), the case is not.
         params = [n for n in names if n.startswith("kunit: example: example_params_test: ")]
-        self.assertTrue(len(params) >= 2, names)
+        self.assertEqual(params, [f"kunit: example: example_params_test: example value {i}"
+                                  for i in (3, 2, 1, 0)])
         self.assertNotIn("kunit: example: example_params_test", names)
-        # A skipped parameter and skipped cases keep their reason.
+        # Parameters may share a name (fibonacci 1, 1): each is a result.
+        self.assertEqual(len([r for r in res.items if "fibonacci param" in r.name]), 6)
+        # Skipped cases and parameters keep their reason.
         skipped = {r.name: r.detail for r in res.items if r.status == results.SKIP}
-        self.assertEqual(skipped["kunit: example: example_skip_test"],
-                         "this test should be skipped")
-        self.assertEqual(skipped["kunit: example: example_mark_skipped_test"],
-                         "this test should be skipped")
-        self.assertIn("unsupported param value", " ".join(skipped.values()))
-        self.assertEqual(res.failed, 0)
+        self.assertEqual(skipped, {
+            "kunit: example: example_skip_test": "this test should be skipped",
+            "kunit: example: example_mark_skipped_test": "this test should be skipped",
+            "kunit: example: example_params_test: example value 3": "unsupported param value 3",
+            "kunit: example: example_params_test: example value 0": "unsupported param value 0",
+        })
+        self.assertEqual(res.summary(), "19 passed, 0 failed, 4 skipped")  # and the suite
         self.assertEqual(names["kunit: example (suite)"].status, results.OK)
 
+    def test_failed_parameter(self) -> None:
+        text = read_test_data("ktap", "kunit-example.ktap").replace(
+            "        ok 3 example value 1", "        not ok 3 example value 1").replace(
+            "    ok 8 example_params_test", "    not ok 8 example_params_test").replace(
+            "ok 1 example\n", "not ok 1 example\n")
+        res = self.suite("example", text)
+        self.assertEqual([r.name for r in res.items if r.status == results.FAIL],
+                         ["kunit: example: example_params_test: example value 1",
+                          "kunit: example (suite)"])
+
+    def test_failed_case_with_passed_parameters(self) -> None:
+        # A parameterised case that failed while each parameter passed (e.g.
+        # in its exit function) is a failure of its own.
+        text = read_test_data("ktap", "kunit-example.ktap").replace(
+            "    ok 8 example_params_test", "    not ok 8 example_params_test")
+        res = self.suite("example", text)
+        self.assertEqual([r.name for r in res.items if r.status == results.FAIL][0],
+                         "kunit: example: example_params_test")
+
     def test_skipped_suite(self) -> None:
-        res = self.suite("example_skip", read_test_data("ktap", "kunit-example_skip.ktap"))
-        self.assertEqual(res.failed, 0, res.tap())
-        self.assertEqual(res.items[-1], results.Result(results.OK, "kunit: example_skip (suite)",
-                                                       res.items[-1].detail))
+        res = self.suite("example_skip_suite",
+                         read_test_data("ktap", "kunit-example_skip_suite.ktap"))
+        self.assertEqual([(r.status, r.name, r.detail) for r in res.items], [
+            ("skip", "kunit: example_skip_suite (suite)", "Test suite expected to be skipped")])
+
+    def test_init_suite(self) -> None:
+        res = self.suite("example_init", read_test_data("ktap", "kunit-example_init.ktap"))
+        self.assertEqual(outcomes(res), [("ok", "kunit: example_init: example_init_test"),
+                                         ("ok", "kunit: example_init (suite)")])
 
     def test_nested_in_kernel_log(self) -> None:
-        # The boot's KUnit output in dmesg: every suite nested in one KTAP
-        # document, with timestamps; an indented line is not always a case.
+        # The boot's KUnit output in the kernel log, timestamps and all: one
+        # KTAP document with every suite, cases, parameters.
         main = results.parse_ktap(read_test_data("run-pass", "dmesg.txt").splitlines())
         self.assertEqual(len(main.subtests), 9)
         self.assertEqual(sum(len(s.subtests) for s in main.subtests), 48)
         self.assertEqual(main.counts.passed, 48)
+        main = results.parse_ktap(read_test_data("ktap", "dmesg-kunit-boot.txt").splitlines())
+        self.assertEqual([s.name for s in main.subtests][-2:], ["example", "example_skip_suite"])
+        self.assertEqual((main.counts.passed, main.counts.skipped, main.counts.failed,
+                          main.counts.errors), (48 + 1 + 18, 4 + 1, 0, 0))
 
 
 class TapTest(unittest.TestCase):

@@ -158,8 +158,9 @@ def add_ktap_suite(res: Results, prefix: str, text: str) -> None:
     Each case is a result named "PREFIX: case" (parameters of a
     parameterised case are their own results), and the suite is one, named
     "PREFIX (suite)": it passes if its own result line is ok and the KTAP
-    has the cases its plan announced.
+    has the cases its plan announced, and is skipped if the suite was.
     """
+    from kunit_parser import TestStatus
     main = parse_ktap(text.splitlines())
     suites = main.subtests
     if not suites:
@@ -168,6 +169,9 @@ def add_ktap_suite(res: Results, prefix: str, text: str) -> None:
     for suite in suites:
         for i, case in enumerate(suite.subtests, 1):
             add_test(res, prefix, case, i)
+        if suite.status == TestStatus.SKIPPED and main.counts.errors == 0:
+            res.skip(f"{prefix} (suite)", case_name_and_reason(suite)[1])
+            continue
         res.check(suite.ok_status() and suite.counts.errors == 0
                   and main.counts.errors == 0, f"{prefix} (suite)",
                   f"suite status {suite.status.name}, {suite.counts}\n"
