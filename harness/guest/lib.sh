@@ -1,13 +1,22 @@
 # SPDX-License-Identifier: GPL-2.0
 # Shared helpers for the guest scripts (sourced; runs inside the VM).
+#
+# The guest only runs things and records their raw output: KTAP from debugfs,
+# the programs' output and exit statuses. Each run is a line of
+# $OUT/manifest, "KIND<TAB>NAME<TAB>STATUS<TAB>LOG" (LOG relative to $OUT);
+# the harness parses it all on the host (harness/uffdrs_lib/results.py):
+#   ktap   kunit: SUITE  -   the suite's KTAP from debugfs
+#   tap    PREFIX        rc  the output of a TAP-producing program
+#   exit   NAME          rc  a program whose exit status is its result
+#   stats  IMPL          -   the mfill counters before and after a phase
+#   nokunit -            -   no KUnit results in debugfs
 
 OUT=${1:?usage: $0 RUNDIR}
 CACHE=$(dirname "$(dirname "$OUT")")
 ST=$CACHE/selftests
-RESULTS=$OUT/results.tap
-GUEST=$(dirname "${BASH_SOURCE[0]}")
+MANIFEST=$OUT/manifest
 mkdir -p "$OUT/logs"
-: > "$RESULTS"
+: > "$MANIFEST"
 
 log() { echo "[guest $(date +%T)] $*"; }
 
@@ -30,58 +39,47 @@ guest_setup() {
 	    "swap $(awk '/SwapTotal/{print $2/1024 " MiB"}' /proc/meminfo)"
 }
 
-result() { # status name [skip-reason]
-	case $1 in
-	ok) echo "ok $2" >> "$RESULTS" ;;
-	fail) echo "not ok $2" >> "$RESULTS" ;;
-	skip) echo "ok $2 # SKIP $3" >> "$RESULTS" ;;
-	esac
+record() { # kind name status log
+	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4#"$OUT/"}" >> "$MANIFEST"
 }
 
 logname() { echo "$OUT/logs/$(echo "$1" | sed 's/[^A-Za-z0-9_.-]/_/g').log"; }
 
-# run_tap PREFIX TIMEOUT CMD...: run a TAP-producing program; every TAP line
-# becomes a result named "PREFIX: test name"; the exit status is a result too.
+# run_tap PREFIX TIMEOUT CMD...: run a TAP-producing program; the harness
+# names its cases "PREFIX: test name", and its exit status is a result too.
 run_tap() {
 	local prefix=$1 tmo=$2; shift 2
 	local lf; lf=$(logname "$prefix")
 	log "run: $* (timeout ${tmo}s)"
 	timeout -k 10 "$tmo" "$@" > "$lf" 2>&1
 	local rc=$?
-	awk -v prefix="$prefix" -v indent=0 -f "$GUEST/tap2results.awk" "$lf" >> "$RESULTS"
-	if [ $rc -eq 0 ] || [ $rc -eq 4 ]; then  # 4: KSFT_SKIP
-		result ok "$prefix: exit status"
-	else
-		result fail "$prefix: exit status $rc$([ $rc -eq 124 ] && echo ' (timeout)')"
-		cp "$lf" "$(logname "$prefix: exit status $rc$([ $rc -eq 124 ] && echo ' (timeout)')")"
-	fi
+	record tap "$prefix" $rc "$lf"
 	log "done: $prefix rc=$rc"
 }
 
-# run_one NAME TIMEOUT CMD...: a single pass/fail result.
+# run_one NAME TIMEOUT CMD...: a single pass/fail result (exit status 0).
 run_one() {
 	local name=$1 tmo=$2; shift 2
 	local lf; lf=$(logname "$name")
 	log "run: $* (timeout ${tmo}s)"
 	timeout -k 10 "$tmo" "$@" > "$lf" 2>&1
 	local rc=$?
-	if [ $rc -eq 0 ]; then result ok "$name"; else result fail "$name"; fi
+	record exit "$name" $rc "$lf"
 	log "done: $name rc=$rc"
 }
 
-# kunit_results: every KUnit case of every suite that ran at boot.
+# kunit_results: the KTAP of every KUnit suite that ran at boot.
 kunit_results() {
-	local d suite
+	local d suite lf
 	if [ ! -d /sys/kernel/debug/kunit ]; then
-		result fail "kunit: debugfs results present"
+		record nokunit - - -
 		return
 	fi
 	for d in /sys/kernel/debug/kunit/*/; do
 		suite=$(basename "$d")
-		cp "$d/results" "$(logname "kunit: $suite")"
-		awk -v prefix="kunit: $suite" -v indent=1 -f "$GUEST/tap2results.awk" "$d/results" >> "$RESULTS"
-		grep -q "^ok [0-9]* $suite" "$d/results" && result ok "kunit: $suite (suite)" \
-			|| result fail "kunit: $suite (suite)"
+		lf=$(logname "kunit: $suite")
+		cp "$d/results" "$lf"
+		record ktap "kunit: $suite" - "$lf"
 	done
 }
 

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Tests of bench.py: a recorded bench.json in, the table out.
+
+test_data/bench/bench.json and bench.txt were written by the table program
+that ran in the guest before it moved to bench.py (bench.sh's heredoc), from
+bench.raw: the module must give the same table and the same record.
+"""
+
+import json
+import os
+import tempfile
+import unittest
+from typing import Any, Dict
+
+from uffdrs_lib import bench
+from uffdrs_lib.common import HarnessError
+
+from . import read_test_data
+
+
+def recorded() -> Dict[str, Any]:
+    rec: Dict[str, Any] = json.loads(read_test_data("bench", "bench.json"))
+    return rec
+
+
+class BenchTest(unittest.TestCase):
+
+    def test_table_from_recorded_json(self) -> None:
+        self.assertEqual(bench.table_from_json(recorded()),
+                         read_test_data("bench", "bench.txt"))
+
+    def test_record(self) -> None:
+        rec = recorded()
+        raw = read_test_data("bench", "bench.raw").splitlines()
+        text, new = bench.summarize(raw, rec["command"], rec["kernel"], rec["rounds"],
+                                    rec["scale"])
+        self.assertEqual(new, rec)
+        self.assertEqual(text, read_test_data("bench", "bench.txt"))
+
+    def test_ratios_and_failed_runs(self) -> None:
+        rec = recorded()
+        # One of the six runs exited non-zero: its lines are left out.
+        self.assertEqual(rec["failed_lines"], 20)
+        self.assertIn("WARNING: 20 lines from failed runs were left out",
+                      bench.table_from_json(rec))
+        row = [r for r in rec["results"] if r["test"] == "continue"
+               and r["mem"] == "thp" and r["pages"] == 512][0]
+        self.assertEqual(row["rust-batch"]["rounds"], [row["rust-batch"]["median"]])
+        self.assertAlmostEqual(row["rust/c"], row["rust"]["median"] / row["c"]["median"])
+
+    def test_one_implementation(self) -> None:
+        # The base kernel has no switch: "base" only, no ratios.
+        raw = ["bench round=1 rc=0 impl=base test=continue mem=shmem4k pages=1 "
+               "ns_per_page=10.0",
+               "bench round=1 rc=0 impl=base test=populate_read mem=shmem4k pages=1 "
+               "ns_per_page=5.0",
+               "bench round=1 rc=0 impl=base test=roundtrip mem=shmem4k threads=1 "
+               "median_ns=100 p99_ns=200"]
+        text, rec = bench.summarize(raw, "harness/uffdrs bench", "k", 1, 1.0)
+        self.assertIn("uffd-continue-bench, base\n", text)
+        self.assertIn("   shmem4k      1       10.0       5.0       2.000   -", text)
+        self.assertEqual(rec["impls"], ["base"])
+        self.assertNotIn("base/c", rec["results"][0])
+
+    def test_no_measurement(self) -> None:
+        with self.assertRaises(HarnessError):
+            bench.summarize([], "c", "k", 2, 0.5)
+
+    def test_read_env(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "bench.env")
+            with open(p, "w") as f:
+                f.write("rounds=2\nscale=0.5\nkernel=7.3.4-uffdrs+\n")
+            self.assertEqual(bench.read_env(p), {"rounds": "2", "scale": "0.5",
+                                                 "kernel": "7.3.4-uffdrs+"})
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Tests of the build helpers and of the gates' decisions on recorded text."""
+
+import dataclasses
+import os
+import tempfile
+import unittest
+
+from uffdrs_lib import build, gates
+from uffdrs_lib.common import Context
+
+
+class DiagnosticsTest(unittest.TestCase):
+
+    LOG = """\
+  CC      mm/userfaultfd.o
+mm/userfaultfd.c:12:5: warning: unused variable 'x' [-Wunused-variable]
+  CC      mm/shmem.o
+  CC      mm/memory.o
+  RUSTC L rust/kernel.o
+warning: unused import: `Foo`
+ --> rust/kernel/mm/folio.rs:9:5
+error[E0425]: cannot find value `y` in this scope
+  --> mm/userfaultfd_rust.rs:44:9
+  LD      vmlinux
+the warning: word is not a diagnostic
+"""
+
+    def test_diagnostics(self) -> None:
+        self.assertEqual([i for i, _ in build.diagnostics(self.LOG)], [1, 5, 7])
+
+    def test_warnings_in_files(self) -> None:
+        found = gates.warnings_in_files(self.LOG, ["rust/kernel/mm/folio.rs",
+                                                   "mm/userfaultfd_rust.rs"])
+        self.assertEqual(len(found), 2)
+        self.assertTrue(found[0].startswith("warning: unused import"))
+        self.assertTrue(found[1].startswith("error[E0425]"))
+        self.assertEqual(gates.warnings_in_files(self.LOG, ["mm/other.c"]), [])
+
+
+class ObjectsTest(unittest.TestCase):
+
+    def test_series_objects(self) -> None:
+        with tempfile.TemporaryDirectory() as tree:
+            os.makedirs(os.path.join(tree, "mm"))
+            with open(os.path.join(tree, "mm", "userfaultfd.c"), "w") as f:
+                f.write('#include "userfaultfd_rust_test.c"\n')
+            open(os.path.join(tree, "mm", "userfaultfd_rust_test.c"), "w").close()
+            files = ["rust/kernel/mm/folio.rs", "rust/helpers/folio.c",
+                     "mm/userfaultfd_rust.rs", "mm/userfaultfd_rust/batch.rs",
+                     "mm/userfaultfd_rust_test.c", "mm/memory.c",
+                     "tools/testing/selftests/mm/uffd-continue.c",
+                     "Documentation/mm/rust.rst"]
+            self.assertEqual(build.series_objects(tree, files), [
+                "mm/memory.o", "mm/userfaultfd_rust.o", "rust/helpers/helpers.bc",
+                "rust/helpers/helpers.o", "rust/kernel.o"])
+
+
+class ConfigTest(unittest.TestCase):
+
+    def test_unapplied_options(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            frag = os.path.join(d, "f.config")
+            with open(frag, "w") as f:
+                f.write("CONFIG_RUST=y\nCONFIG_KUNIT=y\n# CONFIG_KASAN is not set\n"
+                        "# CONFIG_SWAP is not set\n# a comment\n")
+            cfg = "CONFIG_RUST=y\n# CONFIG_KUNIT is not set\nCONFIG_SWAP=y\n"
+            self.assertEqual(build.unapplied_options([frag], cfg),
+                             ["CONFIG_KUNIT=y", "# CONFIG_SWAP is not set"])
+
+
+class FragmentsTest(unittest.TestCase):
+
+    def test_config_fragments(self) -> None:
+        ctx = Context.create("/r", cache="/c")
+        self.assertEqual(build.config_fragments(ctx), ["/r/harness/config/uffdrs.config"])
+        self.assertEqual(build.config_fragments(Context.create("/r", "/c", kasan=True)),
+                         ["/r/harness/config/uffdrs.config", "/r/harness/config/kasan.config"])
+        # Another kernel (e.g. a benchmark's): its build directory, its fragment.
+        other = dataclasses.replace(ctx, build="/c/build-bench",
+                                    extra_fragments=("/r/harness/config/bench.config",))
+        self.assertEqual(build.config_fragments(other), ["/r/harness/config/uffdrs.config",
+                                                         "/r/harness/config/bench.config"])
+
+
+class CheckpatchTest(unittest.TestCase):
+
+    PATCH = "Subject: [PATCH 1/2] x\n\nLONG_LINE: the table is wider.\n---\n diff\n"
+
+    def test_clean(self) -> None:
+        self.assertTrue(gates.checkpatch_ok("", self.PATCH))
+
+    def test_error(self) -> None:
+        self.assertFalse(gates.checkpatch_ok("ERROR:TRAILING_WHITESPACE: x\n", self.PATCH))
+
+    def test_justified_warning(self) -> None:
+        self.assertTrue(gates.checkpatch_ok("WARNING:LONG_LINE: line length\n", self.PATCH))
+        self.assertFalse(gates.checkpatch_ok("CHECK:CAMELCASE: Avoid CamelCase\n", self.PATCH))
+
+    def test_named_below_the_cut(self) -> None:
+        # Only the commit message justifies a warning, not the diff.
+        self.assertFalse(gates.checkpatch_ok("WARNING:SPACING: x\n",
+                                             self.PATCH + "+SPACING:\n"))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Tests of the command line: targets, options, errors."""
+
+import argparse
+import contextlib
+import io
+import unittest
+from unittest import mock
+
+from uffdrs_lib import cli
+from uffdrs_lib.common import Context, HarnessError
+
+
+class CliTest(unittest.TestCase):
+
+    def parse(self, *argv: str) -> argparse.Namespace:
+        return cli.parser().parse_args(list(argv))
+
+    def test_targets(self) -> None:
+        self.assertEqual(sorted(cli.COMMANDS), sorted([
+            "setup", "fetch", "tree", "build", "demo", "test", "unit", "shell",
+            "series", "clean", "bench", "check-series", "gates", "check-arch"]))
+
+    def test_options(self) -> None:
+        a = self.parse("--kasan", "--without-fixes", "test", "--no-gates", "--kunit-only",
+                       "--only", "guard-uffd-wp", "--timeout", "60")
+        self.assertEqual((a.kasan, a.without_fixes, a.cmd, a.no_gates, a.kunit_only,
+                          a.only, a.timeout),
+                         (True, True, "test", True, True, "guard-uffd-wp", 60))
+        a = self.parse("test")
+        self.assertEqual((a.no_gates, a.kunit_only, a.only, a.timeout),
+                         (False, False, "", 5400))
+        self.assertEqual(self.parse("check-arch", "arm64").arch, "arm64")
+        self.assertEqual(self.parse("check-series", "--variants", "rust-on").variants,
+                         "rust-on")
+        self.assertEqual(self.parse("series", "--out", "/tmp/x").out, "/tmp/x")
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            self.parse("check-arch", "mips")
+
+    def test_context(self) -> None:
+        ctx = Context.create("/r", cache="/c", kasan=True)
+        self.assertEqual((ctx.tree, ctx.build, ctx.harness, ctx.checked),
+                         ("/c/tree", "/c/build-kasan", "/r/harness", "/c/check-built"))
+        self.assertEqual(Context.create("/r", cache="/c").build, "/c/build")
+        self.assertEqual(cli.test_run_name(ctx), "test-kasan")
+        self.assertEqual(cli.test_run_name(Context.create("/r", "/c", without_fixes=True)),
+                         "test-without-fixes")
+
+    def test_error_exit(self) -> None:
+        # A HarnessError anywhere ends the command with its message and 1.
+        def fail(ctx: Context, args: argparse.Namespace) -> int:
+            raise HarnessError("kernel build failed, see build.log")
+        err = io.StringIO()
+        with mock.patch.dict(cli.COMMANDS, {"fetch": fail}), \
+                mock.patch.dict("os.environ", {"UFFDRS_CACHE": "/tmp"}), \
+                contextlib.redirect_stderr(err):
+            self.assertEqual(cli.main("/nonexistent", ["fetch"]), 1)
+        self.assertRegex(err.getvalue(), r"^\[uffdrs \d\d:\d\d\] error: kernel build failed")
+
+    def test_unknown_variant(self) -> None:
+        with mock.patch.object(cli, "prepare", return_value=[]), \
+                self.assertRaisesRegex(HarnessError, "unknown variant"):
+            cli.cmd_check_series(Context.create("/r", "/c"),
+                                 self.parse("check-series", "--variants", "rust-onn"))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,164 @@
+# SPDX-License-Identifier: GPL-2.0
+"""check-series: every patch of the series built on its own, in several
+configurations, and its rustdoc with Rust on; check-arch: the series
+cross-built for another architecture. Both fail on any warning line."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from . import build, series
+from .common import BASE_REF, Context, git, read, say, truncate
+from .gates import rustdoc
+from .results import Results
+
+# Configuration name -> lines added to the test fragment.
+VARIANTS: Dict[str, List[str]] = {
+    "rust-on": [],
+    # The production build: the Rust implementation, no test switch.
+    "production": ["# CONFIG_USERFAULTFD_RUST_TEST is not set",
+                   "# CONFIG_USERFAULTFD_RUST_KUNIT_TEST is not set"],
+    "option-off": ["# CONFIG_USERFAULTFD_RUST is not set"],
+    "rust-off": ["# CONFIG_RUST is not set"],
+}
+
+
+def record_key(kind: str, tree: str, config: bytes) -> str:
+    """The name of the record of a check that passed: `kind` ("build" or
+    "rustdoc"), the source tree id and the sha256 of the resolved .config.
+
+    A new commit of this repository gives the series new commit ids but the
+    same trees, and before the patch that adds an option two configurations
+    resolve to the same .config: neither is checked again.
+    """
+    return f"{kind}-{tree}-{hashlib.sha256(config).hexdigest()}"
+
+
+def check_once(ctx: Context, res: Results, key: str, vname: str, name: str,
+               check: Callable[[], Tuple[bool, str]]) -> bool:
+    """Result `name`: `check()` -> (ok, details), unless `key` passed before.
+
+    A pass is recorded under `key` in the cache (check-built/), with the
+    configuration that passed it.
+    """
+    path = os.path.join(ctx.checked, key)
+    if os.path.exists(path):
+        by = read(path).strip()
+        res.ok(f"{name} (same tree and .config passed before, in {by})")
+        say(f"ok: {name}: same tree and .config passed before, in {by}")
+        return True
+    ok, details = check()
+    res.check(ok, name, details)
+    say(f"{'ok' if ok else 'FAILED'}: {name}")
+    if ok:
+        os.makedirs(ctx.checked, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(vname + "\n")
+    return ok
+
+
+def build_patch(ctx: Context, vname: str, odir: str, phase: str) -> Tuple[bool, str]:
+    """Builds ctx.tree into `odir`; ok means no error and no warning line."""
+    log = os.path.join(odir, "build.log")
+    truncate(log)
+    with ctx.phase(phase):
+        build.make(ctx, "olddefconfig", odir=odir, log=log)
+        p = build.make(ctx, odir=odir, log=log, check=False,
+                       extra=["CLIPPY=1"] if vname != "rust-off" else [])
+    text = read(log)
+    # A warning is a defect of the patch too (e.g. an item only a later
+    # patch uses): a maintainer building this patch alone would see it.
+    warns = [line for _, line in build.diagnostics(text)]
+    return p.returncode == 0 and not warns, "\n".join(warns[:20]) + "\n" + text[-3000:]
+
+
+def check_one_patch(ctx: Context, res: Results, vname: str, frag: str, odir: str,
+                    n: int, total: int, commit: str, subj: str) -> None:
+    """Builds one commit of the series in configuration `vname` (in ctx.tree,
+    the configuration's worktree)."""
+    git("checkout", "-q", "-f", "--detach", commit, cwd=ctx.tree)
+    tree = git("rev-parse", f"{commit}^{{tree}}", cwd=ctx.tree)
+    build.configure(ctx, [frag], odir=odir, strict=False)
+    with open(os.path.join(odir, ".config"), "rb") as f:
+        cfg = f.read()
+    ok = check_once(ctx, res, record_key("build", tree, cfg), vname,
+                    f"build {vname} patch {n}: {subj}",
+                    lambda: build_patch(ctx, vname, odir,
+                                        f"check-series {vname} {n}/{total} {subj}"))
+    if vname == "rust-on" and ok:
+        # Intra-doc links must resolve at every patch too.
+        def doc() -> Tuple[bool, str]:
+            with ctx.phase(f"check-series rustdoc {n}/{total}"):
+                return rustdoc(ctx, odir)
+        check_once(ctx, res, record_key("rustdoc", tree, cfg), vname,
+                   f"rustdoc {vname} patch {n}: {subj}", doc)
+
+
+def check_series(ctx: Context, commits: Sequence[Tuple[str, str]],
+                 variants: Sequence[str]) -> Results:
+    """Builds every commit of the series on its own in each configuration."""
+    base_frag = build.config_fragments(ctx)[0]
+    res = Results()
+    for vname in variants:
+        # One worktree per configuration: runs of different ones can overlap.
+        wt = os.path.join(ctx.cache, f"check-tree-{vname}")
+        if not os.path.isdir(wt):
+            git("worktree", "add", "-f", "--detach", wt, BASE_REF, cwd=ctx.base_tree)
+        odir = os.path.join(ctx.cache, f"check-build-{vname}")
+        frag = os.path.join(ctx.cache, f"check-{vname}.config")
+        with open(frag, "w") as f:
+            f.write(read(base_frag) + "\n" + "\n".join(VARIANTS[vname]) + "\n")
+        wctx = dataclasses.replace(ctx, tree=wt)
+        for n, (c, subj) in enumerate(commits, 1):
+            check_one_patch(wctx, res, vname, frag, odir, n, len(commits), c, subj)
+    return res
+
+
+# check-arch: cross-builds, built but not booted. Name -> (ARCH=, fragment).
+CHECK_ARCHES = {
+    "arm64": ("arm64", "arm64.config"),
+}
+
+
+def check_arch(ctx: Context, name: str) -> Results:
+    """Cross-builds the series for another architecture, with no warning.
+
+    The same LLVM 22 toolchain as the x86 build (clang, lld and rustc 1.95
+    build for every architecture; the kernel builds `core` from rust-src for
+    the target), allnoconfig plus harness/config/<arch>.config, vmlinux with
+    CLIPPY=1 in build-<arch>/ of the cache. Any warning line of the build
+    (C, rustc, clippy) is a failure: a static inline or macro that bindgen
+    does not wrap on that architecture is an error here.
+    """
+    arch, frag = CHECK_ARCHES[name]
+    odir = os.path.join(ctx.cache, f"build-{name}")
+    actx = dataclasses.replace(ctx, make_arch=arch, build=odir)
+    os.makedirs(odir, exist_ok=True)
+    res = Results()
+    log = os.path.join(odir, "uffdrs-build.log")
+    truncate(log)
+    objs = build.series_objects(ctx.tree, series.series_files(ctx))
+    with ctx.phase(f"check-arch {name}: vmlinux with CLIPPY=1 (output in {log})"):
+        build.check_rust_available(actx)
+        build.configure(actx, [os.path.join(ctx.harness, "config", frag)])
+        build.make(actx, "olddefconfig", log=log)
+        build.remove_objects(odir, objs)
+        p = build.make(actx, "vmlinux", log=log, extra=["CLIPPY=1"], check=False)
+    text = read(log)
+    lines = text.splitlines()
+    warns = ["\n".join(lines[i:i + 4]) for i, _ in build.diagnostics(text)]
+    res.check(p.returncode == 0, f"check-arch {name}: vmlinux builds", text[-3000:])
+    res.check(not warns, f"check-arch {name}: no warning in the build "
+              f"({len(warns)} warning lines)", "\n".join(warns[:20]))
+    helpers = ("rust/helpers/helpers.bc" if "CONFIG_RUST_INLINE_HELPERS=y" in
+               read(os.path.join(odir, ".config")).splitlines()
+               else "rust/helpers/helpers.o")
+    want = [o for o in objs if not o.startswith("rust/helpers/")] + [helpers]
+    missing = [o for o in want if not os.path.exists(os.path.join(odir, o))]
+    res.check(not missing, f"check-arch {name}: the series' objects were "
+              f"built ({len(want) - len(missing)} of {len(want)}: {', '.join(want)})",
+              "missing: " + ", ".join(missing))
+    return res

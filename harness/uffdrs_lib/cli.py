@@ -1,0 +1,239 @@
+# SPDX-License-Identifier: GPL-2.0
+"""uffdrs: build, boot and test the uffd-continue-rs series on Linux 7.3.4.
+
+Phases (each one is idempotent and skips what is already done):
+
+  setup    install the host tools (Debian packages, bindgen, rust-src,
+           virtme-ng, mypy)
+  fetch    download and verify the pinned base (Debian linux-source-7.3)
+  tree     assemble a git tree: base commit + one commit per patch of the series
+  build    configure and build the kernel (O= in the cache) and the selftests
+  boot     boot the kernel in QEMU with virtme-ng and run a guest script
+
+Commands (see README.md):
+
+  demo            build the series, boot it and show minor faults resolved
+  test            the harness's unit tests, then build, boot, run every test
+                  and every gate; last line is "N passed, N failed"
+  unit            the harness's unit tests and type check only (seconds)
+  shell           interactive shell in the booted test kernel
+  series          write the mailable series (git format-patch --cover-letter)
+  gates           the review gates only (checkpatch, git am, clippy, rustfmt,
+                  rustdoc, mypy)
+  bench           boot with -icount and run the CONTINUE benchmark
+  check-series    build every patch of the series on its own, in several
+                  configurations, and its rustdoc (slow)
+  check-arch ARCH cross-build the series for ARCH (arm64) with no warning
+  clean           remove the build directories and check worktrees (next
+                  builds are from scratch)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Dict, List, Optional, Sequence
+
+from . import base, bench, boot, build, check_series, gates, host_setup, results, series
+from .common import Context, HarnessError, elapsed, say, tail, tool_env
+from .results import Results
+
+
+def prepare(ctx: Context) -> List[tuple[str, str]]:
+    """setup, fetch and tree: what every command that builds needs first."""
+    host_setup.setup(ctx)
+    base.fetch(ctx)
+    return series.update_tree(ctx)
+
+
+def finish(res: Results) -> int:
+    """Prints the results and their summary line; the exit status."""
+    res.report()
+    print(res.summary())
+    return 1 if res.failed else 0
+
+
+def cmd_setup(ctx: Context, args: argparse.Namespace) -> int:
+    host_setup.setup(ctx)
+    return 0
+
+
+def cmd_fetch(ctx: Context, args: argparse.Namespace) -> int:
+    base.fetch(ctx)
+    return 0
+
+
+def cmd_tree(ctx: Context, args: argparse.Namespace) -> int:
+    base.fetch(ctx)
+    series.update_tree(ctx)
+    return 0
+
+
+def cmd_build(ctx: Context, args: argparse.Namespace) -> int:
+    prepare(ctx)
+    build.build_kernel(ctx)
+    build.build_selftests(ctx)
+    return 0
+
+
+def cmd_clean(ctx: Context, args: argparse.Namespace) -> int:
+    build.clean(ctx)
+    return 0
+
+
+def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
+    cmd_build(ctx, args)
+    rundir = boot.boot(ctx, "demo.sh", "demo", timeout=900)
+    out = os.path.join(rundir, "demo.out")
+    if not os.path.exists(out):
+        raise HarnessError(tail(os.path.join(rundir, "console.log"), 60)
+                           + "the demo did not produce output")
+    with open(out) as f:
+        print(f.read(), end="")
+    res = Results()
+    results.scan_kernel_log(rundir, res)
+    return finish(res)
+
+
+def test_run_name(ctx: Context) -> str:
+    return ("test-kasan" if ctx.kasan else "test") + \
+        ("-without-fixes" if ctx.without_fixes else "")
+
+
+def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
+    host_setup.setup(ctx)
+    base.fetch(ctx)
+    res = Results()
+    # First, in seconds: the harness's own unit tests (they need the base's
+    # tools/testing/kunit).
+    gates.run_unit_tests(ctx, res)
+    commits = series.update_tree(ctx)
+    build.build_kernel(ctx)
+    build.build_selftests(ctx)
+    # Huge pages from boot on, so that the KUnit suites (which run before the
+    # guest script sets vm.nr_hugepages) can map hugetlb files too.
+    rundir = boot.boot(ctx, "run-tests.sh", test_run_name(ctx), timeout=args.timeout,
+                       append=("hugepages=128",),
+                       args="kunit" if args.kunit_only else
+                       f"only={args.only}" if args.only else "")
+    results.parse_guest_run(rundir, res)
+    results.compare_implementations(res)
+    results.scan_kernel_log(rundir, res)
+    if not args.no_gates and commits:
+        gates.run_gates(ctx, res)
+    with open(os.path.join(rundir, "results.tap"), "w") as f:
+        res.report(f)
+    print()
+    print("Phase timings:")
+    for name, d in ctx.timings:
+        print(f"  {d:7.0f}s  {name}")
+    print()
+    return finish(res)
+
+
+def cmd_unit(ctx: Context, args: argparse.Namespace) -> int:
+    """The harness's unit tests and mypy, without building anything."""
+    base.fetch(ctx)
+    res = Results()
+    gates.run_unit_tests(ctx, res)
+    gates.gate_mypy(ctx, res)
+    return finish(res)
+
+
+def cmd_gates(ctx: Context, args: argparse.Namespace) -> int:
+    """The review gates alone: checkpatch, git am, clippy, rustfmt, rustdoc, mypy."""
+    prepare(ctx)
+    build.build_kernel(ctx)
+    res = Results()
+    gates.run_gates(ctx, res)
+    return finish(res)
+
+
+def cmd_shell(ctx: Context, args: argparse.Namespace) -> int:
+    cmd_build(ctx, args)
+    cmd = boot.vng_cmd(ctx, None, kvm=boot.kvm_usable(), verbose=False)
+    say("$ " + " ".join(cmd))
+    os.execvpe(cmd[0], cmd, tool_env())
+
+
+def cmd_series(ctx: Context, args: argparse.Namespace) -> int:
+    base.fetch(ctx)
+    with ctx.phase("format-patch"):
+        patches = series.write_series(ctx, args.out or os.path.join(ctx.out, "series"))
+    for p in patches:
+        print(p)
+    return 0
+
+
+def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
+    prepare(ctx)
+    print(bench.bench(ctx), end="")
+    return 0
+
+
+def cmd_check_series(ctx: Context, args: argparse.Namespace) -> int:
+    commits = prepare(ctx)
+    variants = args.variants.split(",") if args.variants else list(check_series.VARIANTS)
+    unknown = [v for v in variants if v not in check_series.VARIANTS]
+    if unknown:
+        raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: "
+                           + ",".join(check_series.VARIANTS))
+    return finish(check_series.check_series(ctx, commits, variants))
+
+
+def cmd_check_arch(ctx: Context, args: argparse.Namespace) -> int:
+    prepare(ctx)
+    return finish(check_series.check_arch(ctx, args.arch))
+
+
+COMMANDS: Dict[str, Callable[[Context, argparse.Namespace], int]] = {
+    "setup": cmd_setup, "fetch": cmd_fetch, "tree": cmd_tree,
+    "build": cmd_build, "demo": cmd_demo, "test": cmd_test, "unit": cmd_unit,
+    "shell": cmd_shell, "series": cmd_series, "clean": cmd_clean,
+    "bench": cmd_bench, "check-series": cmd_check_series,
+    "gates": cmd_gates, "check-arch": cmd_check_arch,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="uffdrs", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kasan", action="store_true",
+                    help="build and boot a KASAN kernel (build-kasan/ in the cache)")
+    ap.add_argument("--without-fixes", action="store_true",
+                    help="assemble (tree, build, test, ...) the series without "
+                    "its patches marked fix = true")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("setup", "fetch", "tree", "build", "demo", "shell", "clean",
+                 "bench", "gates", "unit"):
+        sub.add_parser(name)
+    t = sub.add_parser("test")
+    t.add_argument("--no-gates", action="store_true",
+                   help="skip checkpatch/rustfmt/clippy/rustdoc/git-am/mypy gates")
+    t.add_argument("--kunit-only", action="store_true",
+                   help="in the guest, collect the KUnit results only")
+    t.add_argument("--only", default="",
+                   help="comma-separated selftest programs: run only these "
+                   "in the guest (on every implementation), and the KUnit results")
+    t.add_argument("--timeout", type=int, default=5400,
+                   help="seconds the guest may run (default 5400)")
+    s = sub.add_parser("series")
+    s.add_argument("--out", default="", help="directory (default: out/series)")
+    a = sub.add_parser("check-arch")
+    a.add_argument("arch", choices=sorted(check_series.CHECK_ARCHES))
+    c = sub.add_parser("check-series")
+    c.add_argument("--variants", default="",
+                   help="comma-separated subset of " + ",".join(check_series.VARIANTS))
+    return ap
+
+
+def main(repo: str, argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    ctx = Context.create(repo, kasan=args.kasan, without_fixes=args.without_fixes)
+    try:
+        os.makedirs(ctx.cache, exist_ok=True)
+        return COMMANDS[args.cmd](ctx, args)
+    except HarnessError as e:
+        print(f"[uffdrs {elapsed()}] error: {e}", file=sys.stderr, flush=True)
+        return 1

@@ -1,0 +1,340 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Results: the one place where test output becomes pass, fail or skip.
+
+The guest records raw output (see harness/guest/lib.sh): the KTAP of every
+KUnit suite from debugfs, the TAP of the selftest programs, exit statuses and
+the mfill counters, listed in the run's `manifest`. They are parsed here, on
+the host; KTAP and TAP with the kernel's own parser,
+tools/testing/kunit/kunit_parser.py of the base tree (use_kunit_tool()).
+
+Every result has a status (ok, fail, skip), a name and, for a failure, the
+lines that explain it. The report is TAP, and its last line is
+"N passed, N failed[, N skipped]".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, TextIO, Tuple
+
+from .common import HarnessError, read, tail
+
+if TYPE_CHECKING:
+    import kunit_parser
+
+OK, FAIL, SKIP = "ok", "fail", "skip"
+
+
+@dataclasses.dataclass
+class Result:
+    status: str  # OK, FAIL or SKIP
+    name: str
+    detail: str = ""  # for a failure: what to show; for a skip: the reason
+
+
+class Results:
+    """The results of a command, in order, and notes printed with them."""
+
+    def __init__(self) -> None:
+        self.items: List[Result] = []
+        self.notes: List[str] = []  # printed as TAP comments
+
+    def add(self, status: str, name: str, detail: str = "") -> None:
+        assert status in (OK, FAIL, SKIP), status
+        self.items.append(Result(status, name, detail))
+
+    def ok(self, name: str, detail: str = "") -> None:
+        self.add(OK, name, detail)
+
+    def fail(self, name: str, detail: str = "") -> None:
+        self.add(FAIL, name, detail)
+
+    def skip(self, name: str, reason: str) -> None:
+        self.add(SKIP, name, reason)
+
+    def check(self, cond: bool, name: str, detail: str = "") -> None:
+        self.add(OK if cond else FAIL, name, detail)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.items if r.status == status)
+
+    @property
+    def failed(self) -> int:
+        return self.count(FAIL)
+
+    def summary(self) -> str:
+        """The last line of every command: "N passed, N failed[, N skipped]"."""
+        line = f"{self.count(OK)} passed, {self.count(FAIL)} failed"
+        if self.count(SKIP):
+            line += f", {self.count(SKIP)} skipped"
+        return line
+
+    def tap(self) -> List[str]:
+        """The results as TAP, with the first 40 lines of each failure's detail."""
+        lines = ["TAP version 13"]
+        lines += [f"# {note}" for note in self.notes]
+        lines.append(f"1..{len(self.items)}")
+        for i, r in enumerate(self.items, 1):
+            line = f"{'not ok' if r.status == FAIL else 'ok'} {i} {r.name}"
+            if r.status == SKIP:
+                line += f" # SKIP {r.detail}"
+            lines.append(line)
+            if r.status == FAIL and r.detail:
+                lines += [f"#   {d}" for d in r.detail.splitlines()[:40]]
+        return lines
+
+    def report(self, out: TextIO = sys.stdout) -> None:
+        for line in self.tap():
+            print(line, file=out)
+
+
+# ---------------------------------------------------------------------------
+# KTAP and TAP, with the kernel's kunit_parser
+# ---------------------------------------------------------------------------
+
+def use_kunit_tool(kunit_dir: str) -> None:
+    """Makes tools/testing/kunit of a kernel tree importable."""
+    if not os.path.exists(os.path.join(kunit_dir, "kunit_parser.py")):
+        raise HarnessError(f"no kunit_parser.py in {kunit_dir} (fetch the base first)")
+    if kunit_dir not in sys.path:
+        sys.path.insert(0, kunit_dir)
+
+
+def parse_ktap(lines: Iterable[str]) -> kunit_parser.Test:
+    """The main test of KTAP or TAP output, with kunit_parser, silently."""
+    import kunit_parser
+    import kunit_printer
+    return kunit_parser.parse_run_tests(lines, kunit_printer.Printer(print=False))
+
+
+# kselftest's ksft_test_result_skip(): "ok 3 # SKIP name (reason)"; KTAP
+# and kselftest_harness: "ok 3 name # SKIP reason". kunit_parser takes the
+# first as a test without a name, skipped for "name (reason)".
+KSFT_SKIP = re.compile(r"^(.*?)(?: \((.*)\))?$")
+
+
+def case_name_and_reason(test: kunit_parser.Test) -> Tuple[str, str]:
+    """The name and skip reason of a test, in either skip form."""
+    name, reason = test.name.strip(), test.skip_reason.strip()
+    if not name and reason:
+        m = KSFT_SKIP.match(reason)
+        assert m
+        name, reason = m.group(1), m.group(2) or ""
+    return name, reason or "no reason given"
+
+
+def add_test(res: Results, prefix: str, test: kunit_parser.Test, num: int) -> None:
+    """Results for one test of a KTAP tree: its cases, or itself if it has none.
+
+    A parameterised KUnit case has its parameters as subtests: each one is a
+    result, "PREFIX: case: parameter"; the case itself is one only if it
+    failed while none of its parameters did.
+    """
+    from kunit_parser import TestStatus
+    name, reason = case_name_and_reason(test)
+    if not name:
+        name = f"test {num} (no result line: crashed or missing)"
+    full = f"{prefix}: {name}"
+    before = res.failed
+    for i, sub in enumerate(test.subtests, 1):
+        add_test(res, full, sub, i)
+    if test.subtests and (test.ok_status() or res.failed > before):
+        return
+    if test.status == TestStatus.SUCCESS:
+        res.ok(full)
+    elif test.status == TestStatus.SKIPPED:
+        res.skip(full, reason)
+    else:
+        status = test.status.name.lower().replace("_", " ")
+        res.fail(full, f"status: {status}\n" + "\n".join(test.log))
+
+
+def add_ktap_suite(res: Results, prefix: str, text: str) -> None:
+    """The results of a KUnit suite's debugfs `results` file.
+
+    Each case is a result named "PREFIX: case" (parameters of a
+    parameterised case are their own results), and the suite is one, named
+    "PREFIX (suite)": it passes if its own result line is ok and the KTAP
+    has the cases its plan announced, and is skipped if the suite was.
+    """
+    from kunit_parser import TestStatus
+    main = parse_ktap(text.splitlines())
+    suites = main.subtests
+    if not suites:
+        res.fail(f"{prefix} (suite)", "no KTAP results:\n" + text[-2000:])
+        return
+    for suite in suites:
+        for i, case in enumerate(suite.subtests, 1):
+            add_test(res, prefix, case, i)
+        if suite.status == TestStatus.SKIPPED and main.counts.errors == 0:
+            res.skip(f"{prefix} (suite)", case_name_and_reason(suite)[1])
+            continue
+        res.check(suite.ok_status() and suite.counts.errors == 0
+                  and main.counts.errors == 0, f"{prefix} (suite)",
+                  f"suite status {suite.status.name}, {suite.counts}\n"
+                  + "\n".join(suite.log[-40:]))
+
+
+def add_tap_program(res: Results, prefix: str, text: str) -> None:
+    """The cases of a selftest program's TAP output, "PREFIX: case"."""
+    main = parse_ktap(text.splitlines())
+    if not main.subtests:
+        res.fail(f"{prefix}: TAP output", "no TAP results in the output:\n" + text[-2000:])
+        return
+    for i, case in enumerate(main.subtests, 1):
+        add_test(res, prefix, case, i)
+
+
+def exit_status_ok(rc: str, tap: bool) -> bool:
+    """0, or for a kselftest 4 (KSFT_SKIP: every case skipped)."""
+    return rc == "0" or (tap and rc == "4")
+
+
+def exit_status_name(prefix: str, rc: str) -> str:
+    if rc == "0" or rc == "4":
+        return f"{prefix}: exit status"
+    return f"{prefix}: exit status {rc}" + (" (timeout)" if rc == "124" else "")
+
+
+# ---------------------------------------------------------------------------
+# A guest run
+# ---------------------------------------------------------------------------
+
+def mfill_stats(text: str, impl: str) -> Tuple[bool, str]:
+    """Whether a phase mapped its pages with the selected implementation only.
+
+    `text` has the debugfs counters before and after the phase ("before
+    continue_rust 12"); rust-batch counts as rust. Returns (ok, summary).
+    """
+    values: Dict[str, Dict[str, int]] = {"before": {}, "after": {}}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[0] in values:
+            values[f[0]][f[1]] = int(f[2])
+
+    def delta(key: str) -> int:
+        return values["after"].get(key, 0) - values["before"].get(key, 0)
+
+    fam = impl.removesuffix("-batch")
+    other = "c" if fam == "rust" else "rust"
+    d_cont, d_inst = delta(f"continue_{fam}"), delta(f"install_{fam}")
+    o = delta(f"continue_{other}") + delta(f"install_{other}")
+    msg = f"continue_{fam} +{d_cont}, install_{fam} +{d_inst}, {other} +{o}"
+    return d_cont > 0 and d_inst > 0 and o == 0, msg
+
+
+@dataclasses.dataclass
+class ManifestEntry:
+    kind: str
+    name: str
+    status: str
+    log: str  # path relative to the run directory, or "-"
+
+
+def read_manifest(rundir: str) -> Optional[List[ManifestEntry]]:
+    path = os.path.join(rundir, "manifest")
+    if not os.path.exists(path):
+        return None
+    entries = []
+    for line in read(path).splitlines():
+        f = line.split("\t")
+        if len(f) == 4:
+            entries.append(ManifestEntry(*f))
+    return entries
+
+
+def parse_guest_run(rundir: str, res: Results, prefix: str = "") -> None:
+    """Adds the results of a guest run: everything its manifest lists, and
+    whether the guest script finished."""
+    entries = read_manifest(rundir)
+    if entries is None:
+        res.fail(f"{prefix}guest results",
+                 f"the guest wrote no results (see {rundir}/console.log)")
+        entries = []
+    for e in entries:
+        log = os.path.join(rundir, e.log)
+        text = read(log) if e.log != "-" and os.path.exists(log) else ""
+        name = prefix + e.name
+        if e.kind == "ktap":
+            add_ktap_suite(res, name, text)
+        elif e.kind == "nokunit":
+            res.fail(f"{prefix}kunit: debugfs results present")
+        elif e.kind == "tap":
+            add_tap_program(res, name, text)
+            res.check(exit_status_ok(e.status, tap=True), exit_status_name(name, e.status),
+                      tail(log))
+        elif e.kind == "exit":
+            res.check(exit_status_ok(e.status, tap=False), name, tail(log))
+        elif e.kind == "stats":
+            ok, msg = mfill_stats(text, e.name)
+            res.notes.append(f"mfill stats [{e.name}]: {msg}")
+            res.check(ok, f"{prefix}mfill stats [{e.name}]: pages mapped by the "
+                      "selected implementation only", msg)
+        else:
+            res.fail(f"{prefix}guest manifest", f"unknown entry {e}")
+    done = os.path.exists(os.path.join(rundir, "done"))
+    rc_path = os.path.join(rundir, "vng.rc")
+    rc = read(rc_path).strip() if os.path.exists(rc_path) else "?"
+    res.check(done, f"{prefix}guest run completed",
+              "" if done else f"guest script did not finish (vng rc {rc}, see "
+              f"{rundir}/console.log)")
+
+
+# ---------------------------------------------------------------------------
+# Checks over the results and the kernel log
+# ---------------------------------------------------------------------------
+
+IMPL_NAME = re.compile(r"^(.*)\[(rust|rust-batch|c)\](.*)$")
+
+
+def compare_implementations(res: Results) -> None:
+    """Every test run on several implementations must have the same outcome.
+
+    Results are grouped by program ("uffd-unit-tests[rust]: minor on shmem"
+    is case "minor on shmem" of "uffd-unit-tests" on "rust"); a program run
+    on one implementation only is not compared.
+    """
+    by_prog: Dict[str, Dict[str, Dict[str, str]]] = {}
+    for r in res.items:
+        m = IMPL_NAME.match(r.name)
+        if m:
+            prog, impl, case = m.groups()
+            by_prog.setdefault(prog.strip(), {}).setdefault(case, {})[impl] = r.status
+    for prog, cases in sorted(by_prog.items()):
+        impls = sorted({i for v in cases.values() for i in v})
+        if len(impls) < 2:
+            continue
+        both = {c: v for c, v in cases.items() if len(v) == len(impls)}
+        diff = [f"{c}: " + ", ".join(f"{i} {v[i]}" for i in impls)
+                for c, v in sorted(both.items()) if len(set(v.values())) > 1]
+        missing = [c for c, v in sorted(cases.items()) if len(v) != len(impls)]
+        res.check(not diff and not missing,
+                  f"{prog}: same outcome on every implementation "
+                  f"({', '.join(impls)}; {len(both)} cases)",
+                  "\n".join(diff + [f"{c}: not run on every implementation"
+                                    for c in missing]))
+
+
+KERNEL_LOG_BAD = re.compile(
+    r"(WARNING:|BUG:|Oops|kernel BUG at|general protection fault|"
+    r"KASAN:|UBSAN:|Kernel panic|possible recursive locking|"
+    r"circular locking dependency|inconsistent lock state|"
+    r"suspicious RCU usage|Call Trace:|cut here)")
+
+
+def kernel_log_problems(text: str) -> List[str]:
+    """The lines of a kernel log that report a WARN, BUG, Oops, lockdep,
+    KASAN, UBSAN or RCU problem, or a call trace."""
+    return [line.rstrip() for line in text.splitlines() if KERNEL_LOG_BAD.search(line)]
+
+
+def scan_kernel_log(rundir: str, res: Results, prefix: str = "") -> None:
+    """The guest's kernel log (dmesg.txt, else the console) must be clean."""
+    dmesg = os.path.join(rundir, "dmesg.txt")
+    src = dmesg if os.path.exists(dmesg) else os.path.join(rundir, "console.log")
+    bad = kernel_log_problems(read(src)) if os.path.exists(src) else [f"{src}: missing"]
+    res.check(not bad, f"{prefix}kernel log clean (no WARN/BUG/Oops/lockdep/KASAN)",
+              "\n".join(bad[:30]) + f"\n(full log: {src})")
