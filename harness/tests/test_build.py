@@ -102,6 +102,43 @@ class CheckpatchTest(unittest.TestCase):
         self.assertFalse(gates.checkpatch_ok("WARNING:SPACING: x\n",
                                              self.PATCH + "+SPACING:\n"))
 
+    MAINTAINERS = ("THE REST\nM:\tLinus\nF:\t*\nF:\t*/\n\n"
+                   "MEMORY MANAGEMENT - RUST\nM:\tsomeone\nF:\trust/kernel/mm/\n"
+                   "F:\trust/helpers/mm.c\n\n"
+                   "MEMORY MANAGEMENT - USERFAULTFD\nF:\tmm/userfaultfd.c\n"
+                   "F:\ttools/testing/selftests/mm/uffd-*.[ch]\n")
+    NEW_FILES = ("Subject: [PATCH 3/9] y\n\nAdd files.\n---\n"
+                 "diff --git a/rust/kernel/mm/pte.rs b/rust/kernel/mm/pte.rs\n"
+                 "new file mode 100644\n"
+                 "diff --git a/tools/testing/selftests/mm/uffd-continue.h "
+                 "b/tools/testing/selftests/mm/uffd-continue.h\nnew file mode 100644\n"
+                 "diff --git a/mm/userfaultfd.c b/mm/userfaultfd.c\nindex 1..2 100644\n")
+
+    def test_maintainers_sections(self) -> None:
+        m = self.MAINTAINERS
+        self.assertEqual(gates.maintainers_sections(m, "rust/kernel/mm/a/b.rs"),
+                         ["MEMORY MANAGEMENT - RUST"])
+        self.assertEqual(gates.maintainers_sections(m, "tools/testing/selftests/mm/uffd-x.c"),
+                         ["MEMORY MANAGEMENT - USERFAULTFD"])
+        self.assertEqual(gates.maintainers_sections(m, "rust/helpers/mm.c"),
+                         ["MEMORY MANAGEMENT - RUST"])
+        # Only THE REST: no section.
+        self.assertEqual(gates.maintainers_sections(m, "rust/helpers/folio.c"), [])
+        self.assertEqual(gates.maintainers_sections(m, "mm/userfaultfd_rust.rs"), [])
+
+    def test_added_files(self) -> None:
+        self.assertEqual(gates.added_files(self.NEW_FILES),
+                         ["rust/kernel/mm/pte.rs", "tools/testing/selftests/mm/uffd-continue.h"])
+
+    def test_file_path_changes(self) -> None:
+        warn = "WARNING:FILE_PATH_CHANGES: added, moved or deleted file(s)\n"
+        # Every new file has a section: the question is answered.
+        self.assertTrue(gates.checkpatch_ok(warn, self.NEW_FILES, self.MAINTAINERS))
+        # A new file with no section: MAINTAINERS needs updating.
+        orphan = self.NEW_FILES.replace("rust/kernel/mm/pte.rs", "rust/helpers/pte.c")
+        self.assertFalse(gates.checkpatch_ok(warn, orphan, self.MAINTAINERS))
+        self.assertFalse(gates.checkpatch_ok(warn, self.NEW_FILES))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,6 +5,7 @@ harness's own checks: its unit tests and its static type check (mypy)."""
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import os
 import subprocess
@@ -19,31 +20,81 @@ from .results import Results
 
 
 def gate_checkpatch(ctx: Context, res: Results, patches: Sequence[str]) -> None:
+    commits = git("rev-list", "--reverse", f"{BASE_REF}..HEAD", cwd=ctx.tree).split()
     for p in patches:
         name = os.path.basename(p)
         if name.startswith("0000-"):
             continue
-        # FILE_PATH_CHANGES asks for MAINTAINERS updates; the documentation
-        # patch of the series adds them. UNKNOWN_COMMIT_ID: the base is a
-        # source tarball without upstream history, in which checkpatch cannot
-        # look up the commits of the fixes' Fixes: tags.
+        # UNKNOWN_COMMIT_ID: the base is a source tarball without upstream
+        # history, in which checkpatch cannot look up the commits of the
+        # fixes' Fixes: tags.
         r = run(["perl", os.path.join(ctx.tree, "scripts/checkpatch.pl"), "--strict",
                  "--no-tree", "--quiet", "--show-types",
-                 "--ignore", "FILE_PATH_CHANGES,UNKNOWN_COMMIT_ID", p],
+                 "--ignore", "UNKNOWN_COMMIT_ID", p],
                 capture=True, check=False)
-        res.check(checkpatch_ok(r.stdout, read(p)), f"gate: checkpatch --strict {name}",
-                  r.stdout)
+        n = int(name.split("-", 1)[0])
+        maintainers = (git("show", f"{commits[n - 1]}:MAINTAINERS", cwd=ctx.tree)
+                       if 0 < n <= len(commits) else "")
+        res.check(checkpatch_ok(r.stdout, read(p), maintainers),
+                  f"gate: checkpatch --strict {name}", r.stdout)
 
 
-def checkpatch_ok(output: str, patch: str) -> bool:
+def checkpatch_ok(output: str, patch: str, maintainers: str = "") -> bool:
     """No error, and every warning or check justified: a warning is justified
-    when the commit message names its type (e.g. LONG_LINE)."""
+    when the commit message names its type (e.g. LONG_LINE). FILE_PATH_CHANGES
+    asks whether MAINTAINERS needs updating for the files the patch adds: it
+    is answered, and justified, when each of them has a MAINTAINERS section
+    (`maintainers`, the file as the patch leaves it) other than THE REST."""
     lines = output.splitlines()
     errs = [line for line in lines if line.startswith("ERROR:")]
     warns = [line for line in lines if line.startswith(("WARNING:", "CHECK:"))]
     msg = patch.split("\n---\n")[0]
-    unjustified = [w for w in warns if w.split(":")[1] not in msg]
-    return not errs and not unjustified
+
+    def justified(warning: str) -> bool:
+        kind = warning.split(":")[1]
+        if kind == "FILE_PATH_CHANGES":
+            return all(maintainers_sections(maintainers, f) for f in added_files(patch))
+        return kind in msg
+
+    return not errs and all(justified(w) for w in warns)
+
+
+def maintainers_sections(text: str, path: str) -> List[str]:
+    """The MAINTAINERS sections whose F: patterns cover `path`, matched as
+    get_maintainer.pl matches them: a pattern ending in "/" covers everything
+    below that directory, one with wildcards is a glob over the whole path
+    ("*" crosses "/"), any other one names a file or a directory. THE REST,
+    which covers everything, is left out."""
+    sections: List[str] = []
+    name = ""
+    for line in text.splitlines():
+        if line and not line.startswith("\t") and line[1:2] != ":":
+            name = line.strip()
+            continue
+        if not line.startswith("F:") or name == "THE REST":
+            continue
+        pat = line[2:].strip()
+        if pat.endswith("/"):
+            hit = path.startswith(pat)
+        elif any(c in pat for c in "*?["):
+            hit = fnmatch.fnmatchcase(path, pat) or fnmatch.fnmatchcase(path, pat + "/*")
+        else:
+            hit = path == pat or path.startswith(pat + "/")
+        if hit and name not in sections:
+            sections.append(name)
+    return sections
+
+
+def added_files(patch: str) -> List[str]:
+    """The files a patch (git format-patch output) adds."""
+    files: List[str] = []
+    current = ""
+    for line in patch.splitlines():
+        if line.startswith("diff --git a/"):
+            current = line.split(" b/", 1)[1]
+        elif line.startswith("new file mode") and current:
+            files.append(current)
+    return files
 
 
 def gate_git_am(ctx: Context, res: Results, patches: Sequence[str], tip_tree: str) -> None:
