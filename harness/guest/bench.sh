@@ -4,14 +4,14 @@
 # the Rust, the batched Rust and the C implementation in turn, a few rounds
 # each, then a table of the medians and of the ratios to C.
 # Writes $1/bench.txt, $1/bench.json, the raw lines in $1/logs/bench.raw.
-# $2, if given, is the harness option the kernel was built with, for the
-# "command:" line (e.g. --kasan).
+# $2, if given, is the harness command line after "harness/uffdrs", for the
+# "command:" line (e.g. "bench --debug"); $3 the number of rounds (default 2).
 . "$(dirname "$0")/lib.sh"
 guest_setup
 
 SWITCH=/sys/kernel/debug/userfaultfd/mfill_impl
 BENCH=$ST/uffd-continue-bench
-ROUNDS=2	# rust, rust-batch, c, rust, rust-batch, c
+ROUNDS=${3:-2}	# rust, rust-batch, c, rust, rust-batch, c, ...
 SCALE=0.5	# repetition counts of uffd-continue-bench (-s): -icount repeats to ~0.1%
 RAW=$OUT/logs/bench.raw
 : > "$RAW"
@@ -48,7 +48,7 @@ done
 [ -w "$SWITCH" ] && echo rust > "$SWITCH"
 
 python3 - "$RAW" "$OUT" "$ROUNDS" "$SCALE" "$(uname -r)" \
-	"harness/uffdrs ${2:+$2 }bench" <<'EOF'
+	"harness/uffdrs ${2:-bench}" <<'EOF'
 import json, statistics, sys
 
 raw, out, rounds, scale, kernel, COMMAND = sys.argv[1:7]
@@ -56,7 +56,7 @@ QEMU = "-icount shift=0,align=off,sleep=off"
 NOTE = ("Under TCG with -icount shift=0 the guest clock advances one "
         "nanosecond per guest instruction: every \"ns\" here counts guest "
         "instructions, not time. Compare implementations by their ratio in "
-        "the same boot; the absolute numbers mean little (TCG, debug kernel).")
+        "the same boot; the absolute numbers mean little (TCG).")
 
 # (test, mem, size) -> metric -> impl -> [value per round]
 data, lines, failed = {}, [], 0
