@@ -346,7 +346,8 @@ impl<'a> PteTableGuard<'a> {
 
     /// Checks that a fill may replace each of the `nr` entries from the position, which the
     /// caller checked are within [`max_nr`](Self::max_nr).
-    #[inline]
+    // Always inlined: a per-page check, whose loop folds away for a constant `nr`.
+    #[inline(always)]
     fn check_entries_fillable(&self, nr: usize) -> Result {
         for i in 0..nr {
             // SAFETY: The table is mapped and locked, and `i < nr <= max_nr()`.
@@ -363,8 +364,9 @@ impl<'a> PteTableGuard<'a> {
     /// Dirty; writable if the VMA is writable, except that a page-cache page is only mapped
     /// writable into a shared mapping (in a private one, a write must copy it first) of a file
     /// that does not want to be told of the first write to a page
-    /// ([`file_wants_writenotify`](Self::file_wants_writenotify)); with the userfaultfd
-    /// write-protect bit if `wp`.
+    /// ([`ops_want_writenotify`](Self::ops_want_writenotify),
+    /// [`file_can_writeback`](Self::file_can_writeback)); with the userfaultfd write-protect bit
+    /// if `wp`.
     ///
     /// `vm_flags` are the VMA's flags, read once by the caller.
     // Always inlined: both callers are per-page paths, and the PTE is built in registers.
@@ -373,7 +375,9 @@ impl<'a> PteTableGuard<'a> {
         let mut pte = Pte::mk_pte(page, self.vma.page_prot());
         let writable = vm_flags & flags::WRITE != 0
             && (!page_in_cache
-                || (vm_flags & flags::SHARED != 0 && !self.file_wants_writenotify(pte.write())));
+                || (vm_flags & flags::SHARED != 0
+                    && !self.ops_want_writenotify()
+                    && (pte.write() || !self.file_can_writeback())));
         pte = pte.mkdirty();
         if writable {
             pte = pte.mkwrite(self.vma);
@@ -384,25 +388,25 @@ impl<'a> PteTableGuard<'a> {
         pte
     }
 
-    /// Returns whether the VMA's file wants a write fault before a page of it is written through
-    /// a shared mapping: its `vm_ops` have `page_mkwrite()` or `pfn_mkwrite()`, or its mapping
-    /// writes dirty pages back (`mapping_can_writeback()`). shmem does neither. A page of such a
-    /// file is mapped read-only, so that the first write faults and the file system is asked.
-    ///
-    /// `prot_writable` says whether the VMA's `vm_page_prot` allows writes. If it does, the
-    /// kernel did not ask for write faults to track dirty pages (`vma_set_page_prot()` makes it
-    /// read-only if the mapping can write back), and `mapping_can_writeback()`, a call, is
-    /// skipped.
+    /// Returns whether the VMA's `vm_ops` want a write fault before a page is written through a
+    /// shared mapping: they have `page_mkwrite()` or `pfn_mkwrite()`. shmem's do not. A page of
+    /// such a file is mapped read-only, so that the first write faults and the file system is
+    /// asked.
     #[inline]
-    fn file_wants_writenotify(&self, prot_writable: bool) -> bool {
+    fn ops_want_writenotify(&self) -> bool {
         // SAFETY: The VMA is read-locked; its `vm_ops` is NULL or a valid, static table.
         let ops = unsafe { (*self.vma.as_ptr()).vm_ops.as_ref() };
-        if ops.is_some_and(|ops| ops.page_mkwrite.is_some() || ops.pfn_mkwrite.is_some()) {
-            return true;
-        }
-        if prot_writable {
-            return false;
-        }
+        ops.is_some_and(|ops| ops.page_mkwrite.is_some() || ops.pfn_mkwrite.is_some())
+    }
+
+    /// Returns whether the mapping of the VMA's file writes dirty pages back
+    /// (`mapping_can_writeback()`), which also wants a write fault before a page is written
+    /// through a shared mapping. shmem's does not.
+    ///
+    /// Only called if the VMA's `vm_page_prot` does not allow writes: if it does, the kernel did
+    /// not ask for write faults to track dirty pages (`vma_set_page_prot()` makes it read-only if
+    /// the mapping can write back), and this test, a call, is not needed.
+    fn file_can_writeback(&self) -> bool {
         self.vma.file().is_some_and(|file| {
             // SAFETY: The file of a read-locked VMA is valid, and so is its mapping.
             unsafe { bindings::mapping_can_writeback((*file.as_ptr()).f_mapping) }
@@ -990,6 +994,7 @@ mod misuse_tests {
         mm::{
             folio::Folio,
             kunit::{self, prot},
+            pte::PteKind,
             shmem::{shmem_file_setup, shmem_get_folio, shmem_get_folio_nowait, SgpType},
         },
         sync::aref::ARef,
