@@ -88,7 +88,9 @@ fn mfill_get_folio(vma: &VmaRef, dst_addr: usize) -> Result<LockedFolio> {
 /// the folio comes back with the error, in the state it was passed in.
 ///
 /// [`PteTableGuard::set_ptes_file`]: kernel::mm::pgtable::PteTableGuard::set_ptes_file
-#[inline]
+// Always inlined: the per-page step of every fill, and its callers pass one kind of folio each,
+// so that only the installation of that kind is left.
+#[inline(always)]
 pub fn mfill_atomic_install_pte(
     pmd: &Pmd<'_>,
     folio: MfillFolio,
