@@ -439,12 +439,14 @@ impl<'a> PteTableGuard<'a> {
     /// - `EFAULT` if one of the pages is at or beyond the end of the file (`i_size`, read under
     ///   the PTE table lock: a truncation that updated it before is seen here, one that updates
     ///   it after unmaps the new entries);
-    /// - `EEXIST` if an entry is not one that a fill may replace ([`PteKind::is_fillable`](crate::mm::pte::PteKind::is_fillable):
+    /// - `EEXIST` if an entry is not one that a fill may replace ([`PteKind::is_fillable`]:
     ///   empty, or a userfaultfd marker that is not a guard).
     ///
     /// The folio lock is what makes this safe against truncation: truncation locks the folio
     /// before it unmaps it and removes it from the page cache, so a folio that is still in the
     /// VMA's file here is unmapped by truncation afterwards.
+    ///
+    /// [`PteKind::is_fillable`]: crate::mm::pte::PteKind::is_fillable
     // Always inlined: this is the per-page path of the userfaultfd fills, and their callers pass
     // a constant `nr` (1 for the page-by-page ones), for which the loops below fold away.
     #[inline(always)]
