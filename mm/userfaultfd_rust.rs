@@ -59,6 +59,7 @@ impl MfillFolio {
 /// returned, a swapped-out one swapped in. Any lookup failure (a hole, beyond the end of the
 /// file, an I/O error) is `EFAULT`; a hardware-poisoned page is `EIO`. The folio comes back
 /// locked and with a reference.
+#[inline]
 fn mfill_get_folio(vma: &VmaRef, dst_addr: usize) -> Result<LockedFolio> {
     let (Some(ops), Some(file)) = (vma.uffd_ops(), vma.file()) else {
         // The C core only gets here for VMAs whose memory type supports minor faults.
@@ -67,7 +68,7 @@ fn mfill_get_folio(vma: &VmaRef, dst_addr: usize) -> Result<LockedFolio> {
     let pgoff = vma.linear_page_index(dst_addr);
     // SAFETY: `ops` is the memory type's table of this VMA, and the inode that of its file.
     let folio = unsafe { ops.get_folio_noalloc(file.inode(), pgoff) }.map_err(|_| EFAULT)?;
-    if folio.page_hwpoison(folio.file_page_nr(pgoff)) {
+    if folio.file_page_hwpoison(pgoff) {
         // Dropping the folio unlocks it and puts the reference.
         return Err(EIO);
     }
@@ -87,6 +88,9 @@ fn mfill_get_folio(vma: &VmaRef, dst_addr: usize) -> Result<LockedFolio> {
 /// the folio comes back with the error, in the state it was passed in.
 ///
 /// [`PteTableGuard::set_ptes_file`]: kernel::mm::pgtable::PteTableGuard::set_ptes_file
+// Always inlined: the per-page step of every fill, and its callers pass one kind of folio each,
+// so that only the installation of that kind is left.
+#[inline(always)]
 pub fn mfill_atomic_install_pte(
     pmd: &Pmd<'_>,
     folio: MfillFolio,
@@ -109,6 +113,7 @@ pub fn mfill_atomic_install_pte(
 ///
 /// Looks the folio up with [`mfill_get_folio`], then maps the page that holds the offset, and
 /// only that page, with [`mfill_atomic_install_pte`].
+#[inline]
 pub fn mfill_atomic_pte_continue(pmd: &Pmd<'_>, flags: UffdFlags) -> Result {
     let folio = mfill_get_folio(pmd.vma(), pmd.addr())?;
     mfill_atomic_install_pte(pmd, MfillFolio::PageCache(folio), flags).map_err(|(e, _folio)| e)

@@ -83,6 +83,21 @@ class FragmentsTest(unittest.TestCase):
                                                          "/r/harness/config/bench.config"])
 
 
+class FragmentTest(unittest.TestCase):
+
+    def test_later_fragment_overrides(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            a, b = os.path.join(d, "a.config"), os.path.join(d, "b.config")
+            with open(a, "w") as f:
+                f.write("CONFIG_DEBUG_VM=y\nCONFIG_KUNIT=y\nCONFIG_SWAP=y\n")
+            with open(b, "w") as f:
+                f.write("# CONFIG_DEBUG_VM is not set\n# CONFIG_KUNIT is not set\n")
+            cfg = "CONFIG_SWAP=y\n# CONFIG_DEBUG_VM is not set\nCONFIG_KUNIT=y\n"
+            # DEBUG_VM is off as b wants; KUNIT stayed on against b's wish.
+            self.assertEqual(build.unapplied_options([a, b], cfg), ["# CONFIG_KUNIT is not set"])
+            self.assertEqual(build.unapplied_options([a], cfg), ["CONFIG_DEBUG_VM=y"])
+
+
 class CheckpatchTest(unittest.TestCase):
 
     PATCH = "Subject: [PATCH 1/2] x\n\nLONG_LINE: the table is wider.\n---\n diff\n"

@@ -24,7 +24,7 @@ QEMU_OPTS = "-icount shift=0,align=off,sleep=off"
 NOTE = ("Under TCG with -icount shift=0 the guest clock advances one "
         "nanosecond per guest instruction: every \"ns\" here counts guest "
         "instructions, not time. Compare implementations by their ratio in "
-        "the same boot; the absolute numbers mean little (TCG, debug kernel).")
+        "the same boot; the absolute numbers mean little (TCG).")
 IMPL_ORDER = {"rust": 0, "rust-batch": 1, "c": 2}
 
 Key = Tuple[str, str, int]  # (test, mem, pages or threads)

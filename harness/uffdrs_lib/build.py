@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import subprocess
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .common import (LLVM, Context, HarnessError, git, jobs, read, run, say,
                      truncate, warn)
@@ -47,20 +47,26 @@ def make(ctx: Context, *targets: str, odir: Optional[str] = None,
 
 
 def unapplied_options(fragments: Sequence[str], cfg: str) -> List[str]:
-    """The lines of the fragments that the resolved .config `cfg` does not have."""
-    lines = cfg.splitlines()
-    missing = []
+    """The lines of the fragments that the resolved .config `cfg` does not
+    have. A later fragment overrides an earlier one, as merge_config.sh
+    does, so only the last word on an option counts."""
+    want: Dict[str, str] = {}
     for frag in fragments:
         with open(frag) as f:
             for line in f:
                 line = line.strip()
                 if line.startswith("CONFIG_"):
-                    if line not in lines:
-                        missing.append(line)
+                    want[line.split("=")[0]] = line
                 elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
-                    key = line[2:].split()[0]
-                    if re.search(rf"^{key}=", cfg, re.M):
-                        missing.append(line)
+                    want[line[2:].split()[0]] = line
+    lines = cfg.splitlines()
+    missing = []
+    for key, line in want.items():
+        if line.startswith("CONFIG_"):
+            if line not in lines:
+                missing.append(line)
+        elif re.search(rf"^{key}=", cfg, re.M):
+            missing.append(line)
     return missing
 
 

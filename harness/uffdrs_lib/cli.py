@@ -20,7 +20,8 @@ Commands (see README.md):
   series          write the mailable series (git format-patch --cover-letter)
   gates           the review gates only (checkpatch, git am, clippy, rustfmt,
                   rustdoc, mypy)
-  bench           boot with -icount and run the CONTINUE benchmark
+  bench           boot with -icount and run the CONTINUE benchmark on the
+                  production kernel (--debug: on the test kernel)
   check-series    build every patch of the series on its own, in several
                   configurations, and its rustdoc (slow)
   check-arch ARCH cross-build the series for ARCH (arm64) with no warning
@@ -31,6 +32,7 @@ Commands (see README.md):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
@@ -167,8 +169,21 @@ def cmd_series(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
+    """The production kernel (build-bench/, harness/config/bench.config on
+    top of the test configuration), or with --debug (or --kasan) the test
+    kernel."""
     prepare(ctx)
-    print(bench.bench(ctx), end="")
+    command = " ".join(["harness/uffdrs", *(["--kasan"] if ctx.kasan else []),
+                        *(["--without-fixes"] if ctx.without_fixes else []), "bench",
+                        *(["--debug"] if args.debug else []),
+                        *([f"--rounds {args.rounds}"] if args.rounds != 2 else [])])
+    if args.debug or ctx.kasan:
+        print(bench.bench(ctx, "bench-debug", command, args.rounds), end="")
+    else:
+        prod = dataclasses.replace(
+            ctx, build=os.path.join(ctx.cache, "build-bench"),
+            extra_fragments=(os.path.join(ctx.harness, "config", "bench.config"),))
+        print(bench.bench(prod, "bench", command, args.rounds), end="")
     return 0
 
 
@@ -206,8 +221,14 @@ def parser() -> argparse.ArgumentParser:
                     "its patches marked fix = true")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("setup", "fetch", "tree", "build", "demo", "shell", "clean",
-                 "bench", "gates", "unit"):
+                 "gates", "unit"):
         sub.add_parser(name)
+    b = sub.add_parser("bench")
+    b.add_argument("--debug", action="store_true",
+                   help="benchmark the test kernel (lockdep, DEBUG_VM, KUnit) instead "
+                   "of the production one (build-bench/ in the cache)")
+    b.add_argument("--rounds", type=int, default=2,
+                   help="rounds per implementation (default 2)")
     t = sub.add_parser("test")
     t.add_argument("--no-gates", action="store_true",
                    help="skip checkpatch/rustfmt/clippy/rustdoc/git-am/mypy gates")

@@ -220,7 +220,17 @@ impl Folio {
     /// Returns the position of the page holding file offset `index` within the folio.
     #[inline]
     pub fn file_page_nr(&self, index: PgOff) -> usize {
-        index & (self.nr_pages() - 1)
+        // A folio has at least one page: the subtraction cannot wrap.
+        index & self.nr_pages().wrapping_sub(1)
+    }
+
+    /// Returns whether the page holding file offset `index` has a hardware memory error
+    /// (`PageHWPoison(folio_file_page())`).
+    #[inline]
+    pub fn file_page_hwpoison(&self, index: PgOff) -> bool {
+        // SAFETY: The folio is valid; `folio_file_page()` always returns a page inside it, which
+        // is valid for as long as the folio is.
+        unsafe { bindings::PageHWPoison(bindings::folio_file_page(self.as_ptr(), index)) }
     }
 
     /// Returns whether the `n`th page of the folio has a hardware memory error (`PageHWPoison()`).
@@ -367,6 +377,17 @@ impl LockedFolio {
     pub(crate) unsafe fn unlock_and_transfer(self) {
         let folio = self.unlock();
         let _ = ARef::into_raw(folio);
+    }
+
+    /// Returns whether the folio is in the page cache of `mapping` (`folio->mapping == mapping`).
+    ///
+    /// The field is stable while the folio is locked. An anonymous folio, a folio in the swap
+    /// cache or one that was truncated never compares equal to an `address_space`.
+    #[inline]
+    pub(crate) fn in_mapping(&self, mapping: *const bindings::address_space) -> bool {
+        // SAFETY: The folio is valid, and locked by the type invariants, so `mapping` is stable.
+        let raw = unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.mapping };
+        core::ptr::eq(raw, mapping)
     }
 
     /// Marks the folio dirty (`folio_mark_dirty()`).

@@ -22,13 +22,14 @@
 use crate::{
     bindings,
     error::{code::*, Error, Result},
+    fs::File,
     mm::{
-        folio::{LockedFolio, NewAnonFolio},
-        pte::{Pte, PteKind, PteMarker},
-        virt::{flags, VmaRef},
+        folio::{LockedFolio, NewAnonFolio, PgOff},
+        pte::{Pte, PteMarker},
+        virt::{flags, vm_flags_t, VmaRef},
         MmCounter,
     },
-    page::{Page, PAGE_SIZE},
+    page::{BorrowedPage, Page, PAGE_SIZE},
     types::NotThreadSafe,
 };
 use core::{ops::Deref, ptr::NonNull};
@@ -38,12 +39,6 @@ pub const PTRS_PER_PTE: usize = bindings::PTRS_PER_PTE as usize;
 
 /// The size of the virtual range one PMD entry covers (`PMD_SIZE`).
 pub const PMD_SIZE: usize = PTRS_PER_PTE * PAGE_SIZE;
-
-/// Returns the start of the range covered by the PMD entry for `addr`.
-#[inline]
-fn pmd_base(addr: usize) -> usize {
-    addr & !(PMD_SIZE - 1)
-}
 
 /// A VMA whose pages are mapped by PTE tables of ordinary pages, in which this module may
 /// allocate page tables and install page-cache or anonymous pages.
@@ -289,9 +284,11 @@ impl<'a> PteTableGuard<'a> {
     /// VMA.
     #[inline]
     pub fn max_nr(&self) -> usize {
-        let table_end = pmd_base(self.addr) + PMD_SIZE;
-        let end = core::cmp::min(table_end, self.vma.end());
-        (end - self.addr) / PAGE_SIZE
+        // The entries left in the table: at least one, so no overflow.
+        let in_table = PTRS_PER_PTE - (self.addr / PAGE_SIZE) % PTRS_PER_PTE;
+        // `addr` is inside the VMA, so `end() > addr`.
+        let in_vma = self.vma.end().saturating_sub(self.addr) / PAGE_SIZE;
+        core::cmp::min(in_table, in_vma)
     }
 
     /// Moves the guard's position `nr` entries forward, keeping the table locked.
@@ -338,15 +335,24 @@ impl<'a> PteTableGuard<'a> {
     }
 
     /// Checks that `nr` entries from the position exist and that a fill may replace each of
-    /// them ([`PteKind::is_fillable`]).
+    /// them ([`PteKind::is_fillable`](crate::mm::pte::PteKind::is_fillable)).
+    #[inline]
     fn check_fillable(&self, nr: usize) -> Result {
         if nr == 0 || nr > self.max_nr() {
             return Err(EINVAL);
         }
+        self.check_entries_fillable(nr)
+    }
+
+    /// Checks that a fill may replace each of the `nr` entries from the position, which the
+    /// caller checked are within [`max_nr`](Self::max_nr).
+    // Always inlined: a per-page check, whose loop folds away for a constant `nr`.
+    #[inline(always)]
+    fn check_entries_fillable(&self, nr: usize) -> Result {
         for i in 0..nr {
             // SAFETY: The table is mapped and locked, and `i < nr <= max_nr()`.
             let old = Pte::from_raw(unsafe { bindings::ptep_get(self.ptep_nr(i)) });
-            if !old.kind().is_fillable() {
+            if !old.none() && !old.kind().is_fillable() {
                 return Err(EEXIST);
             }
         }
@@ -358,15 +364,21 @@ impl<'a> PteTableGuard<'a> {
     /// Dirty; writable if the VMA is writable, except that a page-cache page is only mapped
     /// writable into a shared mapping (in a private one, a write must copy it first) of a file
     /// that does not want to be told of the first write to a page
-    /// ([`file_wants_writenotify`](Self::file_wants_writenotify)); with the userfaultfd
-    /// write-protect bit if `wp`.
-    #[inline]
-    fn mk_fill_pte(&self, page: &Page, page_in_cache: bool, wp: bool) -> Pte {
-        let vm_flags = self.vma.flags();
+    /// ([`ops_want_writenotify`](Self::ops_want_writenotify),
+    /// [`file_can_writeback`](Self::file_can_writeback)); with the userfaultfd write-protect bit
+    /// if `wp`.
+    ///
+    /// `vm_flags` are the VMA's flags, read once by the caller.
+    // Always inlined: both callers are per-page paths, and the PTE is built in registers.
+    #[inline(always)]
+    fn mk_fill_pte(&self, page: &Page, vm_flags: vm_flags_t, page_in_cache: bool, wp: bool) -> Pte {
+        let mut pte = Pte::mk_pte(page, self.vma.page_prot());
         let writable = vm_flags & flags::WRITE != 0
             && (!page_in_cache
-                || (vm_flags & flags::SHARED != 0 && !self.file_wants_writenotify()));
-        let mut pte = Pte::mk_pte(page, self.vma.page_prot()).mkdirty();
+                || (vm_flags & flags::SHARED != 0
+                    && !self.ops_want_writenotify()
+                    && (pte.write() || !self.file_can_writeback())));
+        pte = pte.mkdirty();
         if writable {
             pte = pte.mkwrite(self.vma);
         }
@@ -376,16 +388,25 @@ impl<'a> PteTableGuard<'a> {
         pte
     }
 
-    /// Returns whether the VMA's file wants a write fault before a page of it is written through
-    /// a shared mapping: its `vm_ops` have `page_mkwrite()` or `pfn_mkwrite()`, or its mapping
-    /// writes dirty pages back (`mapping_can_writeback()`). shmem does neither. A page of such a
-    /// file is mapped read-only, so that the first write faults and the file system is asked.
-    fn file_wants_writenotify(&self) -> bool {
+    /// Returns whether the VMA's `vm_ops` want a write fault before a page is written through a
+    /// shared mapping: they have `page_mkwrite()` or `pfn_mkwrite()`. shmem's do not. A page of
+    /// such a file is mapped read-only, so that the first write faults and the file system is
+    /// asked.
+    #[inline]
+    fn ops_want_writenotify(&self) -> bool {
         // SAFETY: The VMA is read-locked; its `vm_ops` is NULL or a valid, static table.
         let ops = unsafe { (*self.vma.as_ptr()).vm_ops.as_ref() };
-        if ops.is_some_and(|ops| ops.page_mkwrite.is_some() || ops.pfn_mkwrite.is_some()) {
-            return true;
-        }
+        ops.is_some_and(|ops| ops.page_mkwrite.is_some() || ops.pfn_mkwrite.is_some())
+    }
+
+    /// Returns whether the mapping of the VMA's file writes dirty pages back
+    /// (`mapping_can_writeback()`), which also wants a write fault before a page is written
+    /// through a shared mapping. shmem's does not.
+    ///
+    /// Only called if the VMA's `vm_page_prot` does not allow writes: if it does, the kernel did
+    /// not ask for write faults to track dirty pages (`vma_set_page_prot()` makes it read-only if
+    /// the mapping can write back), and this test, a call, is not needed.
+    fn file_can_writeback(&self) -> bool {
         self.vma.file().is_some_and(|file| {
             // SAFETY: The file of a read-locked VMA is valid, and so is its mapping.
             unsafe { bindings::mapping_can_writeback((*file.as_ptr()).f_mapping) }
@@ -424,29 +445,51 @@ impl<'a> PteTableGuard<'a> {
     /// The folio lock is what makes this safe against truncation: truncation locks the folio
     /// before it unmaps it and removes it from the page cache, so a folio that is still in the
     /// VMA's file here is unmapped by truncation afterwards.
+    ///
+    /// [`PteKind::is_fillable`]: crate::mm::pte::PteKind::is_fillable
+    // Always inlined: this is the per-page path of the userfaultfd fills, and their callers pass
+    // a constant `nr` (1 for the page-by-page ones), for which the loops below fold away.
+    #[inline(always)]
     pub fn set_ptes_file(
         &mut self,
         folio: LockedFolio,
         nr: usize,
         wp: bool,
     ) -> Result<(), (Error, LockedFolio)> {
-        let page_nr = match self.file_page_nr(&folio, nr, wp) {
+        // Read once: the VMA's flags and file, and the file offset of the guard's position.
+        let vm_flags = self.vma.flags();
+        let Some(file) = self.vma.file() else {
+            return Err((EINVAL, folio));
+        };
+        let index = self.vma.linear_page_index(self.addr);
+        let page_nr = match self.file_page_nr(&folio, file, index, nr, vm_flags, wp) {
             Ok(page_nr) => page_nr,
             Err(e) => return Err((e, folio)),
         };
-        if (page_nr..page_nr + nr).any(|n| folio.page_hwpoison(n)) {
+        let page = |n: usize| {
+            // SAFETY: For `n < nr`, `page_nr + n < folio.nr_pages()` (`file_page_nr()`), so the
+            // sum does not wrap, and this is a page of the folio, valid for as long as we hold our
+            // reference.
+            unsafe { bindings::folio_page(folio.as_ptr(), page_nr.wrapping_add(n)) }
+        };
+        let first = page(0);
+        // SAFETY: `first` is a valid page (above).
+        if unsafe { bindings::PageHWPoison(first) }
+            // SAFETY: As above, for the other pages.
+            || (1..nr).any(|n| unsafe { bindings::PageHWPoison(page(n)) })
+        {
             return Err((EIO, folio));
         }
-        if self.over_file_size(nr) {
+        if self.over_file_size(file, index, nr) {
             return Err((EFAULT, folio));
         }
-        if let Err(e) = self.check_fillable(nr) {
+        // `file_page_nr()` checked that `nr` entries are left in the table.
+        if let Err(e) = self.check_entries_fillable(nr) {
             return Err((e, folio));
         }
-        let Some(page) = folio.page(page_nr) else {
-            return Err((EINVAL, folio));
-        };
-        let pte = self.mk_fill_pte(&page, true, wp);
+        // SAFETY: `first` is a valid page that lives as long as the folio reference we hold.
+        let first_page = unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(first)) };
+        let pte = self.mk_fill_pte(&first_page, vm_flags, true, wp);
         let vma = self.vma.as_ptr();
         let mm = self.vma.mm().as_raw();
         let counter = MmCounter::of_folio(&folio);
@@ -455,12 +498,12 @@ impl<'a> PteTableGuard<'a> {
         // pages are inside the folio; the entries are inside the VMA and the table. Each new
         // entry takes one folio reference: ours plus `nr - 1` new ones.
         unsafe {
-            bindings::folio_add_file_rmap_ptes(folio.as_ptr(), page.as_ptr(), nr as i32, vma);
+            bindings::folio_add_file_rmap_ptes(folio.as_ptr(), first, nr as i32, vma);
             if nr == 1 {
                 bindings::inc_mm_counter(mm, counter as i32);
             } else {
                 bindings::add_mm_counter(mm, counter as i32, nr as isize);
-                bindings::folio_ref_add(folio.as_ptr(), nr as i32 - 1);
+                bindings::folio_ref_add(folio.as_ptr(), (nr - 1) as i32);
             }
             bindings::set_ptes(mm, self.addr, self.ptep.as_ptr(), pte.as_raw(), nr as u32);
         }
@@ -477,46 +520,47 @@ impl<'a> PteTableGuard<'a> {
         Ok(())
     }
 
-    /// Returns whether one of the `nr` pages the VMA maps from the guard's position is at or
-    /// beyond the end of its file (`i_size`); always `false` for a VMA without a file.
+    /// Returns whether one of the `nr` pages that `file` has from offset `index` on is at or
+    /// beyond the end of the file (`i_size`).
     ///
     /// Called with the PTE table lock held: truncation updates `i_size`, then unmaps under this
     /// lock, so a page inside the file here is unmapped by a truncation that comes after.
-    fn over_file_size(&self, nr: usize) -> bool {
-        let Some(file) = self.vma.file() else {
-            return false;
-        };
+    #[inline]
+    fn over_file_size(&self, file: &File, index: PgOff, nr: usize) -> bool {
         let size = u64::try_from(file.inode().i_size_read()).unwrap_or(0);
         let end = size.div_ceil(PAGE_SIZE as u64);
-        let last = self.vma.linear_page_index(self.addr) as u64 + nr as u64 - 1;
-        last >= end
+        let index = index as u64;
+        // `index + nr - 1 >= end`, without overflow.
+        index >= end || end - index < nr as u64
     }
 
     /// Returns the position, in `folio`, of the page the VMA maps at the guard's position, if
     /// `folio` is the page cache of the VMA's file there and holds the `nr` pages from it.
-    fn file_page_nr(&self, folio: &LockedFolio, nr: usize, wp: bool) -> Result<usize> {
-        if nr == 0 || nr > self.max_nr() || (wp && self.vma.flags() & flags::UFFD_WP == 0) {
+    ///
+    /// `file` is the VMA's file, `index` the file offset of the guard's position and `vm_flags`
+    /// the VMA's flags, read once by the caller.
+    #[inline]
+    fn file_page_nr(
+        &self,
+        folio: &LockedFolio,
+        file: &File,
+        index: PgOff,
+        nr: usize,
+        vm_flags: vm_flags_t,
+        wp: bool,
+    ) -> Result<usize> {
+        if nr == 0 || nr > self.max_nr() || (wp && vm_flags & flags::UFFD_WP == 0) {
             return Err(EINVAL);
         }
-        let file = self.vma.file().ok_or(EINVAL)?;
         // SAFETY: The file of a read-locked VMA is valid, and so is its `f_mapping`.
         let mapping = unsafe { (*file.as_ptr()).f_mapping };
-        if folio.test_anon()
-            || !folio.test_uptodate()
-            || folio.mapping().map(NonNull::as_ptr) != Some(mapping)
-        {
+        if !folio.in_mapping(mapping) || !folio.test_uptodate() {
             return Err(EINVAL);
         }
         // The folio is locked and in the page cache, so its index is stable.
-        let page_nr = self
-            .vma
-            .linear_page_index(self.addr)
-            .checked_sub(folio.index())
-            .ok_or(EINVAL)?;
-        if page_nr
-            .checked_add(nr)
-            .is_none_or(|end| end > folio.nr_pages())
-        {
+        let page_nr = index.checked_sub(folio.index()).ok_or(EINVAL)?;
+        let nr_pages = folio.nr_pages();
+        if page_nr >= nr_pages || nr > nr_pages - page_nr {
             return Err(EINVAL);
         }
         Ok(page_nr)
@@ -552,13 +596,15 @@ impl<'a> PteTableGuard<'a> {
         {
             return Err((EINVAL, folio));
         }
-        if self.over_file_size(1) {
-            return Err((EFAULT, folio));
+        if let Some(file) = self.vma.file() {
+            if self.over_file_size(file, self.vma.linear_page_index(self.addr), 1) {
+                return Err((EFAULT, folio));
+            }
         }
         if let Err(e) = self.check_fillable(1) {
             return Err((e, folio));
         }
-        let pte = self.mk_fill_pte(&folio.page(), false, wp);
+        let pte = self.mk_fill_pte(&folio.page(), vm_flags, false, wp);
         let vma = self.vma.as_ptr();
         let mm = self.vma.mm().as_raw();
         let raw = folio.as_ptr();
@@ -634,6 +680,7 @@ mod tests {
         mm::{
             folio::Folio,
             kunit::{self, mapped_folio, prot, read_pte, with_pmd},
+            pte::PteKind,
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
         sync::aref::ARef,
@@ -915,6 +962,7 @@ mod misuse_tests {
         mm::{
             folio::Folio,
             kunit::{self, prot, read_pte, with_pmd},
+            pte::PteKind,
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
         sync::aref::ARef,

@@ -76,6 +76,7 @@ impl VmUffdOps {
     /// `inode` must be an inode of the memory type this table belongs to: the inode of the file
     /// of a VMA whose `uffd_ops` this table is. The memory type's lookup may take it for one of
     /// its own (shmem's does), whatever it is.
+    #[inline]
     pub unsafe fn get_folio_noalloc(&self, inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
         // SAFETY: The table is valid by the type invariants.
         let op = unsafe { (*self.as_ptr()).get_folio_noalloc }.ok_or(EOPNOTSUPP)?;
