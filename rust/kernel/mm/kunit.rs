@@ -7,7 +7,7 @@
 //!
 //! Tests that need a real address space attach a fresh mm to the KUnit test thread with
 //! [`vm_mmap`] (`kunit_vm_mmap()`), and map shmem files created with
-//! [`shmem_file_setup`](crate::mm::shmem::shmem_file_setup) into it. The mm is torn down with the
+//! [`shmem_file_setup`] into it. The mm is torn down with the
 //! test thread, which also checks that whatever the test mapped was accounted correctly.
 //!
 //! C header: [`include/kunit/test.h`](srctree/include/kunit/test.h)
