@@ -651,6 +651,16 @@ mod tests {
         Ok(())
     }
 
+    use kernel::{
+        fs::inode::Inode,
+        mm::folio::{filemap_lock_folio_nowait, PgOff},
+    };
+
+    /// The lookup of the Rust memory types below: shmem's, as `UFFDIO_CONTINUE` does it.
+    fn shmem_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
+        shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+    }
+
     /// A memory type written in Rust that serves minor faults from shmem, through
     /// [`UffdOpsVtable`]: its table has no `alloc_folio()`.
     pub(crate) struct MinorOnly;
@@ -670,11 +680,8 @@ mod tests {
     impl UffdOps for MinorOnly {
         type OwnerModule = BuiltIn;
 
-        fn get_folio_noalloc(
-            inode: &kernel::fs::inode::Inode,
-            pgoff: kernel::mm::folio::PgOff,
-        ) -> Result<LockedFolio> {
-            shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        fn get_folio_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
+            shmem_noalloc(inode, pgoff)
         }
     }
 
@@ -688,18 +695,12 @@ mod tests {
     impl UffdOps for MinorNowait {
         type OwnerModule = BuiltIn;
 
-        fn get_folio_noalloc(
-            inode: &kernel::fs::inode::Inode,
-            pgoff: kernel::mm::folio::PgOff,
-        ) -> Result<LockedFolio> {
-            shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        fn get_folio_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
+            shmem_noalloc(inode, pgoff)
         }
 
-        fn get_folio_nowait(
-            inode: &kernel::fs::inode::Inode,
-            pgoff: kernel::mm::folio::PgOff,
-        ) -> Option<LockedFolio> {
-            kernel::mm::folio::filemap_lock_folio_nowait(inode, pgoff)
+        fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
+            filemap_lock_folio_nowait(inode, pgoff)
         }
     }
 
@@ -712,18 +713,12 @@ mod tests {
     impl UffdOps for NowaitOffByOne {
         type OwnerModule = BuiltIn;
 
-        fn get_folio_noalloc(
-            inode: &kernel::fs::inode::Inode,
-            pgoff: kernel::mm::folio::PgOff,
-        ) -> Result<LockedFolio> {
-            shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+        fn get_folio_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
+            shmem_noalloc(inode, pgoff)
         }
 
-        fn get_folio_nowait(
-            inode: &kernel::fs::inode::Inode,
-            pgoff: kernel::mm::folio::PgOff,
-        ) -> Option<LockedFolio> {
-            kernel::mm::folio::filemap_lock_folio_nowait(inode, pgoff + 1)
+        fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
+            filemap_lock_folio_nowait(inode, pgoff + 1)
         }
     }
 
