@@ -219,9 +219,9 @@ mod tests {
     use super::*;
     use kernel::{
         error::{from_err_ptr, to_result},
-        fs::File,
+        fs::{inode::Inode, File},
         mm::{
-            folio::Folio,
+            folio::{filemap_lock_folio_nowait, Folio, PgOff},
             kunit::{self, mapped_folio, page_tag, prot, read_pte, with_pmd},
             pte::{PteKind, PteMarker},
             shmem::{shmem_get_folio, SgpType},
@@ -650,11 +650,6 @@ mod tests {
         assert_eq!(kunit::settled_ref_count(&held), refs);
         Ok(())
     }
-
-    use kernel::{
-        fs::inode::Inode,
-        mm::folio::{filemap_lock_folio_nowait, PgOff},
-    };
 
     /// The lookup of the Rust memory types below: shmem's, as `UFFDIO_CONTINUE` does it.
     fn shmem_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
