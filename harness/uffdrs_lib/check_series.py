@@ -102,12 +102,18 @@ def check_series(ctx: Context, commits: Sequence[Tuple[str, str]],
     """Builds every commit of the series on its own in each configuration."""
     base_frag = build.config_fragments(ctx)[0]
     res = Results()
+    # One worktree and one build directory for every configuration, taken
+    # one after the other: going from the last patch in one configuration
+    # to the first patch that differs in the next rebuilds only what the
+    # changed files and options reach (kbuild tracks both), where a build
+    # directory of its own would start each configuration from nothing
+    # (~20 min here). A file that is not rebuilt was built before from the
+    # same sources with the same value of every option it reads.
+    wt = os.path.join(ctx.cache, "check-tree")
+    if not os.path.isdir(wt):
+        git("worktree", "add", "-f", "--detach", wt, BASE_REF, cwd=ctx.base_tree)
+    odir = os.path.join(ctx.cache, "check-build")
     for vname in variants:
-        # One worktree per configuration: runs of different ones can overlap.
-        wt = os.path.join(ctx.cache, f"check-tree-{vname}")
-        if not os.path.isdir(wt):
-            git("worktree", "add", "-f", "--detach", wt, BASE_REF, cwd=ctx.base_tree)
-        odir = os.path.join(ctx.cache, f"check-build-{vname}")
         frag = os.path.join(ctx.cache, f"check-{vname}.config")
         with open(frag, "w") as f:
             f.write(read(base_frag) + "\n" + "\n".join(VARIANTS[vname]) + "\n")
