@@ -4,17 +4,25 @@
 # project's selftests, on the Rust and on the C implementation in turn.
 # Writes $1/manifest, $1/logs/, $1/dmesg.txt (see lib.sh); the harness
 # turns them into results on the host.
-# $2, optional: "kunit" to collect the KUnit results only (quick iteration),
-# or "only=PROG[,PROG...]" to run only these selftest programs.
+# Then, optional: "kunit" to collect the KUnit results only (quick
+# iteration), "only=PROG[,PROG...]" to run only these selftest programs,
+# "stress=SECONDS" for the time uffd-continue-stress spends on each kind of
+# file (default 30).
 . "$(dirname "$0")/lib.sh"
+ONLY= KUNIT_ONLY= STRESS_SECS=30
+for arg in "${@:2}"; do
+	case $arg in
+	kunit) KUNIT_ONLY=1 ;;
+	only=*) ONLY=",${arg#only=}," ;;
+	stress=*) STRESS_SECS=${arg#stress=} ;;
+	esac
+done
 guest_setup
 kunit_results
-if [ "${2:-all}" = kunit ]; then
+if [ -n "$KUNIT_ONLY" ]; then
 	guest_finish
 	exit 0
 fi
-ONLY=
-case ${2:-all} in only=*) ONLY=",${2#only=}," ;; esac
 want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
 
 # The implementation switch (C or Rust) exists once the series adds it.
@@ -42,6 +50,12 @@ for impl in $IMPLS; do
 	done
 	if [ -x "$ST/uffd-continue" ] && want uffd-continue; then
 		run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
+	fi
+	# Threads racing CONTINUE against truncation, swap, migration, fork,
+	# mremap...: two kinds of file, STRESS_SECS each, plus the checks.
+	if [ -x "$ST/uffd-continue-stress" ] && want uffd-continue-stress; then
+		run_tap "uffd-continue-stress[$impl]" $((4 * STRESS_SECS + 300)) \
+			"$ST/uffd-continue-stress" -t "$STRESS_SECS"
 	fi
 	# The reproducers of the bugs of the base that the series fixes.
 	for prog in pt-reclaim-truncate guard-uffd-wp; do

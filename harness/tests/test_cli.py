@@ -37,6 +37,15 @@ class CliTest(unittest.TestCase):
         with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
             self.parse("check-arch", "mips")
 
+    def test_guest_args(self) -> None:
+        """What the guest script is asked to run."""
+        self.assertEqual(cli.guest_args(self.parse("test")), "stress=30")
+        self.assertEqual(cli.guest_args(self.parse("test", "--kunit-only")),
+                         "kunit stress=30")
+        self.assertEqual(cli.guest_args(self.parse(
+            "test", "--only", "uffd-continue-stress", "--stress-secs", "600")),
+            "only=uffd-continue-stress stress=600")
+
     def test_context(self) -> None:
         ctx = Context.create("/r", cache="/c", kasan=True)
         self.assertEqual((ctx.tree, ctx.build, ctx.harness, ctx.checked),

@@ -14,8 +14,8 @@ from .common import (LLVM, Context, HarnessError, git, jobs, read, run, say,
 
 # Upstream selftests the harness builds and runs, and our own.
 SELFTEST_PROGRAMS = ["uffd-unit-tests", "uffd-stress", "uffd-continue",
-                     "uffd-continue-bench", "pt-reclaim-truncate",
-                     "guard-uffd-wp"]
+                     "uffd-continue-stress", "uffd-continue-bench",
+                     "pt-reclaim-truncate", "guard-uffd-wp"]
 
 # A diagnostic of rustc, clippy, rustdoc or the C compiler in a build log:
 # "warning: ...", "error[E0425]: ...", "file.c:1:2: warning: ...".

@@ -103,6 +103,15 @@ def test_run_name(ctx: Context) -> str:
         ("-without-fixes" if ctx.without_fixes else "")
 
 
+def guest_args(args: argparse.Namespace) -> str:
+    """The arguments of guest/run-tests.sh after its run directory."""
+    words = ["kunit"] if args.kunit_only else []
+    if args.only:
+        words.append(f"only={args.only}")
+    words.append(f"stress={args.stress_secs}")
+    return " ".join(words)
+
+
 def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     host_setup.setup(ctx)
     base.fetch(ctx)
@@ -117,8 +126,7 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     # guest script sets vm.nr_hugepages) can map hugetlb files too.
     rundir = boot.boot(ctx, "run-tests.sh", test_run_name(ctx), timeout=args.timeout,
                        append=("hugepages=128",),
-                       args="kunit" if args.kunit_only else
-                       f"only={args.only}" if args.only else "")
+                       args=guest_args(args))
     results.parse_guest_run(rundir, res)
     results.compare_implementations(res)
     results.scan_kernel_log(rundir, res)
@@ -234,6 +242,9 @@ def parser() -> argparse.ArgumentParser:
                    help="skip checkpatch/rustfmt/clippy/rustdoc/git-am/mypy gates")
     t.add_argument("--kunit-only", action="store_true",
                    help="in the guest, collect the KUnit results only")
+    t.add_argument("--stress-secs", type=int, default=30, metavar="N",
+                   help="seconds uffd-continue-stress races on each kind of file, "
+                   "per implementation (default 30)")
     t.add_argument("--only", default="",
                    help="comma-separated selftest programs: run only these "
                    "in the guest (on every implementation), and the KUnit results")

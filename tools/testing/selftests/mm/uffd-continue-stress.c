@@ -1,0 +1,1141 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A race stress of UFFDIO_CONTINUE on shmem: for a bounded time, threads
+ * resolve minor faults and CONTINUE single pages and ranges, with and without
+ * MODE_WP, while others truncate, punch, fallocate and write the file, zap,
+ * swap out and collapse its pages, migrate them between NUMA nodes, toggle
+ * write protection, fork children that read the range, and mremap and munmap
+ * a second registered window of it.
+ *
+ * The race runs in rounds. After each round, with every thread stopped, it
+ * checks what must hold whatever the interleaving was:
+ *  - every CONTINUE returned a documented result (ok, partial progress with
+ *    EAGAIN, or EEXIST, EFAULT, EAGAIN, ENOENT with mapped = -errno);
+ *  - every page the registered mappings map is the page-cache page of its
+ *    file offset (pagemap; as root, the page frame of the alias mapping);
+ *  - no page at or beyond EOF is mapped;
+ *  - every 8-byte word of a mapped page is 0 or was written for that page
+ *    (writers only store words tagged with their page's offset);
+ *  - every forked child read only such words.
+ * At the end, with everything unmapped and closed: Shmem, swap and the
+ * process's RssShmem are back where they started.
+ *
+ *	uffd-continue-stress [-t SECONDS] [-r ROUND_MS] [-s SEED] [-v]
+ *
+ * -t is the time per file kind (a memfd, and a file on a huge=always tmpfs
+ * whose page cache holds PMD-sized folios); default 30 s each.
+ */
+#include "uffd-continue.h"
+
+#include <linux/falloc.h>
+#include <linux/mempolicy.h>
+#include <dirent.h>
+#include <poll.h>
+#include <sys/wait.h>
+
+#include "kselftest.h"
+
+#define SET(x, v)		__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+#define GET(x)			__atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define ADD(x, v)		__atomic_fetch_add(&(x), (v), __ATOMIC_SEQ_CST)
+#define INC(x)			ADD(x, 1)
+#define LOAD64(p)		__atomic_load_n((uint64_t *)(p), __ATOMIC_RELAXED)
+#define STORE64(p, v)		__atomic_store_n((uint64_t *)(p), (v), __ATOMIC_RELAXED)
+
+/*
+ * A word written to page @idx: the tag in the top 16 bits, the page in the
+ * next 24, a writer's sequence number in the low 24.
+ */
+#define WORD_TAG		0xc0deULL
+#define WORD(idx, seq)		((WORD_TAG << 48) | ((uint64_t)(idx) << 24) | \
+				 ((seq) & 0xffffff))
+
+/* Word @w of page @idx was written for that page, or is 0. */
+static inline bool word_ok(uint64_t w, size_t idx)
+{
+	return !w || (w >> 48 == WORD_TAG && ((w >> 24) & 0xffffff) == idx);
+}
+
+/* The window that is mremapped and munmapped: W pages at file page WIN_OFF. */
+#define WIN_PAGES		16
+#define WIN_SLOTS		3
+
+enum outcome {
+	O_OK, O_PARTIAL, O_EEXIST, O_EFAULT, O_EAGAIN, O_ENOENT, O_BAD, O_NR
+};
+
+static const char * const outcome_name[O_NR] = {
+	"ok", "partial", "EEXIST", "EFAULT", "EAGAIN", "ENOENT", "undocumented"
+};
+
+enum op {
+	OP_TRUNCATE, OP_PUNCH, OP_FALLOCATE, OP_WRITE, OP_DONTNEED,
+	OP_DONTNEED_ALL, OP_PAGEOUT, OP_COLLAPSE, OP_WP, OP_UNWP, OP_MIGRATE,
+	OP_COMPACT, OP_FORK, OP_MREMAP, OP_MUNMAP, OP_FAULT, OP_MINOR, OP_NR
+};
+
+static const char * const op_name[OP_NR] = {
+	"truncate", "punch", "fallocate", "write", "dontneed", "dontneed-all",
+	"pageout", "collapse", "wp", "unwp", "migrate", "compact", "fork",
+	"mremap", "munmap", "fault", "minor-fault"
+};
+
+static size_t page_size, pmd_pages;
+static bool verbose, is_root, have_swap;
+static int nr_nodes;
+
+/* One file kind under stress. */
+struct stress {
+	const char *kind;
+	int fd, uffd, pagemap_fd;
+	size_t n;		/* pages of the file at full size */
+	char *area;		/* registered MINOR (and WP where possible) */
+	char *alias;		/* the same pages, not registered */
+	bool wp;		/* area is registered for WP too */
+	char *resv;		/* WIN_SLOTS slots of WIN_PAGES, PROT_NONE */
+	char *win;		/* the slot the window is in, NULL if none */
+	size_t win_off;		/* file page of the window's first page */
+	int stop, stop_handler;
+	/* Counters; see ADD(), INC(). */
+	unsigned long outcomes[O_NR], ops[OP_NR], op_errors[OP_NR];
+	unsigned long pages_mapped, moved, collapsed, swapped, child_bad;
+	unsigned long bad_events;
+	char last_bad[160];
+};
+
+static void note_bad(struct stress *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->last_bad, sizeof(s->last_bad), fmt, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SIGBUS (beyond EOF) and SIGSEGV (a window slot that is PROT_NONE). */
+
+struct catcher {
+	sigjmp_buf jb;
+};
+
+/* Where this thread's SIGBUS and SIGSEGV go, NULL: nowhere (they kill). */
+static __thread struct catcher *catcher;
+
+static void sig_handler(int sig, siginfo_t *si, void *uc)
+{
+	if (catcher)
+		siglongjmp(catcher->jb, sig);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Reads the word at @p; false if that faulted (SIGBUS, SIGSEGV). */
+static bool try_load(const char *p, uint64_t *w)
+{
+	struct catcher c;
+
+	if (sigsetjmp(c.jb, 1)) {
+		catcher = NULL;
+		return false;
+	}
+	catcher = &c;
+	*w = LOAD64(p);
+	catcher = NULL;
+	return true;
+}
+
+static bool try_store(char *p, uint64_t w)
+{
+	struct catcher c;
+
+	if (sigsetjmp(c.jb, 1)) {
+		catcher = NULL;
+		return false;
+	}
+	catcher = &c;
+	STORE64(p, w);
+	catcher = NULL;
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* CONTINUE and its outcomes */
+
+static enum outcome classify(int ret, int err, __s64 mapped, size_t len)
+{
+	if (!ret)
+		return mapped == (__s64)len ? O_OK : O_BAD;
+	if (ret != -1)
+		return O_BAD;
+	switch (err) {
+	case EAGAIN:
+		if (mapped > 0 && mapped < (__s64)len && !(mapped % page_size))
+			return O_PARTIAL;
+		return mapped == -EAGAIN ? O_EAGAIN : O_BAD;
+	case EEXIST:
+		return mapped == -EEXIST ? O_EEXIST : O_BAD;
+	case EFAULT:
+		return mapped == -EFAULT ? O_EFAULT : O_BAD;
+	case ENOENT:
+		return mapped == -ENOENT ? O_ENOENT : O_BAD;
+	}
+	return O_BAD;
+}
+
+static enum outcome do_continue(struct stress *s, char *addr, size_t len,
+				__u64 mode)
+{
+	struct uffdio_continue c = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = mode,
+	};
+	int ret = ioctl(s->uffd, UFFDIO_CONTINUE, &c);
+	int err = ret ? errno : 0;
+	enum outcome o = classify(ret, err, c.mapped, len);
+	bool in_area = addr >= s->area && addr < s->area + s->n * page_size;
+
+	INC(s->outcomes[o]);
+	if (c.mapped > 0)
+		ADD(s->pages_mapped, c.mapped / page_size);
+	if (o == O_BAD)
+		note_bad(s, "CONTINUE(%s+%#lx, %zu, mode %llx): ret %d errno %d mapped %lld",
+			 in_area ? "area" : "window slots",
+			 (unsigned long)(addr - (in_area ? s->area : s->resv)),
+			 len, (unsigned long long)mode, ret, err,
+			 (long long)c.mapped);
+	return o;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The threads of a round */
+
+struct thread {
+	pthread_t th;
+	struct stress *s;
+	unsigned int seed;
+};
+
+static unsigned int rnd(struct thread *t, unsigned int n)
+{
+	return rand_r(&t->seed) % n;
+}
+
+/* A random range [first, first + len) of the file, in pages. */
+static void pick(struct thread *t, size_t max_len, size_t *first, size_t *len)
+{
+	struct stress *s = t->s;
+
+	*first = rnd(t, s->n);
+	*len = 1 + rnd(t, max_len);
+	if (!rnd(t, 4) && s->n >= pmd_pages) {
+		/* Whole PMD-sized blocks too. */
+		*first = *first / pmd_pages * pmd_pages;
+		*len = pmd_pages;
+	}
+	if (*first + *len > s->n)
+		*len = s->n - *first;
+}
+
+static __u64 pick_mode(struct thread *t)
+{
+	return t->s->wp && !rnd(t, 4) ? UFFDIO_CONTINUE_MODE_WP : 0;
+}
+
+/* CONTINUE of single pages (and, at times, of a page of the window). */
+static void *single_fn(void *arg)
+{
+	struct thread *t = arg;
+	struct stress *s = t->s;
+	char *win;
+
+	while (!GET(s->stop)) {
+		win = GET(s->win);
+		if (win && !rnd(t, 8))
+			do_continue(s, win + rnd(t, WIN_PAGES) * page_size,
+				    page_size, pick_mode(t));
+		else
+			do_continue(s, s->area + rnd(t, s->n) * page_size,
+				    page_size, pick_mode(t));
+	}
+	return NULL;
+}
+
+/* CONTINUE of ranges. */
+static void *range_fn(void *arg)
+{
+	struct thread *t = arg;
+	struct stress *s = t->s;
+	size_t first, len;
+	char *win;
+
+	while (!GET(s->stop)) {
+		win = GET(s->win);
+		if (win && !rnd(t, 8)) {
+			do_continue(s, win, WIN_PAGES * page_size, pick_mode(t));
+			continue;
+		}
+		pick(t, 64, &first, &len);
+		do_continue(s, s->area + first * page_size, len * page_size,
+			    pick_mode(t));
+	}
+	return NULL;
+}
+
+/* Reads and writes through the registered mapping: minor and WP faults. */
+static void *fault_fn(void *arg)
+{
+	struct thread *t = arg;
+	struct stress *s = t->s;
+	unsigned int seq = 0;
+	size_t idx, off;
+	uint64_t w;
+
+	while (!GET(s->stop)) {
+		idx = rnd(t, s->n);
+		off = rnd(t, page_size / 8) * 8;
+		if (rnd(t, 2)) {
+			if (try_load(s->area + idx * page_size + off, &w) &&
+			    !word_ok(w, idx)) {
+				INC(s->bad_events);
+				note_bad(s, "fault: page %zu word %zu is %llx",
+					 idx, off / 8, (unsigned long long)w);
+			}
+		} else {
+			try_store(s->area + idx * page_size + off,
+				  WORD(idx, ++seq));
+		}
+		INC(s->ops[OP_FAULT]);
+	}
+	return NULL;
+}
+
+/* Resolves the faults of fault_fn() (and of nobody else). */
+static void *handler_fn(void *arg)
+{
+	struct thread *t = arg;
+	struct stress *s = t->s;
+	struct pollfd pfd = { .fd = s->uffd, .events = POLLIN };
+	struct uffdio_range r;
+	struct uffd_msg msg;
+	uintptr_t addr;
+	enum outcome o;
+
+	while (!GET(s->stop_handler)) {
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		if (read(s->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event != UFFD_EVENT_PAGEFAULT) {
+			INC(s->bad_events);
+			note_bad(s, "unexpected uffd event %u", msg.event);
+			continue;
+		}
+		addr = msg.arg.pagefault.address & ~(uintptr_t)(page_size - 1);
+		if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
+			struct uffdio_writeprotect wp = {
+				.range = { .start = addr, .len = page_size },
+			};
+
+			/* Unprotects, and wakes the writer. */
+			if (ioctl(s->uffd, UFFDIO_WRITEPROTECT, &wp) &&
+			    errno != ENOENT)
+				INC(s->op_errors[OP_UNWP]);
+			continue;
+		}
+		if (!(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR)) {
+			INC(s->bad_events);
+			note_bad(s, "a fault that is not minor: flags %llx",
+				 (unsigned long long)msg.arg.pagefault.flags);
+			continue;
+		}
+		INC(s->ops[OP_MINOR]);
+		o = do_continue(s, (char *)addr, page_size, pick_mode(t));
+		if (o != O_OK) {
+			/* Whatever happened, the faulting thread retries. */
+			r.start = addr;
+			r.len = page_size;
+			ioctl(s->uffd, UFFDIO_WAKE, &r);
+		}
+	}
+	return NULL;
+}
+
+/* Truncation, hole punching, fallocate() and writes of the file. */
+static void *file_fn(void *arg)
+{
+	struct thread *t = arg;
+	struct stress *s = t->s;
+	uint64_t *buf = malloc(64 * page_size);
+	unsigned int seq = 0;
+	size_t first, len, i, w;
+	enum op op;
+	int ret;
+
+	if (!buf)
+		return NULL;
+	while (!GET(s->stop)) {
+		pick(t, 64, &first, &len);
+		switch (rnd(t, 12)) {
+		case 0:
+			op = OP_TRUNCATE;
+			/*
+			 * Into a page or to a page boundary, and at times back
+			 * to full size at once; else it stays short for a
+			 * while, and a round may end with it short. Into a
+			 * page, between words: truncation zeroes the rest of
+			 * the page, which must not tear a word.
+			 */
+			ret = ftruncate(s->fd, first * page_size +
+					(rnd(t, 2) ? rnd(t, page_size / 8) * 8 : 0));
+			if (!ret && rnd(t, 2))
+				ret = ftruncate(s->fd, s->n * page_size);
+			break;
+		case 1:
+			op = OP_TRUNCATE;
+			ret = ftruncate(s->fd, s->n * page_size);
+			break;
+		case 2:
+		case 3:
+			op = OP_PUNCH;
+			ret = fallocate(s->fd, FALLOC_FL_PUNCH_HOLE |
+					FALLOC_FL_KEEP_SIZE, first * page_size,
+					len * page_size);
+			break;
+		case 4:
+			op = OP_FALLOCATE;
+			ret = fallocate(s->fd, FALLOC_FL_KEEP_SIZE,
+					first * page_size, len * page_size);
+			break;
+		default:
+			op = OP_WRITE;
+			if (len > 64)
+				len = 64;
+			seq++;
+			for (i = 0; i < len; i++)
+				for (w = 0; w < page_size / 8; w++)
+					buf[i * page_size / 8 + w] =
+						WORD(first + i, seq);
+			/* Within the file at full size: may extend a short one. */
+			ret = pwrite(s->fd, buf, len * page_size,
+				     first * page_size) < 0;
+			break;
+		}
+		INC(s->ops[op]);
+		if (ret)
+			INC(s->op_errors[op]);
+	}
+	free(buf);
+	return NULL;
+}
+
+static int nr_numa_nodes(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir("/sys/devices/system/node");
+	int n = 0;
+
+	if (!dir)
+		return 1;
+	while ((d = readdir(dir)))
+		if (!strncmp(d->d_name, "node", 4) &&
+		    d->d_name[4] >= '0' && d->d_name[4] <= '9')
+			n++;
+	closedir(dir);
+	return n ? n : 1;
+}
+
+/* Moves pages of the file to another node; returns how many moved. */
+static long migrate(struct thread *t, size_t first, size_t len)
+{
+	struct stress *s = t->s;
+	void *pages[64];
+	int nodes[64], status[64];
+	size_t i;
+	long moved = 0;
+
+	if (len > 64)
+		len = 64;
+	for (i = 0; i < len; i++) {
+		pages[i] = s->alias + (first + i) * page_size;
+		nodes[i] = rnd(t, nr_nodes);
+		status[i] = -1;
+	}
+	/* Pages mapped twice (area and alias) move only with MOVE_ALL. */
+	if (syscall(__NR_move_pages, 0, len, pages, nodes, status,
+		    is_root ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) < 0)
+		return -1;
+	for (i = 0; i < len; i++)
+		moved += status[i] == nodes[i];
+	return moved;
+}
+
+static void compact(void)
+{
+	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
+
+	if (fd < 0)
+		return;
+	/* Best effort: not being able to compact is not a failure. */
+	(void)!write(fd, "1", 1);
+	close(fd);
+}
+
+/* What happens to the pages of a mapping: zap, swap, collapse, WP, move. */
+static void *mm_fn(void *arg)
+{
+	struct thread *t = arg;
+	struct stress *s = t->s;
+	size_t first, len, i;
+	unsigned char vec[64];
+	bool compacted = false;
+	long ret;
+	enum op op;
+
+	while (!GET(s->stop)) {
+		pick(t, 64, &first, &len);
+		ret = 0;
+		switch (rnd(t, 16)) {
+		case 0:
+			/* Empties whole PTE tables: their reclaim races too. */
+			op = OP_DONTNEED_ALL;
+			ret = madvise(s->area, s->n * page_size, MADV_DONTNEED);
+			break;
+		case 1:
+		case 2:
+			op = OP_DONTNEED;
+			ret = madvise(s->area + first * page_size,
+				      len * page_size, MADV_DONTNEED);
+			break;
+		case 3:
+		case 4:
+			op = OP_PAGEOUT;
+			/* Through the alias: area's PTEs go with them. */
+			ret = madvise(s->alias + first * page_size,
+				      len * page_size, MADV_PAGEOUT);
+			if (!ret && len <= 64 &&
+			    !mincore(s->alias + first * page_size,
+				     len * page_size, vec))
+				for (i = 0; i < len; i++)
+					ADD(s->swapped, !(vec[i] & 1));
+			break;
+		case 5:
+			op = OP_COLLAPSE;
+			first = first / pmd_pages * pmd_pages;
+			if (first + pmd_pages > s->n)
+				first = 0;
+			/*
+			 * Failing is allowed (a hole, a page under writeback,
+			 * a racing truncation); success is counted.
+			 */
+			if (!madvise(rnd(t, 2) ? s->alias + first * page_size :
+				     s->area + first * page_size,
+				     pmd_pages * page_size, MADV_COLLAPSE))
+				INC(s->collapsed);
+			break;
+		case 6:
+		case 7:
+		case 8:
+			if (!s->wp)
+				continue;
+			op = rnd(t, 2) ? OP_WP : OP_UNWP;
+			{
+				struct uffdio_writeprotect wp = {
+					.range = {
+						.start = (uintptr_t)(s->area +
+							first * page_size),
+						.len = len * page_size,
+					},
+					.mode = op == OP_WP ?
+						UFFDIO_WRITEPROTECT_MODE_WP : 0,
+				};
+
+				ret = ioctl(s->uffd, UFFDIO_WRITEPROTECT, &wp);
+			}
+			break;
+		case 9:
+		case 10:
+			if (nr_nodes < 2) {
+				if (compacted)
+					continue;
+				/* Migration without NUMA: once a round. */
+				op = OP_COMPACT;
+				compacted = true;
+				compact();
+				break;
+			}
+			op = OP_MIGRATE;
+			ret = migrate(t, first, len);
+			if (ret > 0)
+				ADD(s->moved, ret);
+			ret = ret < 0;
+			break;
+		default:
+			continue;
+		}
+		INC(s->ops[op]);
+		if (ret)
+			INC(s->op_errors[op]);
+	}
+	return NULL;
+}
+
+/* A child reads pages of the range and checks them; 0 if all were fine. */
+static int child_reads(struct stress *s, unsigned int seed)
+{
+	size_t k, idx, w;
+	uint64_t v;
+
+	for (k = 0; k < 32; k++) {
+		idx = rand_r(&seed) % s->n;
+		for (w = 0; w < page_size / 8; w += 61) {
+			/* Beyond EOF: SIGBUS, fine. */
+			if (!try_load(s->area + idx * page_size + w * 8, &v))
+				break;
+			if (!word_ok(v, idx))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static void *fork_fn(void *arg)
+{
+	struct thread *t = arg;
+	struct stress *s = t->s;
+	int status;
+	pid_t pid;
+
+	while (!GET(s->stop)) {
+		pid = fork();
+		if (pid == 0)
+			_exit(child_reads(s, t->seed + 1));
+		INC(s->ops[OP_FORK]);
+		if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+			INC(s->op_errors[OP_FORK]);
+			continue;
+		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			INC(s->child_bad);
+			note_bad(s, "a forked child read a foreign word (status %x)",
+				 status);
+		}
+		t->seed++;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+/* Maps the window at slot @slot and registers it; false on failure. */
+static bool win_map(struct stress *s, unsigned int slot)
+{
+	char *p = s->resv + slot * WIN_PAGES * page_size;
+
+	if (mmap(p, WIN_PAGES * page_size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, s->fd, s->win_off * page_size) != p)
+		return false;
+	if (uffd_register(s->uffd, p, WIN_PAGES * page_size, false, s->wp,
+			  true))
+		return false;
+	SET(s->win, p);
+	return true;
+}
+
+/* Replaces slot @slot by an inaccessible anonymous mapping. */
+static bool slot_clear(struct stress *s, unsigned int slot)
+{
+	char *p = s->resv + slot * WIN_PAGES * page_size;
+
+	return mmap(p, WIN_PAGES * page_size, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		    -1, 0) == p;
+}
+
+static unsigned int win_slot(struct stress *s)
+{
+	return (GET(s->win) - s->resv) / (WIN_PAGES * page_size);
+}
+
+/* mremap() and munmap() of the window under the CONTINUEs that use it. */
+static void *remap_fn(void *arg)
+{
+	struct thread *t = arg;
+	struct stress *s = t->s;
+	unsigned int from, to;
+	char *src, *dst;
+	bool ok;
+
+	while (!GET(s->stop)) {
+		from = win_slot(s);
+		to = (from + 1 + rnd(t, WIN_SLOTS - 1)) % WIN_SLOTS;
+		src = s->resv + from * WIN_PAGES * page_size;
+		dst = s->resv + to * WIN_PAGES * page_size;
+		if (rnd(t, 2)) {
+			/*
+			 * The moved VMA loses its registration (no
+			 * EVENT_REMAP); the old slot is left with nothing.
+			 */
+			ok = mremap(src, WIN_PAGES * page_size,
+				    WIN_PAGES * page_size,
+				    MREMAP_MAYMOVE | MREMAP_FIXED, dst) == dst;
+			ok = ok && slot_clear(s, from);
+			ok = ok && !uffd_register(s->uffd, dst,
+						  WIN_PAGES * page_size,
+						  false, s->wp, true);
+			SET(s->win, dst);
+			INC(s->ops[OP_MREMAP]);
+			if (!ok)
+				INC(s->op_errors[OP_MREMAP]);
+		} else {
+			ok = !munmap(src, WIN_PAGES * page_size);
+			ok = ok && slot_clear(s, from) && win_map(s, to);
+			INC(s->ops[OP_MUNMAP]);
+			if (!ok)
+				INC(s->op_errors[OP_MUNMAP]);
+		}
+		usleep(500);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invariants */
+
+struct check {
+	unsigned long mapped, pfn_checked, probes, probe_failed;
+	unsigned long wrong_pfn, beyond_eof, foreign_word, slot_mapped;
+	char what[160];
+};
+
+static void check_fail(struct check *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->what[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->what, sizeof(c->what), fmt, ap);
+	va_end(ap);
+}
+
+/* Page @i of @map, which maps file page @idx; @eof: pages below EOF. */
+static void check_page(struct stress *s, struct check *c, char *map,
+		       size_t i, size_t idx, size_t eof)
+{
+	uint64_t e = pagemap_get_entry(s->pagemap_fd, map + i * page_size);
+	uint64_t a, w;
+	size_t k;
+
+	if (!(e & PM_PRESENT))
+		return;
+	c->mapped++;
+	if (idx >= eof) {
+		c->beyond_eof++;
+		check_fail(c, "file page %zu is mapped, EOF at page %zu", idx,
+			   eof);
+		return;
+	}
+	for (k = 0; k < page_size / 8; k++) {
+		w = LOAD64(map + i * page_size + k * 8);
+		if (!word_ok(w, idx)) {
+			c->foreign_word++;
+			check_fail(c, "file page %zu, word %zu: %llx", idx, k,
+				   (unsigned long long)w);
+			break;
+		}
+	}
+	if (!PAGEMAP_PFN(e))
+		return;		/* not root: no page frames */
+	FORCE_READ(*(s->alias + idx * page_size));
+	a = pagemap_get_entry(s->pagemap_fd, s->alias + idx * page_size);
+	c->pfn_checked++;
+	if (PAGEMAP_PFN(a) != PAGEMAP_PFN(e)) {
+		c->wrong_pfn++;
+		check_fail(c, "file page %zu: mapped pfn %llx, page cache %llx",
+			   idx, (unsigned long long)PAGEMAP_PFN(e),
+			   (unsigned long long)PAGEMAP_PFN(a));
+	}
+}
+
+/*
+ * Whatever the race left mapped, one page below EOF is mapped now, so that
+ * every round checks at least one: written, then resolved.
+ */
+static void probe_page(struct stress *s, struct check *c, unsigned int seed)
+{
+	uint64_t *buf = malloc(page_size);
+	struct stat st;
+	size_t idx, w;
+	enum outcome o;
+
+	if (!buf || fstat(s->fd, &st) || st.st_size < (off_t)page_size) {
+		free(buf);
+		return;
+	}
+	idx = rand_r(&seed) % (st.st_size / page_size);
+	for (w = 0; w < page_size / 8; w++)
+		buf[w] = WORD(idx, seed);
+	if (pwrite(s->fd, buf, page_size, idx * page_size) == (ssize_t)page_size) {
+		o = do_continue(s, s->area + idx * page_size, page_size, 0);
+		if (o != O_OK && o != O_EEXIST && ++c->probe_failed)
+			check_fail(c, "CONTINUE of file page %zu after the round: %s",
+				   idx, outcome_name[o]);
+		c->probes++;
+		check_page(s, c, s->area, idx, idx, st.st_size / page_size);
+	}
+	free(buf);
+}
+
+static void check_round(struct stress *s, struct check *c)
+{
+	struct stat st;
+	size_t eof, i;
+	unsigned int slot;
+	char *p;
+
+	if (fstat(s->fd, &st)) {
+		check_fail(c, "fstat: %s", strerror(errno));
+		return;
+	}
+	eof = (st.st_size + page_size - 1) / page_size;
+	for (i = 0; i < s->n; i++)
+		check_page(s, c, s->area, i, i, eof);
+	for (slot = 0; slot < WIN_SLOTS; slot++) {
+		p = s->resv + slot * WIN_PAGES * page_size;
+		if (p == s->win) {
+			for (i = 0; i < WIN_PAGES; i++)
+				check_page(s, c, p, i, s->win_off + i, eof);
+			continue;
+		}
+		/* A cleared slot maps nothing. */
+		for (i = 0; i < WIN_PAGES; i++) {
+			if (pagemap_get_entry(s->pagemap_fd,
+					      p + i * page_size) & PM_PRESENT) {
+				c->slot_mapped++;
+				check_fail(c, "cleared window slot %u maps page %zu",
+					   slot, i);
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Leaks */
+
+/* A field of a /proc file, in kB; -1 if absent. */
+static long proc_kb(const char *path, const char *field)
+{
+	char line[256];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':') {
+			v = strtol(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+struct usage {
+	long shmem, swap_used, shmem_huge;
+};
+
+static struct usage usage_now(void)
+{
+	struct usage u;
+
+	u.shmem = proc_kb("/proc/meminfo", "Shmem");
+	u.shmem_huge = proc_kb("/proc/meminfo", "ShmemHugePages");
+	u.swap_used = proc_kb("/proc/meminfo", "SwapTotal") -
+		      proc_kb("/proc/meminfo", "SwapFree");
+	return u;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int setup(struct stress *s, const char *kind, const char **why)
+{
+	__u64 feat = UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+	      avail = 0;
+	size_t i;
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->n = 2 * pmd_pages;
+	s->win_off = pmd_pages - WIN_PAGES / 2;	/* across a PMD boundary */
+	if (!strcmp(kind, "memfd"))
+		s->fd = memfd_create("uffd-continue-stress", MFD_CLOEXEC);
+	else
+		s->fd = thp_file(why);
+	if (s->fd < 0) {
+		if (!*why)
+			*why = "no file";
+		return -1;
+	}
+	if (ftruncate(s->fd, s->n * page_size)) {
+		*why = "ftruncate failed";
+		return -1;
+	}
+	s->uffd = uffd_new(feat, &avail);
+	if (s->uffd == -EINVAL)
+		s->uffd = uffd_new(UFFD_FEATURE_MINOR_SHMEM, &avail);
+	if (s->uffd < 0) {
+		*why = "no userfaultfd with UFFD_FEATURE_MINOR_SHMEM";
+		return -1;
+	}
+	s->area = mmap_aligned(s->n * page_size, pmd_pages * page_size,
+			       MAP_SHARED, s->fd);
+	s->alias = mmap_aligned(s->n * page_size, pmd_pages * page_size,
+				MAP_SHARED, s->fd);
+	s->resv = mmap(NULL, WIN_SLOTS * WIN_PAGES * page_size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s->area == MAP_FAILED || s->alias == MAP_FAILED ||
+	    s->resv == MAP_FAILED) {
+		*why = "mmap failed";
+		return -1;
+	}
+	s->wp = avail & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	err = uffd_register(s->uffd, s->area, s->n * page_size, false, s->wp,
+			    true);
+	if (err && s->wp) {
+		s->wp = false;
+		err = uffd_register(s->uffd, s->area, s->n * page_size, false,
+				    false, true);
+	}
+	if (err || !win_map(s, 0)) {
+		*why = "UFFDIO_REGISTER_MODE_MINOR failed";
+		return -1;
+	}
+	s->pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
+	if (s->pagemap_fd < 0) {
+		*why = "no /proc/self/pagemap";
+		return -1;
+	}
+	/* The whole file, written through the alias. */
+	for (i = 0; i < s->n * page_size / 8; i++)
+		STORE64(s->alias + i * 8, WORD(i * 8 / page_size, 0));
+	return 0;
+}
+
+static void teardown(struct stress *s)
+{
+	if (s->area && s->area != MAP_FAILED)
+		munmap(s->area, s->n * page_size);
+	if (s->alias && s->alias != MAP_FAILED)
+		munmap(s->alias, s->n * page_size);
+	if (s->resv && s->resv != MAP_FAILED)
+		munmap(s->resv, WIN_SLOTS * WIN_PAGES * page_size);
+	if (s->uffd > 0)
+		close(s->uffd);
+	if (s->fd > 0)
+		close(s->fd);
+	if (s->pagemap_fd > 0)
+		close(s->pagemap_fd);
+}
+
+enum { T_SINGLE, T_RANGE, T_FAULT, T_FILE, T_MM, T_FORK, T_REMAP, T_NR };
+
+static void *(*const thread_fn[T_NR])(void *) = {
+	single_fn, range_fn, fault_fn, file_fn, mm_fn, fork_fn, remap_fn,
+};
+
+/* One round: every thread races for @ms; false if a thread did not start. */
+static bool round_run(struct stress *s, unsigned int seed, unsigned int ms)
+{
+	struct thread th[T_NR], handler = { .s = s, .seed = seed };
+	bool ok = true;
+	int i;
+
+	SET(s->stop, 0);
+	SET(s->stop_handler, 0);
+	if (pthread_create(&handler.th, NULL, handler_fn, &handler))
+		return false;
+	for (i = 0; i < T_NR; i++) {
+		th[i].s = s;
+		th[i].seed = seed * T_NR + i + 1;
+		if (pthread_create(&th[i].th, NULL, thread_fn[i], &th[i])) {
+			th[i].th = 0;
+			ok = false;
+		}
+	}
+	usleep(ms * 1000);
+	SET(s->stop, 1);
+	for (i = 0; i < T_NR; i++)
+		if (th[i].th)
+			pthread_join(th[i].th, NULL);
+	/* The faulting thread is done: nothing waits for the handler. */
+	SET(s->stop_handler, 1);
+	pthread_join(handler.th, NULL);
+	return ok;
+}
+
+static void report(struct stress *s, unsigned int rounds, struct check *c)
+{
+	char buf[1024];
+	int n = 0, i;
+
+	for (i = 0; i < O_NR; i++)
+		n += snprintf(buf + n, sizeof(buf) - n, " %s %lu",
+			      outcome_name[i], s->outcomes[i]);
+	ksft_print_msg("%s: %u rounds; CONTINUE:%s; %lu pages mapped\n",
+		       s->kind, rounds, buf, s->pages_mapped);
+	for (n = 0, i = 0; i < OP_NR; i++)
+		n += snprintf(buf + n, sizeof(buf) - n, " %s %lu/%lu",
+			      op_name[i], s->ops[i], s->op_errors[i]);
+	ksft_print_msg("%s: racers (done/failed):%s\n", s->kind, buf);
+	ksft_print_msg("%s: %lu pages swapped out, %lu collapses, %lu pages moved (%d nodes)\n",
+		       s->kind, s->swapped, s->collapsed, s->moved, nr_nodes);
+	ksft_print_msg("%s: invariants: %lu mapped pages checked, %lu by page frame\n",
+		       s->kind, c->mapped, c->pfn_checked);
+	if (s->last_bad[0])
+		ksft_print_msg("%s: last problem: %s\n", s->kind, s->last_bad);
+	if (c->what[0])
+		ksft_print_msg("%s: first violation: %s\n", s->kind, c->what);
+}
+
+#define NR_TESTS_PER_KIND	7
+
+static void stress_kind(const char *kind, unsigned int secs,
+			unsigned int round_ms, unsigned int seed)
+{
+	struct check c = { 0 };
+	struct stress s;
+	const char *why = NULL;
+	unsigned int rounds = 0;
+	uint64_t end;
+	bool started = true;
+	int i;
+
+	if (setup(&s, kind, &why)) {
+		teardown(&s);
+		for (i = 0; i < NR_TESTS_PER_KIND; i++)
+			ksft_test_result_skip("%s: %s\n", kind, why);
+		return;
+	}
+	end = now_ns() + secs * 1000000000ULL;
+	do {
+		started &= round_run(&s, seed + rounds, round_ms);
+		check_round(&s, &c);
+		probe_page(&s, &c, seed + rounds);
+		rounds++;
+		if (verbose)
+			report(&s, rounds, &c);
+	} while (now_ns() < end && !c.what[0] && !s.outcomes[O_BAD]);
+	report(&s, rounds, &c);
+
+	ksft_test_result(started && !s.op_errors[OP_FORK] &&
+			 !s.op_errors[OP_MREMAP] && !s.op_errors[OP_MUNMAP] &&
+			 !s.op_errors[OP_TRUNCATE] && !s.op_errors[OP_PUNCH] &&
+			 !s.op_errors[OP_FALLOCATE] && !s.op_errors[OP_WRITE] &&
+			 !s.op_errors[OP_DONTNEED] && !s.op_errors[OP_DONTNEED_ALL] &&
+			 !s.op_errors[OP_PAGEOUT] && !s.op_errors[OP_WP] &&
+			 !s.op_errors[OP_UNWP] && !s.op_errors[OP_MIGRATE] &&
+			 s.ops[OP_MINOR] && s.pages_mapped &&
+			 (s.swapped || !have_swap) &&
+			 s.ops[OP_FORK] && s.ops[OP_MREMAP] && s.ops[OP_MUNMAP],
+			 "%s: every racer ran without an error\n", kind);
+	ksft_test_result(!s.outcomes[O_BAD] && !s.bad_events,
+			 "%s: every CONTINUE and fault had a documented outcome\n",
+			 kind);
+	ksft_test_result(!c.wrong_pfn && !c.probe_failed && c.mapped >= c.probes,
+			 "%s: every mapped page is the page cache's page of its offset\n",
+			 kind);
+	ksft_test_result(!c.beyond_eof,
+			 "%s: no page at or beyond EOF is mapped\n", kind);
+	ksft_test_result(!c.foreign_word,
+			 "%s: mapped pages hold only their own offset's data\n",
+			 kind);
+	ksft_test_result(!c.slot_mapped,
+			 "%s: nothing stays mapped where the window was\n", kind);
+	ksft_test_result(!s.child_bad,
+			 "%s: forked children read only their own offsets' data\n",
+			 kind);
+	teardown(&s);
+}
+
+/* After closing everything: back where we started, within @slack_kb. */
+static void check_leaks(struct usage before, long slack_kb)
+{
+	struct usage after;
+	long rss;
+	int tries;
+
+	for (tries = 0; tries < 50; tries++) {
+		after = usage_now();
+		if (after.shmem <= before.shmem + slack_kb &&
+		    after.swap_used <= before.swap_used + slack_kb &&
+		    after.shmem_huge <= before.shmem_huge)
+			break;
+		usleep(100000);
+	}
+	rss = proc_kb("/proc/self/status", "RssShmem");
+	ksft_print_msg("kB before -> after: Shmem %ld -> %ld, ShmemHugePages %ld -> %ld\n",
+		       before.shmem, after.shmem, before.shmem_huge,
+		       after.shmem_huge);
+	ksft_print_msg("kB before -> after: swap used %ld -> %ld; RssShmem %ld\n",
+		       before.swap_used, after.swap_used, rss);
+	ksft_test_result(after.shmem <= before.shmem + slack_kb &&
+			 after.swap_used <= before.swap_used + slack_kb &&
+			 after.shmem_huge <= before.shmem_huge && rss == 0,
+			 "nothing leaked: Shmem, swap and RssShmem back where they started\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const char * const kinds[] = { "memfd", "thp" };
+	unsigned int secs = 30, round_ms = 1000, seed = 1, i;
+	struct sigaction sa = {
+		.sa_sigaction = sig_handler,
+		.sa_flags = SA_SIGINFO | SA_NODEFER,
+	};
+	struct usage before;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "t:r:s:v")) != -1) {
+		switch (opt) {
+		case 't':
+			secs = atoi(optarg);
+			break;
+		case 'r':
+			round_ms = atoi(optarg);
+			break;
+		case 's':
+			seed = atoi(optarg);
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-t SECONDS] [-r ROUND_MS] [-s SEED] [-v]\n",
+				argv[0]);
+			return KSFT_FAIL;
+		}
+	}
+	page_size = getpagesize();
+	pmd_pages = read_pmd_pagesize() / page_size;
+	if (!pmd_pages)
+		pmd_pages = 512;
+	is_root = !geteuid();
+	have_swap = proc_kb("/proc/meminfo", "SwapTotal") > 0;
+	nr_nodes = nr_numa_nodes();
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+
+	ksft_print_header();
+	ksft_set_plan(ARRAY_SIZE(kinds) * NR_TESTS_PER_KIND + 1);
+	ksft_print_msg("%u s per file kind, rounds of %u ms, seed %u, %d NUMA nodes%s\n",
+		       secs, round_ms, seed, nr_nodes,
+		       nr_nodes < 2 ? " (migration by compaction)" : "");
+	before = usage_now();
+	for (i = 0; i < ARRAY_SIZE(kinds); i++)
+		stress_kind(kinds[i], secs, round_ms, seed);
+	/* Some slack: the rest of the system may use a page or two meanwhile. */
+	check_leaks(before, 256);
+	ksft_finished();
+}
