@@ -431,6 +431,20 @@ class KernelLogTest(unittest.TestCase):
         self.assertIn("WARNING: possible circular locking dependency detected", bad[0])
         self.assertIn("Call Trace:", bad[-1])
 
+    def test_oom_report(self) -> None:
+        """The stack of an OOM report (uffd-continue's memcg case provokes
+        one) is not a problem; a WARN after it, and its trace, still are."""
+        bad = results.kernel_log_problems(read_test_data("kernel-log", "dmesg-oom.txt"))
+        self.assertEqual(len(bad), 3, bad)
+        self.assertIn("cut here", bad[0])
+        self.assertIn("WARNING: CPU: 1 PID: 322 at mm/userfaultfd.c:412", bad[1])
+        self.assertIn("[   33.000003] Call Trace:", bad[2])
+        # A report excuses its own trace only, not one that follows it.
+        cut = "\n".join(line for line in
+                        read_test_data("kernel-log", "dmesg-oom.txt").splitlines()
+                        if "no killable processes" not in line)
+        self.assertEqual(len(results.kernel_log_problems(cut)), 3)
+
     def test_reports(self) -> None:
         for line in ("BUG: KASAN: slab-use-after-free in mfill_atomic+0x1/0x2",
                      "UBSAN: shift-out-of-bounds in mm/userfaultfd.c:1:2",

@@ -325,10 +325,28 @@ KERNEL_LOG_BAD = re.compile(
     r"suspicious RCU usage|Call Trace:|cut here)")
 
 
+# An OOM report: the kernel doing its job (uffd-continue's memcg case fills
+# a memory cgroup on purpose). The one stack trace it prints, from its first
+# line to the end of that trace, is not a problem; anything else still is.
+OOM_REPORT_START = re.compile(r" invoked oom-killer: ")
+OOM_REPORT_END = re.compile(r"</TASK>|Out of memory and no killable processes|"
+                            r"oom-kill:constraint=")
+
+
 def kernel_log_problems(text: str) -> List[str]:
     """The lines of a kernel log that report a WARN, BUG, Oops, lockdep,
-    KASAN, UBSAN or RCU problem, or a call trace."""
-    return [line.rstrip() for line in text.splitlines() if KERNEL_LOG_BAD.search(line)]
+    KASAN, UBSAN or RCU problem, or a call trace outside an OOM report."""
+    bad = []
+    in_oom = False
+    for line in text.splitlines():
+        if OOM_REPORT_START.search(line):
+            in_oom = True
+        elif in_oom and OOM_REPORT_END.search(line):
+            in_oom = False
+        m = KERNEL_LOG_BAD.search(line)
+        if m and not (in_oom and m.group(0) == "Call Trace:"):
+            bad.append(line.rstrip())
+    return bad
 
 
 def scan_kernel_log(rundir: str, res: Results, prefix: str = "") -> None:

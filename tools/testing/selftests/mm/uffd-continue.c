@@ -19,6 +19,7 @@
  */
 #include "uffd-continue.h"
 
+#include <limits.h>
 #include <linux/falloc.h>
 #include <stddef.h>
 #include <sys/resource.h>
@@ -494,6 +495,8 @@ FIXTURE_SETUP(uffd_continue)
 			       FALLOC_FL_KEEP_SIZE, 0, self->size));
 }
 
+static void memcg_leave(void);
+
 FIXTURE_TEARDOWN(uffd_continue)
 {
 	if (self->area != MAP_FAILED)
@@ -508,6 +511,7 @@ FIXTURE_TEARDOWN(uffd_continue)
 		close(self->pagemap_fd);
 	if (self->kpageflags_fd >= 0)
 		close(self->kpageflags_fd);
+	memcg_leave();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1555,6 +1559,223 @@ TEST_F(uffd_continue, swapped_out_mixed_range)
 	ASSERT_CONT(cont(self, 3 * g, g, 0), EFAULT, -EFAULT);
 	ASSERT_NOT_MAPPED(3 * g);
 	ASSERT_FALSE(in_cache(self, 3 * g));
+}
+
+/* ------------------------------------------------------------------------ */
+/* A memory cgroup of this test process */
+
+#define CGROUP_ROOT	"/sys/fs/cgroup"
+
+static char cg_dir[128];	/* the cgroup this process moved into, or "" */
+static char cg_home[300];	/* where it came from */
+
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[256];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* A number from a cgroup file ("max": LONG_MAX), or the value of a key. */
+static long cg_read(const char *file, const char *key)
+{
+	char path[256], line[256];
+	size_t n = key ? strlen(key) : 0;
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cg_dir, file);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (key && (strncmp(line, key, n) || line[n] != ' '))
+			continue;
+		v = !strncmp(line + n, "max", 3) ? LONG_MAX :
+		    strtol(line + n, NULL, 10);
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * Moves this (single-threaded) process into a new memory cgroup of its own;
+ * NULL, or why not.
+ */
+static const char *memcg_enter(void)
+{
+	char line[256];
+	struct statfs sfs;
+	FILE *f;
+
+	if (statfs(CGROUP_ROOT, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
+		return "no cgroup2 at " CGROUP_ROOT;
+	f = fopen("/proc/self/cgroup", "r");
+	if (!f || !fgets(line, sizeof(line), f) || strncmp(line, "0::/", 4)) {
+		if (f)
+			fclose(f);
+		return "not in the cgroup2 hierarchy";
+	}
+	fclose(f);
+	line[strcspn(line, "\n")] = 0;
+	snprintf(cg_home, sizeof(cg_home), CGROUP_ROOT "%s", line + 3);
+	if (cg_write(CGROUP_ROOT, "cgroup.subtree_control", "+memory"))
+		return "cannot enable the memory controller (CONFIG_MEMCG, root?)";
+	snprintf(cg_dir, sizeof(cg_dir), CGROUP_ROOT "/uffd-continue-%d",
+		 getpid());
+	if (mkdir(cg_dir, 0700) || cg_write(cg_dir, "cgroup.procs", "0")) {
+		rmdir(cg_dir);
+		cg_dir[0] = 0;
+		return "cannot create a memory cgroup and move into it";
+	}
+	return NULL;
+}
+
+static void memcg_leave(void)
+{
+	if (!cg_dir[0])
+		return;
+	cg_write(cg_home, "cgroup.procs", "0");
+	rmdir(cg_dir);
+	cg_dir[0] = 0;
+}
+
+/*
+ * Swapped-out pages of a file, resolved in a memory cgroup that has room to
+ * swap in only some of them and may not swap anything out: swap-in fails
+ * once the cgroup is full (its OOM killer finds nobody to kill), and CONTINUE
+ * maps the pages before that and gives -EFAULT for the rest, which stay
+ * swapped out, intact. Once the limit is lifted, they are resolved too; and
+ * when the file is gone, so are its charges and its swap.
+ */
+TEST_F(uffd_continue, memcg_swapin_limit)
+{
+	size_t n = pmd_pages, m = n - 1, i, k;
+	long base, oom;
+	const char *why;
+	char val[160];
+	struct cres r, r2;
+	int fd;
+
+	if (variant->kind == MEM_THP)
+		SKIP(return, "4 KiB pages only: a PMD-sized swap-in is charged in one piece");
+	if (variant->private)
+		SKIP(return, "shared mappings only: a private one resolves to the same swap-in");
+	/*
+	 * More pages than a memory cgroup keeps charged ahead per CPU (64), so
+	 * that its limit is reached: the mappings grow to a PMD's worth, n.
+	 */
+	ASSERT_EQ(0, munmap(self->area, self->size));
+	ASSERT_EQ(0, munmap(self->alias, self->size));
+	self->npages = n;
+	self->size = n * page_size;
+	ASSERT_EQ(0, ftruncate(self->fd, self->size));
+	self->alias = mmap_aligned(self->size, pmd_pages * page_size,
+				   MAP_SHARED, self->fd);
+	ASSERT_NE(MAP_FAILED, self->alias);
+	self->area = mmap_aligned(self->size, pmd_pages * page_size,
+				  variant->private ? MAP_PRIVATE : MAP_SHARED,
+				  self->fd);
+	ASSERT_NE(MAP_FAILED, self->area);
+	why = memcg_enter();
+	if (why)
+		SKIP(return, "%s", why);
+	base = cg_read("memory.current", NULL);
+	ASSERT_LE(0, base);
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   false, false, true));
+	fill(self, 0, n, 1);
+	/*
+	 * The PTE table of area, made before the limit, which is for pages:
+	 * the last page stays mapped and keeps it; the m others are unmapped
+	 * and swapped out.
+	 */
+	ASSERT_CONT(cont(self, 0, n, 0), 0, n * page_size);
+	ASSERT_EQ(0, madvise(self->area, m * page_size, MADV_DONTNEED));
+	if (!swap_out(self, 0, m))
+		SKIP(return, "MADV_PAGEOUT did not swap the pages out: no swap?");
+	ASSERT_NOT_MAPPED(0);
+	ASSERT_LE(m * page_size, cg_read("memory.swap.current", NULL));
+
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(5, write(fd, "-1000", 5));
+	close(fd);
+	ASSERT_EQ(0, cg_write(cg_dir, "memory.swap.max", "0"));
+	snprintf(val, sizeof(val), "%s/memory.max", cg_dir);
+	fd = open(val, O_WRONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(3, pwrite(fd, "max", 3, 0));
+	oom = cg_read("memory.events", "oom");
+	snprintf(val, sizeof(val), "%ld",
+		 cg_read("memory.current", NULL) + (long)(8 * page_size));
+	/*
+	 * Room for few pages, and nothing may be swapped out to make more.
+	 * Until the limit is lifted, nothing but the CONTINUEs may charge
+	 * memory: a page fault of this process, which its cgroup's OOM killer
+	 * may not kill, would wait for memory forever, and even opening a
+	 * file needs some. So what this process runs stays in memory (the
+	 * cgroup's reclaim would evict its code), the file is open already.
+	 */
+	ASSERT_EQ(0, mlockall(MCL_CURRENT | MCL_ONFAULT));
+	ASSERT_EQ(strlen(val), pwrite(fd, val, strlen(val), 0));
+	r = cont(self, 0, m, 0);
+	k = r.mapped > 0 ? r.mapped / page_size : 0;
+	r2 = cont(self, k, 1, 0);
+	ASSERT_EQ(3, pwrite(fd, "max", 3, 0));
+	munlockall();
+	close(fd);
+
+	TH_LOG("%zu of %zu pages swapped in before the limit", k, m);
+	ASSERT_EQ(EAGAIN, r.err)
+		TH_LOG("CONTINUE of %zu swapped-out pages: ret %d errno %d mapped %lld",
+		       m, r.ret, r.err, (long long)r.mapped);
+	ASSERT_EQ(0, r.mapped % page_size);
+	ASSERT_LT(0, k);
+	ASSERT_GT(m, k);
+	for (i = 0; i < k; i++) {
+		ASSERT_MAPS_CACHE(i);
+		ASSERT_AREA_PAGE(i, 1, -1);
+	}
+	ASSERT_CONT(r2, EFAULT, -EFAULT);
+	ASSERT_NOT_MAPPED(k);
+	ASSERT_FALSE(in_cache(self, k));
+	ASSERT_LT(oom, cg_read("memory.events", "oom"));
+
+	ASSERT_CONT(cont(self, k, m - k, 0), 0, (m - k) * page_size);
+	for (i = k; i < n; i++) {
+		ASSERT_MAPS_CACHE(i);
+		ASSERT_AREA_PAGE(i, 1, -1);
+	}
+
+	/* Gone with the file: its pages, their charges and their swap. */
+	munmap(self->area, self->size);
+	munmap(self->alias, self->size);
+	close(self->fd);
+	self->area = MAP_FAILED;
+	self->alias = MAP_FAILED;
+	self->fd = -1;
+	for (i = 0; i < 50 && cg_read("memory.swap.current", NULL); i++)
+		usleep(100000);
+	ASSERT_EQ(0, cg_read("memory.swap.current", NULL));
+	/*
+	 * memory.current also counts what the cgroup has charged ahead on
+	 * each CPU (up to 64 pages): that much more, and 64 KiB of kernel
+	 * memory, but not the n pages of the file.
+	 */
+	ASSERT_GE(base + (long)(64 * page_size * sysconf(_SC_NPROCESSORS_ONLN)) +
+		  64 * 1024, cg_read("memory.current", NULL))
+		TH_LOG("memory.current %ld, %ld before the file",
+		       cg_read("memory.current", NULL), base);
 }
 
 /* ------------------------------------------------------------------------ */
