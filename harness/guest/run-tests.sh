@@ -36,6 +36,11 @@ if [ -w "$SWITCH" ]; then
 	echo rust > "$SWITCH"
 fi
 
+# The stress's own checks find the violations planted for them.
+if [ -x "$ST/uffd-continue-stress" ] && want uffd-continue-stress; then
+	run_tap "uffd-continue-stress -X" 300 "$ST/uffd-continue-stress" -X
+fi
+
 for impl in $IMPLS; do
 	if [ "$impl" != base ]; then
 		echo "$impl" > "$SWITCH"

@@ -21,9 +21,11 @@
  * process's RssShmem are back where they started.
  *
  *	uffd-continue-stress [-t SECONDS] [-r ROUND_MS] [-s SEED] [-v]
+ *	uffd-continue-stress -X
  *
  * -t is the time per file kind (a memfd, and a file on a huge=always tmpfs
- * whose page cache holds PMD-sized folios); default 30 s each.
+ * whose page cache holds PMD-sized folios); default 30 s each. -X checks the
+ * checks instead: each violation, planted, must be found.
  */
 #include "uffd-continue.h"
 
@@ -81,7 +83,7 @@ static const char * const op_name[OP_NR] = {
 };
 
 static size_t page_size, pmd_pages;
-static bool verbose, is_root, have_swap;
+static bool verbose, is_root, have_swap, check_checker;
 static int nr_nodes;
 
 /* One file kind under stress. */
@@ -1086,6 +1088,79 @@ static void check_leaks(struct usage before, long slack_kb)
 			 "nothing leaked: Shmem, swap and RssShmem back where they started\n");
 }
 
+/*
+ * -X: the checks find what they look for. With no thread running, each
+ * violation is planted on a memfd through the back door (a private copy, an
+ * anonymous page) and must be found; a clean state must pass.
+ */
+static void self_check(void)
+{
+	struct stress s;
+	struct check c;
+	const char *why = NULL;
+	char *p;
+
+	if (setup(&s, "memfd", &why)) {
+		teardown(&s);
+		ksft_test_result_skip("checker: %s\n", why);
+		ksft_test_result_skip("checker: %s\n", why);
+		ksft_test_result_skip("checker: %s\n", why);
+		ksft_test_result_skip("checker: %s\n", why);
+		ksft_test_result_skip("checker: %s\n", why);
+		return;
+	}
+	do_continue(&s, s.area, 8 * page_size, 0);
+	memset(&c, 0, sizeof(c));
+	check_round(&s, &c);
+	ksft_test_result(!c.what[0] && c.mapped == 8 && !s.outcomes[O_BAD],
+			 "checker: 8 mapped pages of their offsets pass\n");
+
+	STORE64(s.alias + 3 * page_size + 64, WORD(4, 1));
+	memset(&c, 0, sizeof(c));
+	check_round(&s, &c);
+	ksft_test_result(c.foreign_word == 1,
+			 "checker: finds a word written for another offset\n");
+	STORE64(s.alias + 3 * page_size + 64, WORD(3, 1));
+
+	/* A private copy of page 5 in place of the page cache's page. */
+	p = mmap(s.area + 5 * page_size, page_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_FIXED, s.fd, 5 * page_size);
+	if (p != MAP_FAILED)
+		STORE64(p, WORD(5, 2));
+	memset(&c, 0, sizeof(c));
+	check_round(&s, &c);
+	if (!c.pfn_checked)
+		ksft_test_result_skip("checker: page frames are only visible to root\n");
+	else
+		ksft_test_result(p != MAP_FAILED && c.wrong_pfn == 1,
+				 "checker: finds a page that is not the page cache's\n");
+
+	/* The last page cut off the file, with a page still mapped there. */
+	p = mmap(s.area + (s.n - 1) * page_size, page_size,
+		 PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (p != MAP_FAILED)
+		STORE64(p, 0);
+	memset(&c, 0, sizeof(c));
+	ksft_test_result(p != MAP_FAILED &&
+			 !ftruncate(s.fd, (s.n - 1) * page_size) &&
+			 (check_round(&s, &c), c.beyond_eof == 1),
+			 "checker: finds a page mapped beyond EOF\n");
+
+	/* Something in a window slot that should hold nothing. */
+	p = mmap(s.resv + WIN_PAGES * page_size, page_size,
+		 PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (p != MAP_FAILED)
+		STORE64(p, 1);
+	memset(&c, 0, sizeof(c));
+	check_round(&s, &c);
+	ksft_test_result(p != MAP_FAILED && s.win == s.resv &&
+			 c.slot_mapped == 1,
+			 "checker: finds a page where the window is not\n");
+	teardown(&s);
+}
+
 int main(int argc, char **argv)
 {
 	static const char * const kinds[] = { "memfd", "thp" };
@@ -1097,7 +1172,7 @@ int main(int argc, char **argv)
 	struct usage before;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "t:r:s:v")) != -1) {
+	while ((opt = getopt(argc, argv, "t:r:s:vX")) != -1) {
 		switch (opt) {
 		case 't':
 			secs = atoi(optarg);
@@ -1111,9 +1186,12 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose = true;
 			break;
+		case 'X':
+			check_checker = true;
+			break;
 		default:
-			fprintf(stderr, "usage: %s [-t SECONDS] [-r ROUND_MS] [-s SEED] [-v]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [-t SECONDS] [-r ROUND_MS] [-s SEED] [-v]\n"
+				"       %s -X\n", argv[0], argv[0]);
 			return KSFT_FAIL;
 		}
 	}
@@ -1128,6 +1206,11 @@ int main(int argc, char **argv)
 	sigaction(SIGSEGV, &sa, NULL);
 
 	ksft_print_header();
+	if (check_checker) {
+		ksft_set_plan(5);
+		self_check();
+		ksft_finished();
+	}
 	ksft_set_plan(ARRAY_SIZE(kinds) * NR_TESTS_PER_KIND + 1);
 	ksft_print_msg("%u s per file kind, rounds of %u ms, seed %u, %d NUMA nodes%s\n",
 		       secs, round_ms, seed, nr_nodes,
