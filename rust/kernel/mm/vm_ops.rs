@@ -17,7 +17,10 @@
 use crate::{
     bindings,
     error::{code::*, Error, Result},
-    fs::{file, File},
+    fs::{
+        file::flags::{O_ACCMODE, O_RDWR, O_WRONLY},
+        File,
+    },
     mm::{
         folio::{LockedFolio, PgOff},
         virt::{flags, VmaNew, VmaRef},
@@ -328,8 +331,8 @@ impl VmaNew {
         }
         let shared_maywrite = flags::SHARED | flags::MAYWRITE;
         if self.flags() & shared_maywrite == shared_maywrite {
-            let mode = file.flags() & file::flags::O_ACCMODE;
-            if mode != file::flags::O_RDWR && mode != file::flags::O_WRONLY {
+            let mode = file.flags() & O_ACCMODE;
+            if mode != O_RDWR && mode != O_WRONLY {
                 return Err(EACCES);
             }
             // SAFETY: `file` is a valid shmem file.
@@ -467,7 +470,6 @@ mod tests {
         vmf.__bindgen_anon_1.address = address;
         vmf.__bindgen_anon_1.real_address = address;
         vmf.__bindgen_anon_1.pgoff = vma.linear_page_index(address);
-        vmf.flags = bindings::fault_flag_FAULT_FLAG_ALLOW_RETRY;
         let fault = ops.fault.ok_or(EINVAL)?;
         // SAFETY: The VMA is valid and read-locked, `vmf` describes a fault in it, without a
         // page.
