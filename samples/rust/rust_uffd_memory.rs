@@ -77,7 +77,7 @@ impl MiscDevice for RustUffdMemory {
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         let file = shmem_file_setup(c"rust-uffd-memory", 0)?;
-        KBox::new(Self { file }, GFP_KERNEL)
+        Ok(KBox::new(Self { file }, GFP_KERNEL)?)
     }
 
     fn mmap(me: &Self, _file: &File, vma: &VmaNew) -> Result {

@@ -27,6 +27,7 @@ use crate::{
     },
 };
 use core::{marker::PhantomData, ptr::NonNull};
+use macros::vtable;
 
 #[cfg(CONFIG_USERFAULTFD)]
 use crate::mm::userfaultfd::{UffdOps, UffdOpsVtable};
@@ -211,7 +212,7 @@ impl<'a> VmFault<'a> {
         // SAFETY: By the type invariants, this is a fault being handled by `->fault()` with the
         // VMA read-locked, in a VMA registered for minor faults: what `handle_userfault()` needs.
         // It may drop the lock; `self` is given up and nothing of the fault is used again.
-        let ret = unsafe { bindings::handle_userfault(self.as_ptr(), flags::UFFD_MINOR as _) };
+        let ret = unsafe { bindings::handle_userfault(self.as_ptr(), flags::UFFD_MINOR) };
         // INVARIANT: What `handle_userfault()` returned for this fault.
         Ok(VmFaultReason(ret))
     }
@@ -371,7 +372,6 @@ mod tests {
             userfaultfd::VmUffdOps,
         },
         page::PAGE_SIZE,
-        prelude::*,
     };
 
     fn vma_inode(vma: &VmaRef) -> Result<&Inode> {
