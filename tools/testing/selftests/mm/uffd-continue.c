@@ -1080,12 +1080,12 @@ TEST_F(uffd_continue, copy_zeropage_missing)
 	char *src;
 	int ret;
 
-	ASSERT_EQ(rust ? -EINVAL : 0, uffd_register(self->uffd, self->area,
-						     self->size, true, false,
-						     false));
-	ASSERT_EQ(rust ? -EINVAL : 0, uffd_register(self->uffd, self->area,
-						     self->size, true, false,
-						     true));
+	ret = uffd_register(self->uffd, self->area, self->size, true, false,
+			    false);
+	ASSERT_EQ(rust ? -EINVAL : 0, ret);
+	ret = uffd_register(self->uffd, self->area, self->size, true, false,
+			    true);
+	ASSERT_EQ(rust ? -EINVAL : 0, ret);
 	if (!rust)
 		ASSERT_EQ(0, uffd_unregister(self->uffd, self->area,
 					     self->size));
