@@ -364,14 +364,16 @@ impl VmaNew {
 mod tests {
     use super::*;
     use crate::{
-        fs::inode::Inode,
+        fs::{file::flags::O_RDONLY, inode::Inode},
         mm::{
             folio::filemap_lock_folio_nowait,
             kunit,
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
             userfaultfd::VmUffdOps,
+            virt::vm_flags_t,
         },
         page::PAGE_SIZE,
+        sync::aref::ARef,
     };
 
     fn vma_inode(vma: &VmaRef) -> Result<&Inode> {
@@ -541,6 +543,78 @@ mod tests {
             (OOM, None)
         );
         assert_eq!(VmFaultReason::from_error(EIO).as_raw(), SIGBUS);
+        Ok(())
+    }
+
+    /// Gives `f` a VMA under construction, as `->mmap()` has it: allocated, not linked anywhere,
+    /// with `vm_flags` and a reference on `file`. Returns what `f` returned and the VMA's file
+    /// afterwards, then frees the VMA.
+    fn with_new_vma(
+        file: &File,
+        vm_flags: vm_flags_t,
+        f: impl FnOnce(&VmaNew) -> Result,
+    ) -> Result<(Result, *mut bindings::file)> {
+        let mm = kunit::current_mm()?;
+        // SAFETY: `mm` is a valid mm with users.
+        let vma = unsafe { bindings::vm_area_alloc(mm.as_raw()) };
+        if vma.is_null() {
+            return Err(ENOMEM);
+        }
+        let file: ARef<File> = file.into();
+        // SAFETY: The VMA is new and ours alone; set its flags and file (with a reference) as
+        // `__mmap_new_file_vma()` does.
+        unsafe {
+            (*vma).__bindgen_anon_2.vm_flags = vm_flags;
+            (*vma).vm_file = ARef::into_raw(file).as_ptr().cast();
+        }
+        // SAFETY: The VMA is being set up and not linked anywhere; it is freed only after `f`.
+        let ret = f(unsafe { VmaNew::from_raw(vma) });
+        // SAFETY: The VMA is still ours; it holds one reference on its file.
+        let vm_file = unsafe { (*vma).vm_file };
+        // SAFETY: Drop the VMA's reference on its file and free the unused VMA.
+        unsafe {
+            bindings::fput(vm_file);
+            bindings::vm_area_free(vma);
+        }
+        Ok((ret, vm_file))
+    }
+
+    #[test]
+    fn set_shmem_file() -> Result {
+        let dev = shmem_file_setup(c"rust_mm_vm_ops_dev", 0)?;
+        let mem = shmem_file_setup(c"rust_mm_vm_ops", PAGE_SIZE as i64)?;
+        let shared_write = flags::SHARED | flags::MAYSHARE | flags::MAYWRITE | flags::WRITE;
+        // A shmem file open for writing, in a shared writable mapping: taken.
+        let (ret, file) = with_new_vma(&dev, shared_write, |vma| vma.set_shmem_file(&mem))?;
+        assert_eq!(ret, Ok(()));
+        assert_eq!(file, mem.as_ptr());
+        // The same file, open read-only: not for a shared mapping that may become writable.
+        // SAFETY: `mem` is a valid file; its path and credentials are valid for the call.
+        let ro = unsafe {
+            bindings::dentry_open(
+                &(*mem.as_ptr()).f_path,
+                O_RDONLY as i32,
+                (*mem.as_ptr()).f_cred,
+            )
+        };
+        let ro = crate::error::from_err_ptr(ro)?;
+        // SAFETY: `dentry_open()` returned a new file with one reference, which we own.
+        let ro: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(ro.cast())) };
+        let (ret, file) = with_new_vma(&dev, shared_write, |vma| vma.set_shmem_file(&ro))?;
+        assert_eq!(ret, Err(EACCES));
+        assert_eq!(file, dev.as_ptr());
+        let shared_ro = flags::SHARED | flags::MAYSHARE | flags::READ;
+        let (ret, file) = with_new_vma(&dev, shared_ro, |vma| vma.set_shmem_file(&ro))?;
+        assert_eq!(ret, Ok(()));
+        assert_eq!(file, ro.as_ptr());
+        // Not a shmem file: refused, the VMA keeps its file.
+        #[cfg(CONFIG_HUGETLBFS)]
+        {
+            let huge = kunit::hugetlb_file(c"rust_mm_vm_ops_huge", 0)?;
+            let (ret, file) = with_new_vma(&dev, shared_write, |vma| vma.set_shmem_file(&huge))?;
+            assert_eq!(ret, Err(EINVAL));
+            assert_eq!(file, dev.as_ptr());
+        }
         Ok(())
     }
 
