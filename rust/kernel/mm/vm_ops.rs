@@ -592,7 +592,7 @@ mod tests {
         // SAFETY: `mem` is a valid file; its path and credentials are valid for the call.
         let ro = unsafe {
             bindings::dentry_open(
-                &(*mem.as_ptr()).f_path,
+                &(*mem.as_ptr()).__bindgen_anon_1.f_path,
                 O_RDONLY as i32,
                 (*mem.as_ptr()).f_cred,
             )
