@@ -1074,7 +1074,8 @@ TEST_F(uffd_continue, write_after_continue)
 TEST_F(uffd_continue, copy_zeropage_missing)
 {
 	bool rust = variant->kind == MEM_RUST;
-	size_t D = self->gran, C = D + 1, Z = D + 2;
+	/* In three folios: filling D must not put C or Z in the page cache. */
+	size_t D = self->gran, C = 2 * D, Z = 3 * D;
 	struct uffdio_zeropage zp;
 	struct uffdio_copy copy;
 	char *src;
