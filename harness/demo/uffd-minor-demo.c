@@ -177,7 +177,7 @@ int main(void)
 		printf("== %s: %s, skipped (CONFIG_SAMPLE_RUST_UFFD_MEMORY) ==\n",
 		       RUST_UFFD_MEMORY, strerror(errno));
 	} else {
-		/* Its memory is a shmem file of the device; this fd sizes it. */
+		/* Its memory is a memfd of the device; this fd sizes it. */
 		file = ioctl(dev, RUST_UFFD_MEMORY_GET_FILE);
 		if (file < 0)
 			die("RUST_UFFD_MEMORY_GET_FILE");

@@ -2,9 +2,10 @@
 
 //! A memory type written in Rust that supports userfaultfd minor faults.
 //!
-//! Every open of `/dev/rust-uffd-memory` gets memory of its own: an unlinked shmem file of the
-//! device, empty at first. `mmap()` of the device maps that file's page cache with the memory
-//! type's own page fault handler and userfaultfd operations, both written in Rust:
+//! Every open of `/dev/rust-uffd-memory` gets memory of its own: an unlinked memfd of the device
+//! (a shmem file, as `memfd_create()` makes it), empty at first. `mmap()` of the device maps that
+//! file's page cache with the memory type's own page fault handler and userfaultfd operations,
+//! both written in Rust:
 //!
 //! - a page fault maps the page of the page cache at the faulting offset, allocating a zeroed
 //!   one for a hole; beyond the end of the file it is `SIGBUS`;
@@ -14,7 +15,7 @@
 //!   shmem; missing faults are not (the memory type cannot allocate for `UFFDIO_COPY`).
 //!
 //! The `RUST_UFFD_MEMORY_GET_FILE` ioctl (`_IO('|', 0xa0)`) returns a new file descriptor of the
-//! shmem file (`O_RDWR | O_CLOEXEC`, for a device opened for writing), through which userspace
+//! memfd (`O_RDWR | O_CLOEXEC`, for a device opened for writing), through which userspace
 //! sizes the memory (`ftruncate()`), fills it (`pwrite()`), and allocates or punches pages
 //! (`fallocate()`). A second mapping of the device that is not registered is the other way to
 //! fill it.
@@ -29,7 +30,7 @@ use kernel::{
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::{
         folio::{LockedFolio, PgOff},
-        shmem::{shmem_file_setup, shmem_get_folio, SgpType},
+        shmem::{memfd_alloc_file, shmem_get_folio, SgpType},
         userfaultfd::UffdOps,
         virt::{flags as vm_flags, vm_flags_t, VmaNew, VmaRef},
         vm_ops::{UffdOpsTable, VmFault, VmFaultReason, VmOps},
@@ -67,7 +68,7 @@ impl kernel::InPlaceModule for RustUffdMemoryModule {
 
 /// The memory of one open of the device.
 struct RustUffdMemory {
-    /// The shmem file whose page cache backs every mapping of this open.
+    /// The memfd whose page cache backs every mapping of this open.
     file: ARef<File>,
 }
 
@@ -76,7 +77,7 @@ impl MiscDevice for RustUffdMemory {
     type Ptr = KBox<Self>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
-        let file = shmem_file_setup(c"rust-uffd-memory", 0)?;
+        let file = memfd_alloc_file(c"rust-uffd-memory")?;
         Ok(KBox::new(Self { file }, GFP_KERNEL)?)
     }
 
@@ -89,7 +90,7 @@ impl MiscDevice for RustUffdMemory {
     fn ioctl(me: &Self, file: &File, cmd: u32, _arg: usize) -> Result<isize> {
         match cmd {
             RUST_UFFD_MEMORY_GET_FILE => {
-                // The shmem file is open for writing: hand it out only to writers.
+                // The memfd is open for writing: hand it out only to writers.
                 if file.flags() & flags::O_ACCMODE == flags::O_RDONLY {
                     return Err(EBADF);
                 }
