@@ -118,7 +118,7 @@ fn in_page_cache(inode: &Inode, pgoff: PgOff) -> Result<bool> {
 impl VmOps for RustUffdMemory {
     const UFFD_OPS: Option<&'static UffdOpsTable> = Some(UffdOpsTable::of::<Self>());
 
-    fn fault(vmf: VmFault<'_>) -> VmFaultReason {
+    fn fault(vmf: VmFault<'_>) -> VmFaultReason<'_> {
         let cached = match vmf.vma().file() {
             Some(file) => in_page_cache(file.inode(), vmf.pgoff()),
             None => Err(EINVAL),

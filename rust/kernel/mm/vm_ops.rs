@@ -32,24 +32,28 @@ use macros::vtable;
 #[cfg(CONFIG_USERFAULTFD)]
 use crate::mm::userfaultfd::{UffdOps, UffdOpsVtable};
 
-/// What a fault handler tells the fault path (`vm_fault_t`).
+/// What a fault handler tells the fault path about the fault `'a` (`vm_fault_t`).
+///
+/// Neither `Clone` nor `Copy`, and tied to the fault it resolves: the outcome of one fault cannot
+/// be returned for another (a `VM_FAULT_LOCKED` without a page, a `VM_FAULT_RETRY` with the lock
+/// still held).
 ///
 /// # Invariants
 ///
-/// The value is `VM_FAULT_SIGBUS`, `VM_FAULT_OOM`, `VM_FAULT_LOCKED` for a fault whose
+/// The value is `VM_FAULT_SIGBUS`, `VM_FAULT_OOM`, `VM_FAULT_LOCKED` for the fault `'a` whose
 /// `vmf->page` was set to a locked page-cache page by [`VmFault::set_folio`], or what
-/// `handle_userfault()` returned for the fault being handled: values the fault path accepts from
+/// `handle_userfault()` returned for the fault `'a`: values the fault path accepts from
 /// `->fault()` in the state the handler leaves it.
 #[must_use]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct VmFaultReason(bindings::vm_fault_t);
+#[derive(PartialEq, Eq, Debug)]
+pub struct VmFaultReason<'a>(bindings::vm_fault_t, PhantomData<VmFault<'a>>);
 
-impl VmFaultReason {
+impl VmFaultReason<'_> {
     /// The access cannot be satisfied: the task gets `SIGBUS` (`VM_FAULT_SIGBUS`).
-    pub const SIGBUS: Self = Self(bindings::vm_fault_reason_VM_FAULT_SIGBUS);
+    pub const SIGBUS: Self = Self(bindings::vm_fault_reason_VM_FAULT_SIGBUS, PhantomData);
 
     /// Out of memory (`VM_FAULT_OOM`).
-    pub const OOM: Self = Self(bindings::vm_fault_reason_VM_FAULT_OOM);
+    pub const OOM: Self = Self(bindings::vm_fault_reason_VM_FAULT_OOM, PhantomData);
 
     /// Converts an error into a fault result (`vmf_error()`): `ENOMEM` is [`Self::OOM`], any
     /// other error [`Self::SIGBUS`].
@@ -69,7 +73,7 @@ impl VmFaultReason {
     }
 }
 
-impl From<Error> for VmFaultReason {
+impl From<Error> for VmFaultReason<'_> {
     #[inline]
     fn from(err: Error) -> Self {
         Self::from_error(err)
@@ -182,7 +186,7 @@ impl<'a> VmFault<'a> {
     /// only pages that truncation can find and unmap are ever mapped. A hardware-poisoned page is
     /// refused by the fault path (`VM_FAULT_HWPOISON`).
     #[inline]
-    pub fn set_folio(self, folio: LockedFolio) -> VmFaultReason {
+    pub fn set_folio(self, folio: LockedFolio) -> VmFaultReason<'a> {
         if !self.is_page_cache_here(&folio) {
             return VmFaultReason::SIGBUS;
         }
@@ -193,7 +197,7 @@ impl<'a> VmFault<'a> {
         unsafe { (*self.as_ptr()).page = page };
         let _ = folio.into_raw();
         // INVARIANT: `vmf->page` was set to a page of a locked page-cache folio.
-        VmFaultReason(bindings::vm_fault_reason_VM_FAULT_LOCKED)
+        VmFaultReason(bindings::vm_fault_reason_VM_FAULT_LOCKED, PhantomData)
     }
 
     /// Hands the fault to userfaultfd as a minor fault (`handle_userfault(vmf, VM_UFFD_MINOR)`),
@@ -205,7 +209,7 @@ impl<'a> VmFault<'a> {
     /// (`VM_FAULT_RETRY`), which is why the fault is given up.
     #[cfg(CONFIG_USERFAULTFD)]
     #[inline]
-    pub fn handle_userfault_minor(self) -> core::result::Result<VmFaultReason, Self> {
+    pub fn handle_userfault_minor(self) -> core::result::Result<VmFaultReason<'a>, Self> {
         if self.vma().flags() & flags::UFFD_MINOR == 0 {
             return Err(self);
         }
@@ -214,7 +218,7 @@ impl<'a> VmFault<'a> {
         // It may drop the lock; `self` is given up and nothing of the fault is used again.
         let ret = unsafe { bindings::handle_userfault(self.as_ptr(), flags::UFFD_MINOR) };
         // INVARIANT: What `handle_userfault()` returned for this fault.
-        Ok(VmFaultReason(ret))
+        Ok(VmFaultReason(ret, PhantomData))
     }
 }
 
@@ -268,7 +272,7 @@ pub trait VmOps: Sized + 'static {
     ///
     /// Returns what [`VmFault::set_folio`] or [`VmFault::handle_userfault_minor`] returned, or a
     /// failure ([`VmFaultReason::SIGBUS`], [`VmFaultReason::OOM`], [`VmFaultReason::from_error`]).
-    fn fault(vmf: VmFault<'_>) -> VmFaultReason;
+    fn fault<'a>(vmf: VmFault<'a>) -> VmFaultReason<'a>;
 }
 
 /// The `struct vm_operations_struct` of a [`VmOps`] implementation.
@@ -394,7 +398,7 @@ mod tests {
     impl VmOps for Shmem {
         const UFFD_OPS: Option<&'static UffdOpsTable> = Some(UffdOpsTable::of::<Shmem>());
 
-        fn fault(vmf: VmFault<'_>) -> VmFaultReason {
+        fn fault(vmf: VmFault<'_>) -> VmFaultReason<'_> {
             let vmf = match vmf.handle_userfault_minor() {
                 Ok(ret) => return ret,
                 Err(vmf) => vmf,
@@ -415,7 +419,7 @@ mod tests {
 
     #[vtable]
     impl VmOps for OffByOne {
-        fn fault(vmf: VmFault<'_>) -> VmFaultReason {
+        fn fault(vmf: VmFault<'_>) -> VmFaultReason<'_> {
             let inode = match vma_inode(vmf.vma()) {
                 Ok(inode) => inode,
                 Err(e) => return e.into(),
@@ -432,7 +436,7 @@ mod tests {
 
     #[vtable]
     impl VmOps for OtherFile {
-        fn fault(vmf: VmFault<'_>) -> VmFaultReason {
+        fn fault(vmf: VmFault<'_>) -> VmFaultReason<'_> {
             let other = match shmem_file_setup(c"rust_mm_vm_ops_other", PAGE_SIZE as i64) {
                 Ok(file) => file,
                 Err(e) => return e.into(),
@@ -449,7 +453,7 @@ mod tests {
 
     #[vtable]
     impl VmOps for NoMemory {
-        fn fault(_vmf: VmFault<'_>) -> VmFaultReason {
+        fn fault(_vmf: VmFault<'_>) -> VmFaultReason<'_> {
             ENOMEM.into()
         }
     }
