@@ -587,6 +587,14 @@ mod tests {
     fn set_shmem_file() -> Result {
         let dev = shmem_file_setup(c"rust_mm_vm_ops_dev", 0)?;
         let mem = shmem_file_setup(c"rust_mm_vm_ops", PAGE_SIZE as i64)?;
+        // Attaches an mm to the test thread, for the VMAs.
+        kunit::vm_mmap(
+            Some(&mem),
+            PAGE_SIZE,
+            kunit::prot::READ,
+            kunit::prot::MAP_SHARED,
+            0,
+        )?;
         let shared_write = flags::SHARED | flags::MAYSHARE | flags::MAYWRITE | flags::WRITE;
         // A shmem file open for writing, in a shared writable mapping: taken.
         let (ret, file) = with_new_vma(&dev, shared_write, |vma| vma.set_shmem_file(&mem))?;
