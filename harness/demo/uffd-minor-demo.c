@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * uffd-minor-demo: resolve shmem minor faults with UFFDIO_CONTINUE.
+ * uffd-minor-demo: resolve shmem minor faults with UFFDIO_CONTINUE, on a
+ * memfd and then on the memory type written in Rust of
+ * samples/rust/rust_uffd_memory.rs (/dev/rust-uffd-memory, if present).
  *
- * A memfd is mapped twice: once registered with userfaultfd in MINOR mode,
+ * The memory is mapped twice: once registered with userfaultfd in MINOR mode,
  * once as a plain alias. The page cache is populated up front, so touching
  * the registered mapping raises minor faults (the page exists, only the PTE
  * is missing). A reader thread touches every page; the handler receives each
@@ -24,6 +26,10 @@
 #include <unistd.h>
 
 #define NPAGES 8
+
+/* The Rust memory type of samples/rust/rust_uffd_memory.rs. */
+#define RUST_UFFD_MEMORY		"/dev/rust-uffd-memory"
+#define RUST_UFFD_MEMORY_GET_FILE	_IO('|', 0xa0)
 
 static long psize;
 static char *area;
@@ -66,7 +72,11 @@ static void show_counters(void)
 	}
 }
 
-int main(void)
+/*
+ * Minor faults on @NPAGES pages of memory that @map_fd maps and whose size
+ * @file_fd sets; returns the number resolved.
+ */
+static int demo(const char *what, int map_fd, int file_fd)
 {
 	struct uffdio_api api = { .api = UFFD_API,
 				  .features = UFFD_FEATURE_MINOR_SHMEM };
@@ -74,19 +84,14 @@ int main(void)
 	struct uffdio_continue cont = { 0 };
 	pthread_t thr;
 	char *alias;
-	int memfd, uffd, resolved = 0;
+	int uffd, resolved = 0;
 
-	psize = sysconf(_SC_PAGESIZE);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("uffd-minor-demo: %d pages of shmem, minor faults resolved with UFFDIO_CONTINUE\n",
-	       NPAGES);
-	show_counters();
-
-	memfd = memfd_create("uffd-minor-demo", 0);
-	if (memfd < 0 || ftruncate(memfd, NPAGES * psize))
-		die("memfd");
-	alias = mmap(NULL, NPAGES * psize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-	area = mmap(NULL, NPAGES * psize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	printf("== %s: %d pages, minor faults resolved with UFFDIO_CONTINUE ==\n",
+	       what, NPAGES);
+	if (ftruncate(file_fd, NPAGES * psize))
+		die("ftruncate");
+	alias = mmap(NULL, NPAGES * psize, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+	area = mmap(NULL, NPAGES * psize, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
 	if (alias == MAP_FAILED || area == MAP_FAILED)
 		die("mmap");
 	/* Populate the page cache through the alias. */
@@ -146,6 +151,41 @@ int main(void)
 	}
 	printf("second UFFDIO_CONTINUE on page 0 -> %s (mapped %lld), as expected\n",
 	       strerror(errno), (long long)cont.mapped);
+	close(uffd);
+	munmap(area, NPAGES * psize);
+	munmap(alias, NPAGES * psize);
+	printf("%s: %d minor faults resolved\n", what, resolved);
+	return resolved;
+}
+
+int main(void)
+{
+	int memfd, dev, file, resolved;
+
+	psize = sysconf(_SC_PAGESIZE);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	show_counters();
+
+	memfd = memfd_create("uffd-minor-demo", 0);
+	if (memfd < 0)
+		die("memfd");
+	resolved = demo("memfd (shmem)", memfd, memfd);
+	close(memfd);
+
+	dev = open(RUST_UFFD_MEMORY, O_RDWR | O_CLOEXEC);
+	if (dev < 0) {
+		printf("== %s: %s, skipped (CONFIG_SAMPLE_RUST_UFFD_MEMORY) ==\n",
+		       RUST_UFFD_MEMORY, strerror(errno));
+	} else {
+		/* Its memory is a memfd of the device; this fd sizes it. */
+		file = ioctl(dev, RUST_UFFD_MEMORY_GET_FILE);
+		if (file < 0)
+			die("RUST_UFFD_MEMORY_GET_FILE");
+		resolved += demo("the Rust memory type " RUST_UFFD_MEMORY, dev,
+				 file);
+		close(file);
+		close(dev);
+	}
 	show_counters();
 	printf("uffd-minor-demo: %d minor faults resolved\n", resolved);
 	return 0;

@@ -3,12 +3,16 @@
  * UFFDIO_CONTINUE on shmem: the contract of minor-fault resolution, as
  * userspace sees it.
  *
- * Every case runs on four kinds of memory (the fixture variants): a memfd
+ * Every case runs on five kinds of memory (the fixture variants): a memfd
  * mapped shared, a memfd mapped private, a file on the /dev/shm tmpfs mapped
- * shared, and a file on a huge=always tmpfs of our own, whose page cache holds
- * PMD-sized folios. The mapping registered with userfaultfd is "area"; the
- * page cache is written and inspected through "alias", a shared mapping of
- * the same file that is never registered. Each case checks the ioctl's result
+ * shared, a file on a huge=always tmpfs of our own, whose page cache holds
+ * PMD-sized folios, and the memory type written in Rust of
+ * samples/rust/rust_uffd_memory.rs ("rust_shared": /dev/rust-uffd-memory,
+ * mapped shared, with its own fault handler and userfaultfd operations over
+ * a shmem file of the device; skipped where the device is absent). The
+ * mapping registered with userfaultfd is "area"; the page cache is written
+ * and inspected through "alias", a shared mapping of the same memory that is
+ * never registered. Each case checks the ioctl's result
  * and errno, the "mapped" field, the contents seen through area, and where it
  * matters the page table through /proc/self/pagemap (the page frame numbers
  * only when running as root).
@@ -294,13 +298,20 @@ enum mem_kind {
 	MEM_MEMFD,
 	MEM_TMPFS,
 	MEM_THP,
+	MEM_RUST,
 };
+
+/* The Rust memory type of samples/rust/rust_uffd_memory.rs. */
+#define RUST_UFFD_MEMORY		"/dev/rust-uffd-memory"
+/* Returns a new fd of the device's shmem file, for ftruncate() and friends. */
+#define RUST_UFFD_MEMORY_GET_FILE	_IO('|', 0xa0)
 
 FIXTURE(uffd_continue)
 {
 	int uffd;
 	__u64 features;		/* enabled on uffd */
-	int fd;
+	int fd;			/* the file: size, contents, holes */
+	int dev;		/* MEM_RUST: the device, which area and alias map */
 	size_t gran;		/* pages per folio in this variant: 1 or PMD */
 	size_t npages;		/* pages of the file and of each mapping */
 	size_t size;
@@ -338,6 +349,12 @@ FIXTURE_VARIANT_ADD(uffd_continue, tmpfs_shared)
 FIXTURE_VARIANT_ADD(uffd_continue, thp_shared)
 {
 	.kind = MEM_THP,
+	.private = false,
+};
+
+FIXTURE_VARIANT_ADD(uffd_continue, rust_shared)
+{
+	.kind = MEM_RUST,
 	.private = false,
 };
 
@@ -424,10 +441,11 @@ FIXTURE_SETUP(uffd_continue)
 	uint64_t head;
 	size_t got;
 	__u64 avail = 0;
-	int fd;
+	int fd, map_fd;
 
 	self->uffd = -1;
 	self->fd = -1;
+	self->dev = -1;
 	self->pagemap_fd = -1;
 	self->kpageflags_fd = -1;
 	self->area = MAP_FAILED;
@@ -451,7 +469,18 @@ FIXTURE_SETUP(uffd_continue)
 		if (self->fd < 0)
 			SKIP(return, "%s", why);
 		break;
+	case MEM_RUST:
+		self->dev = open(RUST_UFFD_MEMORY, O_RDWR | O_CLOEXEC);
+		if (self->dev < 0 && errno == ENOENT)
+			SKIP(return, "%s: absent (CONFIG_SAMPLE_RUST_UFFD_MEMORY)",
+			     RUST_UFFD_MEMORY);
+		ASSERT_LE(0, self->dev)
+			TH_LOG("%s: %s", RUST_UFFD_MEMORY, strerror(errno));
+		self->fd = ioctl(self->dev, RUST_UFFD_MEMORY_GET_FILE);
+		ASSERT_LE(0, self->fd) TH_LOG("GET_FILE: %s", strerror(errno));
+		break;
 	}
+	map_fd = variant->kind == MEM_RUST ? self->dev : self->fd;
 	ASSERT_EQ(0, ftruncate(self->fd, self->size));
 
 	fd = uffd_new(0, &avail);
@@ -467,11 +496,11 @@ FIXTURE_SETUP(uffd_continue)
 	ASSERT_LE(0, self->uffd);
 
 	self->alias = mmap_aligned(self->size, pmd_pages * page_size,
-				   MAP_SHARED, self->fd);
+				   MAP_SHARED, map_fd);
 	ASSERT_NE(MAP_FAILED, self->alias);
 	self->area = mmap_aligned(self->size, pmd_pages * page_size,
 				  variant->private ? MAP_PRIVATE : MAP_SHARED,
-				  self->fd);
+				  map_fd);
 	ASSERT_NE(MAP_FAILED, self->area);
 
 	self->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -507,6 +536,8 @@ FIXTURE_TEARDOWN(uffd_continue)
 		close(self->uffd);
 	if (self->fd >= 0)
 		close(self->fd);
+	if (self->dev >= 0)
+		close(self->dev);
 	if (self->pagemap_fd >= 0)
 		close(self->pagemap_fd);
 	if (self->kpageflags_fd >= 0)
@@ -1034,6 +1065,77 @@ TEST_F(uffd_continue, write_after_continue)
 			  LOAD64(pg_alias(self, idx) + OFF_WRITE));
 	}
 	ASSERT_CONT(cont(self, idx, 1, 0), EEXIST, -EEXIST);
+}
+
+/*
+ * What a memory type without alloc_folio() refuses. shmem has it: missing
+ * faults can be registered, and UFFDIO_COPY and UFFDIO_ZEROPAGE fill holes
+ * in a range registered for minor faults. The Rust memory type only supports
+ * minor faults: MISSING registration fails with -EINVAL, and so do COPY and
+ * ZEROPAGE (their result field says -EINVAL), which change nothing; CONTINUE
+ * still works.
+ */
+TEST_F(uffd_continue, copy_zeropage_missing)
+{
+	bool rust = variant->kind == MEM_RUST;
+	/* In three folios: filling D must not put C or Z in the page cache. */
+	size_t D = self->gran, C = 2 * D, Z = 3 * D;
+	struct uffdio_zeropage zp;
+	struct uffdio_copy copy;
+	char *src;
+	int ret;
+
+	ret = uffd_register(self->uffd, self->area, self->size, true, false,
+			    false);
+	ASSERT_EQ(rust ? -EINVAL : 0, ret);
+	ret = uffd_register(self->uffd, self->area, self->size, true, false,
+			    true);
+	ASSERT_EQ(rust ? -EINVAL : 0, ret);
+	if (!rust)
+		ASSERT_EQ(0, uffd_unregister(self->uffd, self->area,
+					     self->size));
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   false, false, true));
+	fill(self, D, 1, 1);
+
+	src = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, src);
+	pg_fill(src, C, 5);
+	copy = (struct uffdio_copy) {
+		.dst = (uintptr_t)pg_area(self, C),
+		.src = (uintptr_t)src,
+		.len = page_size,
+		.copy = MAPPED_UNTOUCHED,
+	};
+	ret = ioctl(self->uffd, UFFDIO_COPY, &copy);
+	ASSERT_EQ(rust ? EINVAL : 0, ret ? errno : 0);
+	ASSERT_EQ(rust ? -EINVAL : (__s64)page_size, copy.copy);
+	munmap(src, page_size);
+
+	zp = (struct uffdio_zeropage) {
+		.range = { .start = (uintptr_t)pg_area(self, Z),
+			   .len = page_size },
+		.zeropage = MAPPED_UNTOUCHED,
+	};
+	ret = ioctl(self->uffd, UFFDIO_ZEROPAGE, &zp);
+	ASSERT_EQ(rust ? EINVAL : 0, ret ? errno : 0);
+	ASSERT_EQ(rust ? -EINVAL : (__s64)page_size, zp.zeropage);
+
+	if (rust) {
+		/* Nothing was mapped or allocated. */
+		ASSERT_NOT_MAPPED(C);
+		ASSERT_NOT_MAPPED(Z);
+		ASSERT_FALSE(in_cache(self, C));
+		ASSERT_FALSE(in_cache(self, Z));
+	} else {
+		ASSERT_AREA_PAGE(C, 5, -1);
+		ASSERT_TRUE(pm_area(self, Z) & PM_PRESENT);
+		ASSERT_TRUE(pg_zero(pg_area(self, Z), 0, page_size));
+	}
+	ASSERT_CONT(cont(self, D, 1, 0), 0, page_size);
+	ASSERT_MAPS_CACHE(D);
+	ASSERT_AREA_PAGE(D, 1, -1);
 }
 
 /* ------------------------------------------------------------------------ */
