@@ -33,9 +33,10 @@ def kvm_usable() -> bool:
 def vng_cmd(ctx: Context, command: Optional[str], kvm: bool = False,
             rwdir: Optional[str] = None, memory: str = "3G", cpus: int = 2,
             append: Sequence[str] = (), qemu_opts: Optional[str] = None,
-            verbose: bool = True) -> List[str]:
+            verbose: bool = True, numa_nodes: int = 1) -> List[str]:
     cmd = ["vng", "--run", os.path.join(ctx.build, "arch/x86/boot/bzImage"),
            "--user", "root", "--cpus", str(cpus), "--memory", memory]
+    cmd += numa_args(memory, cpus, numa_nodes)
     if not kvm:
         cmd.append("--disable-kvm")
     if rwdir:
@@ -51,13 +52,38 @@ def vng_cmd(ctx: Context, command: Optional[str], kvm: bool = False,
     return cmd
 
 
+def numa_args(memory: str, cpus: int, nodes: int) -> List[str]:
+    """vng options that split the guest's memory and CPUs into `nodes`
+    NUMA nodes of equal size (none for one node).
+
+    `memory` is a size in MiB or GiB ("3072M", "3G"); every node gets at
+    least one CPU.
+    """
+    if nodes <= 1:
+        return []
+    if nodes > cpus:
+        raise ValueError(f"{nodes} NUMA nodes need as many CPUs, not {cpus}")
+    units = {"M": 1, "G": 1024}
+    if memory[-1:].upper() not in units or not memory[:-1].isdigit():
+        raise ValueError(f"memory size {memory!r}: want <N>M or <N>G")
+    mib = int(memory[:-1]) * units[memory[-1].upper()]
+    if mib % nodes:
+        raise ValueError(f"{mib} MiB do not split into {nodes} NUMA nodes")
+    args: List[str] = []
+    for n in range(nodes):
+        first, last = n * cpus // nodes, (n + 1) * cpus // nodes - 1
+        span = str(first) if first == last else f"{first}-{last}"
+        args += ["--numa", f"{mib // nodes}M,cpus={span}"]
+    return args
+
+
 def guest_script(ctx: Context, name: str) -> str:
     return os.path.join(ctx.harness, "guest", name)
 
 
 def boot(ctx: Context, script: str, name: str, timeout: int,
          append: Sequence[str] = (), qemu_opts: Optional[str] = None,
-         memory: str = "3G", args: str = "") -> str:
+         memory: str = "3G", args: str = "", numa_nodes: int = 1) -> str:
     """Boots the built kernel and runs `guest/SCRIPT RUNDIR ARGS` as root.
 
     Returns the run directory (runs/NAME in the cache), which has the
@@ -71,7 +97,7 @@ def boot(ctx: Context, script: str, name: str, timeout: int,
     kvm = kvm_usable()
     command = f"{guest_script(ctx, script)} {rundir} {args}".rstrip()
     cmd = vng_cmd(ctx, command, kvm=kvm, rwdir=rundir, append=append,
-                  qemu_opts=qemu_opts, memory=memory)
+                  qemu_opts=qemu_opts, memory=memory, numa_nodes=numa_nodes)
     with ctx.phase(f"boot and run '{name}' ({'KVM' if kvm else 'TCG'}, "
                    f"console in {console})"):
         # Append mode: vng reopens its stdout, which must not rewind the log.

@@ -435,13 +435,30 @@ static struct cres cont(SELF *self, size_t first, size_t n, __u64 mode)
 			     mode);
 }
 
+/*
+ * Maps self->size bytes of the file, or of the device that hands it out,
+ * twice: alias always shared, area shared or private. 0, or -errno.
+ */
+static int map_file(SELF *self, bool private)
+{
+	int map_fd = self->dev >= 0 ? self->dev : self->fd;
+
+	self->alias = mmap_aligned(self->size, pmd_pages * page_size,
+				   MAP_SHARED, map_fd);
+	if (self->alias == MAP_FAILED)
+		return -errno;
+	self->area = mmap_aligned(self->size, pmd_pages * page_size,
+				  private ? MAP_PRIVATE : MAP_SHARED, map_fd);
+	return self->area == MAP_FAILED ? -errno : 0;
+}
+
 FIXTURE_SETUP(uffd_continue)
 {
 	const char *why = NULL;
 	uint64_t head;
 	size_t got;
 	__u64 avail = 0;
-	int fd, map_fd;
+	int fd;
 
 	self->uffd = -1;
 	self->fd = -1;
@@ -480,7 +497,6 @@ FIXTURE_SETUP(uffd_continue)
 		ASSERT_LE(0, self->fd) TH_LOG("GET_FILE: %s", strerror(errno));
 		break;
 	}
-	map_fd = variant->kind == MEM_RUST ? self->dev : self->fd;
 	ASSERT_EQ(0, ftruncate(self->fd, self->size));
 
 	fd = uffd_new(0, &avail);
@@ -495,13 +511,7 @@ FIXTURE_SETUP(uffd_continue)
 	self->uffd = uffd_new(self->features, NULL);
 	ASSERT_LE(0, self->uffd);
 
-	self->alias = mmap_aligned(self->size, pmd_pages * page_size,
-				   MAP_SHARED, map_fd);
-	ASSERT_NE(MAP_FAILED, self->alias);
-	self->area = mmap_aligned(self->size, pmd_pages * page_size,
-				  variant->private ? MAP_PRIVATE : MAP_SHARED,
-				  map_fd);
-	ASSERT_NE(MAP_FAILED, self->area);
+	ASSERT_EQ(0, map_file(self, variant->private));
 
 	self->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, self->pagemap_fd);
@@ -522,6 +532,19 @@ FIXTURE_SETUP(uffd_continue)
 	}
 	ASSERT_EQ(0, fallocate(self->fd, FALLOC_FL_PUNCH_HOLE |
 			       FALLOC_FL_KEEP_SIZE, 0, self->size));
+}
+
+/* Keeps this thread on the CPU it runs on now. */
+static int pin_to_this_cpu(void)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return -errno;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
 }
 
 static void memcg_leave(void);
@@ -1781,13 +1804,15 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 	self->npages = n;
 	self->size = n * page_size;
 	ASSERT_EQ(0, ftruncate(self->fd, self->size));
-	self->alias = mmap_aligned(self->size, pmd_pages * page_size,
-				   MAP_SHARED, self->fd);
-	ASSERT_NE(MAP_FAILED, self->alias);
-	self->area = mmap_aligned(self->size, pmd_pages * page_size,
-				  variant->private ? MAP_PRIVATE : MAP_SHARED,
-				  self->fd);
-	ASSERT_NE(MAP_FAILED, self->area);
+	ASSERT_EQ(0, map_file(self, false));
+	/*
+	 * Everything this process charges is kept ahead on the CPU it runs
+	 * on (a memory cgroup's per-CPU stock). A failed charge drains this
+	 * CPU's stock at once but other CPUs' only later, from a workqueue:
+	 * a charge that failed would then succeed a moment later. So this
+	 * process stays on one CPU, and only that CPU holds any stock.
+	 */
+	ASSERT_EQ(0, pin_to_this_cpu());
 	why = memcg_enter();
 	if (why)
 		SKIP(return, "%s", why);

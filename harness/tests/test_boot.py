@@ -1,0 +1,29 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Tests of the guest's machine: NUMA nodes."""
+
+import unittest
+
+from uffdrs_lib import boot
+
+
+class NumaArgsTest(unittest.TestCase):
+
+    def test_one_node(self) -> None:
+        self.assertEqual(boot.numa_args("3G", 2, 1), [])
+
+    def test_two_nodes(self) -> None:
+        self.assertEqual(boot.numa_args("3G", 2, 2),
+                         ["--numa", "1536M,cpus=0", "--numa", "1536M,cpus=1"])
+        self.assertEqual(boot.numa_args("4096M", 4, 2),
+                         ["--numa", "2048M,cpus=0-1", "--numa", "2048M,cpus=2-3"])
+
+    def test_bad_split(self) -> None:
+        for memory, cpus, nodes in (("3G", 1, 2), ("3", 2, 2), ("xG", 2, 2),
+                                    ("3T", 2, 2), ("3M", 2, 2)):
+            with self.subTest(memory=memory, cpus=cpus, nodes=nodes):
+                with self.assertRaises(ValueError):
+                    boot.numa_args(memory, cpus, nodes)
+
+
+if __name__ == "__main__":
+    unittest.main()
