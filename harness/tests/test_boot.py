@@ -12,13 +12,15 @@ class NumaArgsTest(unittest.TestCase):
         self.assertEqual(boot.numa_args("3G", 2, 1), [])
 
     def test_two_nodes(self) -> None:
+        # Every CPU on node 0, the other nodes memory only.
         self.assertEqual(boot.numa_args("3G", 2, 2),
-                         ["--numa", "1536M,cpus=0", "--numa", "1536M,cpus=1"])
-        self.assertEqual(boot.numa_args("4096M", 4, 2),
-                         ["--numa", "2048M,cpus=0-1", "--numa", "2048M,cpus=2-3"])
+                         ["--numa", "1536M,cpus=0-1", "--numa", "1536M"])
+        self.assertEqual(boot.numa_args("4096M", 1, 4),
+                         ["--numa", "1024M,cpus=0", "--numa", "1024M",
+                          "--numa", "1024M", "--numa", "1024M"])
 
     def test_bad_split(self) -> None:
-        for memory, cpus, nodes in (("3G", 1, 2), ("3", 2, 2), ("xG", 2, 2),
+        for memory, cpus, nodes in (("3", 2, 2), ("xG", 2, 2),
                                     ("3T", 2, 2), ("3M", 2, 2)):
             with self.subTest(memory=memory, cpus=cpus, nodes=nodes):
                 with self.assertRaises(ValueError):

@@ -53,27 +53,26 @@ def vng_cmd(ctx: Context, command: Optional[str], kvm: bool = False,
 
 
 def numa_args(memory: str, cpus: int, nodes: int) -> List[str]:
-    """vng options that split the guest's memory and CPUs into `nodes`
-    NUMA nodes of equal size (none for one node).
+    """vng options that split the guest's memory into `nodes` NUMA nodes of
+    equal size (none for one node).
 
-    `memory` is a size in MiB or GiB ("3072M", "3G"); every node gets at
-    least one CPU.
+    Every CPU is on node 0, the others have memory only: CPUs of one
+    package on different nodes would share a cache across nodes, which
+    the x86 topology code warns about at boot. `memory` is a size in MiB
+    or GiB ("3072M", "3G").
     """
     if nodes <= 1:
         return []
-    if nodes > cpus:
-        raise ValueError(f"{nodes} NUMA nodes need as many CPUs, not {cpus}")
     units = {"M": 1, "G": 1024}
     if memory[-1:].upper() not in units or not memory[:-1].isdigit():
         raise ValueError(f"memory size {memory!r}: want <N>M or <N>G")
     mib = int(memory[:-1]) * units[memory[-1].upper()]
     if mib % nodes:
         raise ValueError(f"{mib} MiB do not split into {nodes} NUMA nodes")
-    args: List[str] = []
-    for n in range(nodes):
-        first, last = n * cpus // nodes, (n + 1) * cpus // nodes - 1
-        span = str(first) if first == last else f"{first}-{last}"
-        args += ["--numa", f"{mib // nodes}M,cpus={span}"]
+    span = "0" if cpus == 1 else f"0-{cpus - 1}"
+    args = ["--numa", f"{mib // nodes}M,cpus={span}"]
+    for _ in range(1, nodes):
+        args += ["--numa", f"{mib // nodes}M"]
     return args
 
 

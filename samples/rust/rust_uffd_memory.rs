@@ -3,7 +3,8 @@
 //! A memory type written in Rust that supports userfaultfd minor faults.
 //!
 //! Every open of `/dev/rust-uffd-memory` gets memory of its own: an unlinked memfd of the device
-//! (a shmem file, as `memfd_create()` makes it), empty at first. `mmap()` of the device maps that
+//! (a shmem file, as `memfd_create(MFD_NOEXEC_SEAL)` makes it, with sealing closed), empty at
+//! first. `mmap()` of the device maps that
 //! file's page cache with the memory type's own page fault handler and userfaultfd operations,
 //! both written in Rust:
 //!
@@ -15,10 +16,10 @@
 //!   shmem; missing faults are not (the memory type cannot allocate for `UFFDIO_COPY`).
 //!
 //! The `RUST_UFFD_MEMORY_GET_FILE` ioctl (`_IO('|', 0xa0)`) returns a new file descriptor of the
-//! memfd (`O_RDWR | O_CLOEXEC`, for a device opened for writing), through which userspace
-//! sizes the memory (`ftruncate()`), fills it (`pwrite()`), and allocates or punches pages
-//! (`fallocate()`). A second mapping of the device that is not registered is the other way to
-//! fill it.
+//! memfd (`O_RDWR | O_CLOEXEC`, for a device opened for reading and writing; `EBADF` otherwise),
+//! through which userspace sizes the memory (`ftruncate()`), fills it (`pwrite()`), and allocates
+//! or punches pages (`fallocate()`). A second mapping of the device that is not registered is the
+//! other way to fill it.
 
 use kernel::{
     fs::{
@@ -82,16 +83,16 @@ impl MiscDevice for RustUffdMemory {
     }
 
     fn mmap(me: &Self, _file: &File, vma: &VmaNew) -> Result {
-        vma.set_shmem_file(&me.file)?;
-        vma.set_vm_ops::<Self>();
-        Ok(())
+        // The last step of `mmap`: the VMA maps the memfd, with the operations of this type.
+        vma.set_shmem_file::<Self>(&me.file)
     }
 
     fn ioctl(me: &Self, file: &File, cmd: u32, _arg: usize) -> Result<isize> {
         match cmd {
             RUST_UFFD_MEMORY_GET_FILE => {
-                // The memfd is open for writing: hand it out only to writers.
-                if file.flags() & flags::O_ACCMODE == flags::O_RDONLY {
+                // The memfd is open for reading and writing: hand it out only to an open that
+                // may do both.
+                if file.flags() & flags::O_ACCMODE != flags::O_RDWR {
                     return Err(EBADF);
                 }
                 let fd = FileDescriptorReservation::get_unused_fd_flags(flags::O_CLOEXEC)?;
@@ -119,19 +120,23 @@ impl VmOps for RustUffdMemory {
     const UFFD_OPS: Option<&'static UffdOpsTable> = Some(UffdOpsTable::of::<Self>());
 
     fn fault(vmf: VmFault<'_>) -> VmFaultReason<'_> {
-        let cached = match vmf.vma().file() {
-            Some(file) => in_page_cache(file.inode(), vmf.pgoff()),
-            None => Err(EINVAL),
-        };
-        // A page in the page cache, not mapped here: a minor fault, if the range is registered
-        // for them.
-        let vmf = match cached {
-            Ok(true) => match vmf.handle_userfault_minor() {
-                Ok(ret) => return ret,
-                Err(vmf) => vmf,
-            },
-            Ok(false) => vmf,
-            Err(e) => return e.into(),
+        // A page in the page cache, not mapped here, in a range registered for minor faults: a
+        // minor fault, for the userfaultfd.
+        let vmf = if vmf.vma().flags() & vm_flags::UFFD_MINOR != 0 {
+            let cached = match vmf.vma().file() {
+                Some(file) => in_page_cache(file.inode(), vmf.pgoff()),
+                None => Err(EINVAL),
+            };
+            match cached {
+                Ok(true) => match vmf.handle_userfault_minor() {
+                    Ok(ret) => return ret,
+                    Err(vmf) => vmf,
+                },
+                Ok(false) => vmf,
+                Err(e) => return vmf.error(e),
+            }
+        } else {
+            vmf
         };
         let folio = match vmf.vma().file() {
             Some(file) => shmem_get_folio(file.inode(), vmf.pgoff(), 0, SgpType::Cache),
@@ -139,8 +144,8 @@ impl VmOps for RustUffdMemory {
         };
         match folio {
             Ok(Some(folio)) => vmf.set_folio(folio),
-            Ok(None) => VmFaultReason::SIGBUS,
-            Err(e) => e.into(),
+            Ok(None) => vmf.sigbus(),
+            Err(e) => vmf.error(e),
         }
     }
 }

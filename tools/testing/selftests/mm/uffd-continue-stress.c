@@ -33,6 +33,7 @@
 #include <linux/mempolicy.h>
 #include <dirent.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "kselftest.h"
@@ -126,8 +127,18 @@ static __thread struct catcher *catcher;
 
 static void sig_handler(int sig, siginfo_t *si, void *uc)
 {
+	char msg[160], name[16] = "";
+	int n;
+
 	if (catcher)
 		siglongjmp(catcher->jb, sig);
+	/* Unexpected: say where, then die of it. */
+	prctl(PR_GET_NAME, name);
+	n = snprintf(msg, sizeof(msg),
+		     "# unexpected %s at %p (si_code %d) in thread %s\n",
+		     sig == SIGBUS ? "SIGBUS" : "SIGSEGV", si->si_addr,
+		     si->si_code, name);
+	(void)!write(STDOUT_FILENO, msg, n);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -947,6 +958,10 @@ static void *(*const thread_fn[T_NR])(void *) = {
 	single_fn, range_fn, fault_fn, file_fn, mm_fn, fork_fn, remap_fn,
 };
 
+static const char *const thread_name[T_NR] = {
+	"single", "range", "fault", "file", "mm", "fork", "remap",
+};
+
 /* One round: every thread races for @ms; false if a thread did not start. */
 static bool round_run(struct stress *s, unsigned int seed, unsigned int ms)
 {
@@ -964,7 +979,9 @@ static bool round_run(struct stress *s, unsigned int seed, unsigned int ms)
 		if (pthread_create(&th[i].th, NULL, thread_fn[i], &th[i])) {
 			th[i].th = 0;
 			ok = false;
+			continue;
 		}
+		pthread_setname_np(th[i].th, thread_name[i]);
 	}
 	usleep(ms * 1000);
 	SET(s->stop, 1);
