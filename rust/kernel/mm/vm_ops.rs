@@ -469,7 +469,7 @@ impl VmaNew {
             bindings::MAP_PRIVATE
         };
         // SAFETY: `file` is valid.
-        to_result(unsafe { bindings::security_mmap_file(raw, prot.into(), map.into()) })?;
+        to_result(unsafe { bindings::security_mmap_file(raw, prot as usize, map as usize) })?;
         if noexec {
             self.try_clear_mayexec()?;
         }
