@@ -827,6 +827,32 @@ mod tests {
                 vma.set_shmem_file::<Shmem>(&memfd)
             })?;
             assert_eq!((ret, left.0), (Ok(()), memfd.as_ptr()));
+            // A memfd that may still be sealed, then one sealed against writing: not for a
+            // shared mapping that may become writable, whose seals it would break (EPERM).
+            let name = c"rust_mm_vm_ops_sealable";
+            // SAFETY: `name` is a valid NUL-terminated string.
+            let sealable = unsafe {
+                bindings::memfd_alloc_file(name.as_char_ptr(), bindings::MFD_ALLOW_SEALING)
+            };
+            let sealable = crate::error::from_err_ptr(sealable)?;
+            // SAFETY: `memfd_alloc_file()` returned a new file with one reference, which we own.
+            let sealable: ARef<File> =
+                unsafe { ARef::from_raw(NonNull::new_unchecked(sealable.cast())) };
+            for seals in [0, bindings::F_SEAL_WRITE | bindings::F_SEAL_SEAL] {
+                if seals != 0 {
+                    // SAFETY: `sealable` is a valid memfd open for writing, not mapped.
+                    to_result(unsafe { bindings::memfd_add_seals(sealable.as_ptr(), seals) })?;
+                }
+                let (ret, left) = with_new_vma(&dev, shared_write, 0, |vma| {
+                    vma.set_shmem_file::<Shmem>(&sealable)
+                })?;
+                assert_eq!((ret, (left.0, left.1)), (Err(EPERM), refused));
+                // A mapping that cannot become writable does not break them.
+                let (ret, left) = with_new_vma(&dev, shared_ro, 0, |vma| {
+                    vma.set_shmem_file::<Shmem>(&sealable)
+                })?;
+                assert_eq!((ret, left.0), (Ok(()), sealable.as_ptr()));
+            }
         }
         // Not a shmem file: refused, the VMA keeps its file.
         #[cfg(CONFIG_HUGETLBFS)]
