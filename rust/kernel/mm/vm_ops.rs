@@ -831,8 +831,9 @@ mod tests {
             // shared mapping that may become writable, whose seals it would break (EPERM).
             let name = c"rust_mm_vm_ops_sealable";
             // SAFETY: `name` is a valid NUL-terminated string.
-            let sealable =
-                unsafe { bindings::memfd_alloc_file(name.as_ptr(), bindings::MFD_ALLOW_SEALING) };
+            let sealable = unsafe {
+                bindings::memfd_alloc_file(name.as_ptr().cast(), bindings::MFD_ALLOW_SEALING)
+            };
             let sealable = crate::error::from_err_ptr(sealable)?;
             // SAFETY: `memfd_alloc_file()` returned a new file with one reference, which we own.
             let sealable: ARef<File> =
