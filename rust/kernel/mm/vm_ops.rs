@@ -829,10 +829,11 @@ mod tests {
             assert_eq!((ret, left.0), (Ok(()), memfd.as_ptr()));
             // A memfd that may still be sealed, then one sealed against writing: not for a
             // shared mapping that may become writable, whose seals it would break (EPERM).
+            use crate::str::CStrExt as _;
             let name = c"rust_mm_vm_ops_sealable";
             // SAFETY: `name` is a valid NUL-terminated string.
             let sealable = unsafe {
-                bindings::memfd_alloc_file(name.as_ptr().cast(), bindings::MFD_ALLOW_SEALING)
+                bindings::memfd_alloc_file(name.as_char_ptr(), bindings::MFD_ALLOW_SEALING)
             };
             let sealable = crate::error::from_err_ptr(sealable)?;
             // SAFETY: `memfd_alloc_file()` returned a new file with one reference, which we own.
