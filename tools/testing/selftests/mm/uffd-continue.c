@@ -1920,9 +1920,13 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 	munmap(self->area, self->size);
 	munmap(self->alias, self->size);
 	close(self->fd);
+	/* The device's open owns the rust_shared variant's file. */
+	if (self->dev >= 0)
+		close(self->dev);
 	self->area = MAP_FAILED;
 	self->alias = MAP_FAILED;
 	self->fd = -1;
+	self->dev = -1;
 	for (i = 0; i < 50 && cg_read("memory.swap.current", NULL); i++)
 		usleep(100000);
 	ASSERT_EQ(0, cg_read("memory.swap.current", NULL));
