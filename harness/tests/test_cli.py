@@ -28,8 +28,11 @@ class CliTest(unittest.TestCase):
                           a.only, a.timeout),
                          (True, True, "test", True, True, "guard-uffd-wp", 60))
         a = self.parse("test")
-        self.assertEqual((a.no_gates, a.kunit_only, a.only, a.timeout),
-                         (False, False, "", 5400))
+        self.assertEqual((a.no_gates, a.kunit_only, a.only, a.timeout, a.numa_nodes),
+                         (False, False, "", 5400, 1))
+        self.assertEqual(self.parse("test", "--numa-nodes", "2").numa_nodes, 2)
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            self.parse("test", "--numa-nodes", "3")
         self.assertEqual(self.parse("check-arch", "arm64").arch, "arm64")
         self.assertEqual(self.parse("check-series", "--variants", "rust-on").variants,
                          "rust-on")

@@ -123,11 +123,9 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     build.build_kernel(ctx)
     build.build_selftests(ctx)
     # Huge pages from boot on, so that the KUnit suites (which run before the
-    # guest script sets vm.nr_hugepages) can map hugetlb files too. One NUMA
-    # node for now: with two (numa_nodes=2), uffd-continue-stress once ended
-    # with 2 MiB more swap in use than it started with, not explained yet.
+    # guest script sets vm.nr_hugepages) can map hugetlb files too.
     rundir = boot.boot(ctx, "run-tests.sh", test_run_name(ctx), timeout=args.timeout,
-                       append=("hugepages=128",), numa_nodes=1,
+                       append=("hugepages=128",), numa_nodes=args.numa_nodes,
                        args=guest_args(args))
     results.parse_guest_run(rundir, res)
     results.compare_implementations(res)
@@ -250,6 +248,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--only", default="",
                    help="comma-separated selftest programs: run only these "
                    "in the guest (on every implementation), and the KUnit results")
+    t.add_argument("--numa-nodes", type=int, default=1, choices=(1, 2), metavar="N",
+                   help="NUMA nodes of the guest, 1 or 2 (default 1); with 2, "
+                   "uffd-continue-stress migrates pages between them")
     t.add_argument("--timeout", type=int, default=5400,
                    help="seconds the guest may run (default 5400)")
     s = sub.add_parser("series")
