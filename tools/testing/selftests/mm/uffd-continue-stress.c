@@ -39,13 +39,6 @@
 
 #include "kselftest.h"
 
-#define SET(x, v)		__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
-#define GET(x)			__atomic_load_n(&(x), __ATOMIC_SEQ_CST)
-#define ADD(x, v)		__atomic_fetch_add(&(x), (v), __ATOMIC_SEQ_CST)
-#define INC(x)			ADD(x, 1)
-#define LOAD64(p)		__atomic_load_n((uint64_t *)(p), __ATOMIC_RELAXED)
-#define STORE64(p, v)		__atomic_store_n((uint64_t *)(p), (v), __ATOMIC_RELAXED)
-
 /*
  * A word written to page @idx: the tag in the top 16 bits, the page in the
  * next 24, a writer's sequence number in the low 24.

@@ -30,18 +30,6 @@
 
 #include "kselftest_harness.h"
 
-/* Accesses to test pages that the compiler must not elide or merge. */
-#define LOAD64(p)		__atomic_load_n((uint64_t *)(p), __ATOMIC_RELAXED)
-#define STORE64(p, v)		__atomic_store_n((uint64_t *)(p), (v), __ATOMIC_RELAXED)
-
-/*
- * Variables shared with other threads and with signal handlers are accessed
- * with the (lock-free) __atomic builtins, through these.
- */
-#define SET(x, v)		__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
-#define GET(x)			__atomic_load_n(&(x), __ATOMIC_SEQ_CST)
-#define INC(x)			__atomic_fetch_add(&(x), 1, __ATOMIC_SEQ_CST)
-
 /* What "mapped" holds before the ioctl: early validation must leave it. */
 #define MAPPED_UNTOUCHED	((__s64)0x5a5a5a5a5a5a5a5aLL)
 

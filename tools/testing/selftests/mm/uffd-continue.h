@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What uffd-continue and uffd-continue-bench share: their userfaultfd, the
+ * What uffd-continue, uffd-continue-stress and uffd-continue-bench share:
+ * accessors of test pages and shared variables, their userfaultfd, the
  * shmem files whose minor faults they resolve (a file on a tmpfs, or on a
  * huge=always tmpfs of their own) and PMD-aligned mappings of them.
  */
@@ -24,6 +25,19 @@
 #define MADV_GUARD_INSTALL	102
 #define MADV_GUARD_REMOVE	103
 #endif
+
+/* Accesses to test pages that the compiler must not elide or merge. */
+#define LOAD64(p)		__atomic_load_n((uint64_t *)(p), __ATOMIC_RELAXED)
+#define STORE64(p, v)		__atomic_store_n((uint64_t *)(p), (v), __ATOMIC_RELAXED)
+
+/*
+ * Variables shared with other threads and with signal handlers are accessed
+ * with the (lock-free) __atomic builtins, through these.
+ */
+#define SET(x, v)		__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+#define GET(x)			__atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define ADD(x, v)		__atomic_fetch_add(&(x), (v), __ATOMIC_SEQ_CST)
+#define INC(x)			ADD(x, 1)
 
 /* The C/Rust switch of test kernels, and its counters. */
 #define DEBUGFS_UFFD		"/sys/kernel/debug/userfaultfd/"
