@@ -1833,8 +1833,7 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 	why = memcg_enter();
 	if (why)
 		SKIP(return, "%s", why);
-	base = cg_read("memory.current", NULL);
-	ASSERT_LE(0, base);
+	ASSERT_LE(0, cg_read("memory.current", NULL));
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
 				   false, false, true));
 	fill(self, 0, n, 1);
