@@ -56,6 +56,14 @@ static inline bool word_ok(uint64_t w, size_t idx)
 /* The window that is mremapped and munmapped: W pages at file page WIN_OFF. */
 #define WIN_PAGES		16
 #define WIN_SLOTS		3
+/*
+ * The slots, and one more on each side that stays PROT_NONE: munmap() and
+ * mremap() of the window leave a slot empty for a moment, and an mmap() of
+ * another thread could land there (and be replaced by slot_clear()) if that
+ * hole bordered free address space. Enclosed, it fits WIN_PAGES at most, and
+ * the threads map nothing while they race.
+ */
+#define RESV_LEN		((WIN_SLOTS + 2) * WIN_PAGES * page_size)
 
 enum outcome {
 	O_OK, O_PARTIAL, O_EEXIST, O_EFAULT, O_EAGAIN, O_ENOENT, O_BAD, O_NR
@@ -90,6 +98,7 @@ struct stress {
 	char *alias;		/* the same pages, not registered */
 	bool wp;		/* area is registered for WP too */
 	char *resv;		/* WIN_SLOTS slots of WIN_PAGES, PROT_NONE */
+	uint64_t *wbuf;		/* the file thread's pwrite() buffer */
 	char *win;		/* the slot the window is in, NULL if none */
 	size_t win_off;		/* file page of the window's first page */
 	int stop, stop_handler;
@@ -373,14 +382,12 @@ static void *file_fn(void *arg)
 {
 	struct thread *t = arg;
 	struct stress *s = t->s;
-	uint64_t *buf = malloc(64 * page_size);
+	uint64_t *buf = s->wbuf;
 	unsigned int seq = 0;
 	size_t first, len, i, w;
 	enum op op;
 	int ret;
 
-	if (!buf)
-		return NULL;
 	while (!GET(s->stop)) {
 		pick(t, 64, &first, &len);
 		switch (rnd(t, 12)) {
@@ -432,7 +439,6 @@ static void *file_fn(void *arg)
 		if (ret)
 			INC(s->op_errors[op]);
 	}
-	free(buf);
 	return NULL;
 }
 
@@ -912,11 +918,18 @@ static int setup(struct stress *s, const char *kind, const char **why)
 			       MAP_SHARED, s->fd);
 	s->alias = mmap_aligned(s->n * page_size, pmd_pages * page_size,
 				MAP_SHARED, s->fd);
-	s->resv = mmap(NULL, WIN_SLOTS * WIN_PAGES * page_size, PROT_NONE,
+	s->resv = mmap(NULL, RESV_LEN, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s->resv != MAP_FAILED)
+		s->resv += WIN_PAGES * page_size;
 	if (s->area == MAP_FAILED || s->alias == MAP_FAILED ||
 	    s->resv == MAP_FAILED) {
 		*why = "mmap failed";
+		return -1;
+	}
+	s->wbuf = malloc(64 * page_size);
+	if (!s->wbuf) {
+		*why = "out of memory";
 		return -1;
 	}
 	s->wp = avail & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
@@ -949,7 +962,8 @@ static void teardown(struct stress *s)
 	if (s->alias && s->alias != MAP_FAILED)
 		munmap(s->alias, s->n * page_size);
 	if (s->resv && s->resv != MAP_FAILED)
-		munmap(s->resv, WIN_SLOTS * WIN_PAGES * page_size);
+		munmap(s->resv - WIN_PAGES * page_size, RESV_LEN);
+	free(s->wbuf);
 	if (s->uffd > 0)
 		close(s->uffd);
 	if (s->fd > 0)
