@@ -29,8 +29,8 @@ class CliTest(unittest.TestCase):
                          (True, True, "test", True, True, "guard-uffd-wp", 60))
         a = self.parse("test")
         self.assertEqual((a.no_gates, a.kunit_only, a.only, a.timeout, a.numa_nodes),
-                         (False, False, "", 5400, 1))
-        self.assertEqual(self.parse("test", "--numa-nodes", "2").numa_nodes, 2)
+                         (False, False, "", 5400, 2))
+        self.assertEqual(self.parse("test", "--numa-nodes", "1").numa_nodes, 1)
         with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
             self.parse("test", "--numa-nodes", "3")
         self.assertEqual(self.parse("check-arch", "arm64").arch, "arm64")

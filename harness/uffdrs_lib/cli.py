@@ -248,9 +248,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--only", default="",
                    help="comma-separated selftest programs: run only these "
                    "in the guest (on every implementation), and the KUnit results")
-    t.add_argument("--numa-nodes", type=int, default=1, choices=(1, 2), metavar="N",
-                   help="NUMA nodes of the guest, 1 or 2 (default 1); with 2, "
-                   "uffd-continue-stress migrates pages between them")
+    t.add_argument("--numa-nodes", type=int, default=2, choices=(1, 2), metavar="N",
+                   help="NUMA nodes of the guest, 1 or 2 (default 2: "
+                   "uffd-continue-stress migrates pages between them)")
     t.add_argument("--timeout", type=int, default=5400,
                    help="seconds the guest may run (default 5400)")
     s = sub.add_parser("series")
