@@ -272,10 +272,6 @@ impl UffdOpsTable {
     }
 }
 
-// SAFETY: The table is immutable, and its operations may be called from any thread.
-#[cfg(CONFIG_USERFAULTFD)]
-unsafe impl Sync for UffdOpsTable {}
-
 /// The operations of the VMAs of a memory type written in Rust.
 ///
 /// [`VmaNew::set_vm_ops`] gives a VMA the table of an implementation, [`VmOpsVtable`]. The fault
