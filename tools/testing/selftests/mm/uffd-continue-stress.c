@@ -17,9 +17,11 @@
  *  - every 8-byte word of a mapped page is 0 or was written for that page
  *    (writers only store words tagged with their page's offset);
  *  - every forked child read only such words.
- * At the end, with everything unmapped and closed: Shmem, the swap slots in
- * use other than by the swap cache, and the process's RssShmem are back where
- * they started.
+ * The stress runs in a child process, in a memory cgroup of its own where
+ * there is cgroup2. Once it has exited: Shmem is back where it started, the
+ * child's RssShmem was 0 at its end, and its cgroup holds no shmem and, after
+ * reclaim, no swap (without the cgroup: swap in use other than by the swap
+ * cache is back where it started).
  *
  *	uffd-continue-stress [-t SECONDS] [-r ROUND_MS] [-s SEED] [-v]
  *	uffd-continue-stress -X
@@ -871,10 +873,11 @@ static struct usage usage_now(void)
 }
 
 /*
- * Swap slots in use for other reasons than the swap cache. Putting the last
- * reference to a slot whose page is in the swap cache (swapped in ahead by
- * readahead, or still under writeback) leaves the slot to that page until
- * reclaim drops it, or until swap is half full: such slots are not leaked.
+ * Swap slots in use for other reasons than the swap cache: a slot whose last
+ * reference goes while its page is in the swap cache and locked (by
+ * MADV_PAGEOUT, migration, a swap-in) or under writeback stays with that page
+ * until reclaim drops it. Without a memory cgroup of our own, that is the
+ * best guess of what we leaked.
  */
 static long swap_held(struct usage u)
 {
@@ -1098,34 +1101,124 @@ static void stress_kind(const char *kind, unsigned int secs,
 	teardown(&s);
 }
 
-/* After closing everything: back where we started, within @slack_kb. */
-static void check_leaks(struct usage before, long slack_kb)
+/*
+ * What cg_dir still holds once reclaim has had a go at it: bytes of shmem in
+ * *@shmem, of swap in *@swap (-1: swap is not accounted).
+ */
+static void cg_left(long *shmem, long *swap)
 {
+	char val[32];
+
+	snprintf(val, sizeof(val), "%ld", cg_read("memory.current", NULL));
+	/* -EAGAIN when it could not reclaim all of it. */
+	cg_write(cg_dir, "memory.reclaim", val);
+	*shmem = cg_read("memory.stat", "shmem");
+	*swap = cg_read("memory.swap.current", NULL);
+}
+
+/*
+ * After closing everything: back where we started, within @slack_kb, with
+ * @rss the RssShmem of the process that ran the stress, at its end. If it ran
+ * in a memory cgroup of its own (cg_dir), that has no shmem and, where swap is
+ * accounted, no swap left once reclaim has dropped the swap cache's pages
+ * that nobody uses any more: a swap slot that only the swap cache holds is
+ * freed with its page, a leaked reference keeps it.
+ */
+static void check_leaks(struct usage before, long slack_kb, long rss)
+{
+	long cg_swap = -1, cg_shmem = -1;
+	bool shmem_ok, swap_ok;
 	struct usage after;
-	long rss;
 	int tries;
 
 	for (tries = 0; tries < 50; tries++) {
 		after = usage_now();
-		if (after.shmem <= before.shmem + slack_kb &&
-		    swap_held(after) <= swap_held(before) + slack_kb &&
-		    after.shmem_huge <= before.shmem_huge)
+		shmem_ok = after.shmem <= before.shmem + slack_kb &&
+			   after.shmem_huge <= before.shmem_huge;
+		swap_ok = swap_held(after) <= swap_held(before) + slack_kb;
+		if (cg_dir[0]) {
+			cg_left(&cg_shmem, &cg_swap);
+			shmem_ok = shmem_ok && !cg_shmem;
+			if (cg_swap >= 0)
+				swap_ok = !cg_swap;
+		}
+		if (shmem_ok && swap_ok)
 			break;
 		usleep(100000);
 	}
-	rss = proc_kb("/proc/self/status", "RssShmem");
 	ksft_print_msg("kB before -> after: Shmem %ld -> %ld, ShmemHugePages %ld -> %ld\n",
 		       before.shmem, after.shmem, before.shmem_huge,
 		       after.shmem_huge);
 	ksft_print_msg("kB before -> after: swap used %ld -> %ld, by the swap cache %ld -> %ld\n",
 		       before.swap_used, after.swap_used, before.swap_cached,
 		       after.swap_cached);
-	ksft_print_msg("kB: RssShmem %ld\n", rss);
-	ksft_test_result(after.shmem <= before.shmem + slack_kb &&
-			 after.shmem_huge <= before.shmem_huge &&
-			 swap_held(after) <= swap_held(before) + slack_kb &&
-			 rss == 0,
-			 "nothing leaked: Shmem, swap outside the swap cache and RssShmem back where they started\n");
+	ksft_print_msg("kB at the end of the stress: RssShmem %ld\n", rss);
+	if (cg_dir[0])
+		ksft_print_msg("bytes left in its memory cgroup: shmem %ld, swap %ld%s\n",
+			       cg_shmem, cg_swap,
+			       cg_swap < 0 ? " (not accounted: judged system-wide)" : "");
+	ksft_test_result(shmem_ok && swap_ok && rss == 0,
+			 "nothing leaked: shmem, its swap and RssShmem back where they started\n");
+	memcg_remove();
+}
+
+/* What the process that ran the stress tells its parent. */
+struct report {
+	int pass, fail, xfail, xpass, skip, error;
+	long rss;
+	bool in_cgroup;
+};
+
+/*
+ * Runs the stress of every kind in a child, in the memory cgroup cg_dir if
+ * there is one, so that what it charged can be told from the rest of the
+ * system. False if it died without reporting.
+ */
+static bool run_stress(const char * const *kinds, unsigned int nr_kinds,
+		       unsigned int secs, unsigned int round_ms,
+		       unsigned int seed, struct report *r)
+{
+	int p[2], status = 0;
+	unsigned int i;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(p))
+		return false;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (!pid) {
+		close(p[0]);
+		r->in_cgroup = cg_dir[0] && !memcg_join();
+		if (cg_dir[0] && !r->in_cgroup)
+			ksft_print_msg("cannot move into %s: leak check system-wide only\n",
+				       cg_dir);
+		for (i = 0; i < nr_kinds; i++)
+			stress_kind(kinds[i], secs, round_ms, seed);
+		r->pass = ksft_get_pass_cnt();
+		r->fail = ksft_get_fail_cnt();
+		r->xfail = ksft_get_xfail_cnt();
+		r->xpass = ksft_get_xpass_cnt();
+		r->skip = ksft_get_xskip_cnt();
+		r->error = ksft_get_error_cnt();
+		r->rss = proc_kb("/proc/self/status", "RssShmem");
+		fflush(stdout);
+		_exit(write(p[1], r, sizeof(*r)) == sizeof(*r) ? 0 : 1);
+	}
+	close(p[1]);
+	n = read(p[0], r, sizeof(*r));
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	if (WIFSIGNALED(status))
+		ksft_print_msg("the stress process died of signal %d\n",
+			       WTERMSIG(status));
+	if (n != sizeof(*r) || !WIFEXITED(status) || WEXITSTATUS(status))
+		return false;
+	if (!r->in_cgroup)
+		memcg_remove();
+	return true;
 }
 
 /*
@@ -1201,6 +1294,71 @@ static void self_check(void)
 	teardown(&s);
 }
 
+/*
+ * -X, the leak check: a child in a memory cgroup of our own writes two pages
+ * of a memfd that this process keeps open, and swaps one out; the cgroup is
+ * found to hold shmem or swap (reclaim may swap out the other page too), and
+ * found empty again once the file is closed.
+ */
+static void self_check_leaks(void)
+{
+	const char *why = memcg_create("uffd-continue-stress-X");
+	long shmem = -1, swap = -1;
+	int fd = -1, status = -1, i;
+	bool found = false;
+	char *p;
+	pid_t pid;
+
+	if (!why) {
+		fd = memfd_create("uffd-continue-stress-X", MFD_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, 2 * page_size))
+			why = "no memfd";
+	}
+	if (why) {
+		ksft_test_result_skip("checker: %s\n", why);
+		ksft_test_result_skip("checker: %s\n", why);
+		if (fd >= 0)
+			close(fd);
+		memcg_remove();
+		return;
+	}
+	pid = fork();
+	if (!pid) {
+		if (memcg_join())
+			_exit(1);
+		p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			_exit(1);
+		STORE64(p, 1);
+		STORE64(p + page_size, 2);
+		madvise(p + page_size, page_size, MADV_PAGEOUT);
+		_exit(0);
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	if (!status) {
+		cg_left(&shmem, &swap);
+		found = shmem > 0 || swap > 0;
+	}
+	ksft_print_msg("checker: left in the cgroup with the file open: shmem %ld, swap %ld\n",
+		       shmem, swap);
+	ksft_test_result(found,
+			 "checker: finds the shmem or swap of a file still open\n");
+	close(fd);
+	for (i = 0; i < 50; i++) {
+		cg_left(&shmem, &swap);
+		if (!shmem && swap <= 0)
+			break;
+		usleep(100000);
+	}
+	ksft_print_msg("checker: left once it is closed: shmem %ld, swap %ld\n",
+		       shmem, swap);
+	ksft_test_result(found && !shmem && swap <= 0,
+			 "checker: finds nothing once it is closed\n");
+	memcg_remove();
+}
+
 int main(int argc, char **argv)
 {
 	static const char * const kinds[] = { "memfd", "thp" };
@@ -1210,6 +1368,8 @@ int main(int argc, char **argv)
 		.sa_flags = SA_SIGINFO | SA_NODEFER,
 	};
 	struct usage before;
+	const char *why;
+	struct report r;
 	int opt;
 
 	while ((opt = getopt(argc, argv, "t:r:s:vX")) != -1) {
@@ -1247,18 +1407,37 @@ int main(int argc, char **argv)
 
 	ksft_print_header();
 	if (check_checker) {
-		ksft_set_plan(5);
+		ksft_set_plan(7);
 		self_check();
+		self_check_leaks();
 		ksft_finished();
 	}
 	ksft_set_plan(ARRAY_SIZE(kinds) * NR_TESTS_PER_KIND + 1);
 	ksft_print_msg("%u s per file kind, rounds of %u ms, seed %u, %d NUMA nodes%s\n",
 		       secs, round_ms, seed, nr_nodes,
 		       nr_nodes < 2 ? " (migration by compaction)" : "");
+	why = memcg_create("uffd-continue-stress");
+	if (why)
+		ksft_print_msg("leak check system-wide only: %s\n", why);
 	before = usage_now();
-	for (i = 0; i < ARRAY_SIZE(kinds); i++)
-		stress_kind(kinds[i], secs, round_ms, seed);
+	if (!run_stress(kinds, ARRAY_SIZE(kinds), secs, round_ms, seed, &r)) {
+		memcg_remove();
+		ksft_exit_fail_msg("the stress process did not report\n");
+	}
+	/* Its results, counted here, and the leak check after them. */
+	for (i = 0; i < (unsigned int)r.pass; i++)
+		ksft_inc_pass_cnt();
+	for (i = 0; i < (unsigned int)r.fail; i++)
+		ksft_inc_fail_cnt();
+	for (i = 0; i < (unsigned int)r.xfail; i++)
+		ksft_inc_xfail_cnt();
+	for (i = 0; i < (unsigned int)r.xpass; i++)
+		ksft_inc_xpass_cnt();
+	for (i = 0; i < (unsigned int)r.skip; i++)
+		ksft_inc_xskip_cnt();
+	for (i = 0; i < (unsigned int)r.error; i++)
+		ksft_inc_error_cnt();
 	/* Some slack: the rest of the system may use a page or two meanwhile. */
-	check_leaks(before, 256);
+	check_leaks(before, 256, r.rss);
 	ksft_finished();
 }

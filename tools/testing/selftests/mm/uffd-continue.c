@@ -1706,78 +1706,19 @@ TEST_F(uffd_continue, swapped_out_mixed_range)
 /* ------------------------------------------------------------------------ */
 /* A memory cgroup of this test process */
 
-#define CGROUP_ROOT	"/sys/fs/cgroup"
-
-static char cg_dir[128];	/* the cgroup this process moved into, or "" */
-static char cg_home[300];	/* where it came from */
-
-static int cg_write(const char *dir, const char *file, const char *val)
-{
-	char path[256];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-/* A number from a cgroup file ("max": LONG_MAX), or the value of a key. */
-static long cg_read(const char *file, const char *key)
-{
-	char path[256], line[256];
-	size_t n = key ? strlen(key) : 0;
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", cg_dir, file);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (key && (strncmp(line, key, n) || line[n] != ' '))
-			continue;
-		v = !strncmp(line + n, "max", 3) ? LONG_MAX :
-		    strtol(line + n, NULL, 10);
-		break;
-	}
-	fclose(f);
-	return v;
-}
-
 /*
  * Moves this (single-threaded) process into a new memory cgroup of its own;
  * NULL, or why not.
  */
 static const char *memcg_enter(void)
 {
-	char line[256];
-	struct statfs sfs;
-	FILE *f;
+	const char *why = memcg_create("uffd-continue");
 
-	if (statfs(CGROUP_ROOT, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
-		return "no cgroup2 at " CGROUP_ROOT;
-	f = fopen("/proc/self/cgroup", "r");
-	if (!f || !fgets(line, sizeof(line), f) || strncmp(line, "0::/", 4)) {
-		if (f)
-			fclose(f);
-		return "not in the cgroup2 hierarchy";
-	}
-	fclose(f);
-	line[strcspn(line, "\n")] = 0;
-	snprintf(cg_home, sizeof(cg_home), CGROUP_ROOT "%s", line + 3);
-	if (cg_write(CGROUP_ROOT, "cgroup.subtree_control", "+memory"))
-		return "cannot enable the memory controller (CONFIG_MEMCG, root?)";
-	snprintf(cg_dir, sizeof(cg_dir), CGROUP_ROOT "/uffd-continue-%d",
-		 getpid());
-	if (mkdir(cg_dir, 0700) || cg_write(cg_dir, "cgroup.procs", "0")) {
-		rmdir(cg_dir);
-		cg_dir[0] = 0;
-		return "cannot create a memory cgroup and move into it";
+	if (why)
+		return why;
+	if (memcg_join()) {
+		memcg_remove();
+		return "cannot move into a new memory cgroup";
 	}
 	return NULL;
 }
@@ -1787,8 +1728,7 @@ static void memcg_leave(void)
 	if (!cg_dir[0])
 		return;
 	cg_write(cg_home, "cgroup.procs", "0");
-	rmdir(cg_dir);
-	cg_dir[0] = 0;
+	memcg_remove();
 }
 
 /*

@@ -3,16 +3,19 @@
  * What uffd-continue, uffd-continue-stress and uffd-continue-bench share:
  * accessors of test pages and shared variables, their userfaultfd, the
  * shmem files whose minor faults they resolve (a file on a tmpfs, or on a
- * huge=always tmpfs of their own) and PMD-aligned mappings of them.
+ * huge=always tmpfs of their own), PMD-aligned mappings of them, and a
+ * memory cgroup of their own.
  */
 #ifndef __UFFD_CONTINUE_H__
 #define __UFFD_CONTINUE_H__
 
 #include "uffd-common.h"
 
+#include <limits.h>
 #include <linux/magic.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 
 #ifndef MADV_POPULATE_READ
@@ -142,6 +145,103 @@ static inline int thp_file(const char **why)
 	}
 	*why = "mount -t tmpfs -o huge=always failed (no CONFIG_TRANSPARENT_HUGEPAGE?)";
 	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A memory cgroup of a test process */
+
+#define CGROUP_ROOT	"/sys/fs/cgroup"
+
+static char cg_dir[128];	/* the cgroup made by memcg_create(), or "" */
+static char cg_home[300];	/* where this process was before */
+
+static inline int cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[256];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * A number from a file of cg_dir ("max": LONG_MAX), or the value of a key;
+ * -1 if there is none.
+ */
+static inline long cg_read(const char *file, const char *key)
+{
+	char path[256], line[256];
+	size_t n = key ? strlen(key) : 0;
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cg_dir, file);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (key && (strncmp(line, key, n) || line[n] != ' '))
+			continue;
+		v = !strncmp(line + n, "max", 3) ? LONG_MAX :
+		    strtol(line + n, NULL, 10);
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * Makes a new memory cgroup, cg_dir, named @prefix and this process's pid;
+ * NULL, or why not. Its swap is accounted (memory.swap.current) if the
+ * kernel accounts swap at all.
+ */
+static inline const char *memcg_create(const char *prefix)
+{
+	char line[256];
+	struct statfs sfs;
+	FILE *f;
+
+	if (statfs(CGROUP_ROOT, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
+		return "no cgroup2 at " CGROUP_ROOT;
+	f = fopen("/proc/self/cgroup", "r");
+	if (!f || !fgets(line, sizeof(line), f) || strncmp(line, "0::/", 4)) {
+		if (f)
+			fclose(f);
+		return "not in the cgroup2 hierarchy";
+	}
+	fclose(f);
+	line[strcspn(line, "\n")] = 0;
+	snprintf(cg_home, sizeof(cg_home), CGROUP_ROOT "%s", line + 3);
+	if (cg_write(CGROUP_ROOT, "cgroup.subtree_control", "+memory"))
+		return "cannot enable the memory controller (CONFIG_MEMCG, root?)";
+	snprintf(cg_dir, sizeof(cg_dir), CGROUP_ROOT "/%s-%d", prefix,
+		 getpid());
+	if (mkdir(cg_dir, 0700)) {
+		cg_dir[0] = 0;
+		return "cannot create a memory cgroup";
+	}
+	return NULL;
+}
+
+/* Moves this (single-threaded) process into cg_dir; 0 or -errno. */
+static inline int memcg_join(void)
+{
+	return cg_write(cg_dir, "cgroup.procs", "0");
+}
+
+/* Removes cg_dir, which no process may be in any more. */
+static inline void memcg_remove(void)
+{
+	if (!cg_dir[0])
+		return;
+	rmdir(cg_dir);
+	cg_dir[0] = 0;
 }
 
 /* CLOCK_MONOTONIC in ns: under QEMU -icount shift=0, guest instructions. */
