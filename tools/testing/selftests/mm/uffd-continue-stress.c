@@ -595,6 +595,38 @@ static void *mm_fn(void *arg)
 	return NULL;
 }
 
+/*
+ * A child found word @w of page @idx of area holding @v: says what that was,
+ * what the same word holds on a second read, and, through the child's and
+ * (as root) the alias's page frames, which page it read.
+ */
+static void child_report(struct stress *s, size_t idx, size_t w, uint64_t v)
+{
+	char *p = s->area + idx * page_size;
+	uint64_t again = 0, e = 0, a = 0;
+	char msg[240];
+	int fd, n;
+
+	try_load(p + w * 8, &again);
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd >= 0) {
+		e = pagemap_get_entry(fd, p);
+		/* Fault the alias's page in first: only then it has a frame. */
+		try_load(s->alias + idx * page_size, &a);
+		a = pagemap_get_entry(fd, s->alias + idx * page_size);
+		close(fd);
+	}
+	n = snprintf(msg, sizeof(msg),
+		     "# child: page %zu word %zu holds %#llx (page %llu seq %llu), then %#llx; pfn %#llx, alias pfn %#llx\n",
+		     idx, w, (unsigned long long)v,
+		     (unsigned long long)((v >> 24) & 0xffffff),
+		     (unsigned long long)(v & 0xffffff),
+		     (unsigned long long)again,
+		     (unsigned long long)PAGEMAP_PFN(e),
+		     (unsigned long long)PAGEMAP_PFN(a));
+	(void)!write(STDOUT_FILENO, msg, n);
+}
+
 /* A child reads pages of the range and checks them; 0 if all were fine. */
 static int child_reads(struct stress *s, unsigned int seed)
 {
@@ -607,8 +639,10 @@ static int child_reads(struct stress *s, unsigned int seed)
 			/* Beyond EOF: SIGBUS, fine. */
 			if (!try_load(s->area + idx * page_size + w * 8, &v))
 				break;
-			if (!word_ok(v, idx))
+			if (!word_ok(v, idx)) {
+				child_report(s, idx, w, v);
 				return 1;
+			}
 		}
 	}
 	return 0;
