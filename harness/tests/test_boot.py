@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Tests of the guest's machine: NUMA nodes."""
+"""Tests of the guest's machine: NUMA nodes, paging levels."""
 
 import unittest
 
 from uffdrs_lib import boot
+from uffdrs_lib.common import Context
 
 
 class NumaArgsTest(unittest.TestCase):
@@ -25,6 +26,15 @@ class NumaArgsTest(unittest.TestCase):
             with self.subTest(memory=memory, cpus=cpus, nodes=nodes):
                 with self.assertRaises(ValueError):
                     boot.numa_args(memory, cpus, nodes)
+
+
+class VngCmdTest(unittest.TestCase):
+
+    def test_kasan_boots_with_four_level_paging(self) -> None:
+        kasan = boot.vng_cmd(Context.create("/r", cache="/c", kasan=True), "true")
+        self.assertIn("/c/build-kasan/arch/x86/boot/bzImage", kasan)
+        self.assertEqual(kasan[kasan.index("no5lvl") - 1], "--append")
+        self.assertNotIn("no5lvl", boot.vng_cmd(Context.create("/r", cache="/c"), "true"))
 
 
 if __name__ == "__main__":
