@@ -284,7 +284,7 @@ def update_tree(ctx: Context) -> List[Commit]:
             # HEAD stays detached: "series" moves under it on every run.
             git("checkout", "-q", "-f", "--detach", tip, cwd=tree)
         git("status", "--porcelain", cwd=tree)  # refresh the index
-        counts = ", ".join(f"{n} {len(asm.own_commits(n))}" for n in names)
+        counts = ", ".join(f"{d.name} {len(d.patches)}" for d in asm.defs if d.name in names)
         say(f"tree at {tip[:12]}: base + {len(commits)} patches ({counts})")
         return commits
 
