@@ -725,9 +725,10 @@ mod tests {
         assert!(poison.kind().is_uffd_marker());
         assert!(!guard.kind().is_uffd_marker());
         assert!(PteMarker::GUARD.is_guard() && !PteMarker::GUARD.is_uffd());
-        // A combined marker is a userfaultfd marker if it has a userfaultfd bit.
+        // A guard that keeps the uffd-wp bit has a userfaultfd bit, and is still a guard.
         let both = PteMarker::UFFD_WP | PteMarker::GUARD;
         assert!(both.is_uffd() && both.is_guard());
+        assert!(!Pte::make_pte_marker(both).kind().is_uffd_marker());
         assert!(wp.kind().is_fillable() && poison.kind().is_fillable());
         // A guard marker is never replaced, not even with a userfaultfd bit next to it.
         assert!(!guard.kind().is_fillable());
@@ -1103,6 +1104,44 @@ mod misuse_tests {
         assert_eq!(try_install(addr, folio, 1, false)?, Some((EEXIST, true)));
         assert_eq!(seen(addr, &held)?, before);
         assert_eq!(read_pte(addr)?, guard);
+        Ok(())
+    }
+
+    /// A guard marker that keeps the uffd-wp bit, as `MADV_GUARD_INSTALL` leaves it over a
+    /// uffd-wp marker in a file VMA registered for write protection: still a guard, refused.
+    #[test]
+    fn guard_with_uffd_wp_is_kept() -> Result {
+        let (file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
+        kunit::madvise(addr, PAGE_SIZE, bindings::MADV_GUARD_INSTALL as i32)?;
+        // This suite registers no userfaultfd: add the bit to the guard in the table itself.
+        let both = Pte::make_pte_marker(PteMarker::GUARD | PteMarker::UFFD_WP);
+        with_pmd(addr, |pmd| {
+            let ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
+            assert_eq!(ptes.ptep_get().kind(), PteKind::Marker(PteMarker::GUARD));
+            // SAFETY: The table is mapped and locked, and the entry is a guard marker: a marker
+            // that maps nothing replaces one that maps nothing.
+            unsafe {
+                bindings::set_ptes(
+                    ptes.vma.mm().as_raw(),
+                    addr,
+                    ptes.ptep.as_ptr(),
+                    both.as_raw(),
+                    1,
+                )
+            };
+            Ok(())
+        })?;
+        let kind = read_pte(addr)?.kind();
+        assert_eq!(kind, PteKind::Marker(PteMarker::GUARD | PteMarker::UFFD_WP));
+        assert!(!kind.is_fillable() && !kind.is_uffd_marker());
+        let held: ARef<Folio> = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .unlock();
+        let before = seen(addr, &held)?;
+        let folio = LockedFolio::lock(held.clone());
+        assert_eq!(try_install(addr, folio, 1, false)?, Some((EEXIST, true)));
+        assert_eq!(seen(addr, &held)?, before);
+        assert_eq!(read_pte(addr)?, both);
         Ok(())
     }
 

@@ -218,10 +218,11 @@ pub enum PteKind {
 }
 
 impl PteKind {
-    /// Returns whether the entry is a userfaultfd-owned marker (`pte_is_uffd_marker()`).
+    /// Returns whether the entry is a userfaultfd-owned marker (`pte_is_uffd_marker()`): a
+    /// userfaultfd bit without the guard bit.
     #[inline]
     pub fn is_uffd_marker(self) -> bool {
-        matches!(self, PteKind::Marker(m) if m.is_uffd())
+        matches!(self, PteKind::Marker(m) if m.is_uffd() && !m.is_guard())
     }
 
     /// Returns whether a new mapping may be installed over the entry: it is empty, or a
@@ -236,6 +237,7 @@ impl PteKind {
     pub fn is_fillable(self) -> bool {
         match self {
             PteKind::None => true,
+            // A guard keeps the uffd-wp bit of the entry it replaced: still a guard.
             PteKind::Marker(marker) => marker.is_uffd() && !marker.is_guard(),
             PteKind::Present
             | PteKind::Swap
@@ -289,8 +291,9 @@ impl PteMarker {
         self.0 & Self::GUARD.0 != 0
     }
 
-    /// Returns whether the marker belongs to userfaultfd: write-protect or poison, the markers
-    /// that `pte_is_uffd_marker()` accepts.
+    /// Returns whether a userfaultfd bit is set: write-protect or poison. A guard marker may
+    /// carry the write-protect bit too, and is still not a userfaultfd marker
+    /// ([`PteKind::is_uffd_marker`]).
     #[inline]
     pub fn is_uffd(self) -> bool {
         self.is_uffd_wp() || self.is_poisoned()

@@ -1490,14 +1490,41 @@ TEST_F(uffd_continue, wp_marker)
 	ASSERT_FALSE(pm_area(self, c) & PM_UFFD_WP);
 }
 
-/* A guard region is not a userfaultfd marker: -EEXIST, the guard stays. */
+/*
+ * MADV_GUARD_INSTALL of a page, given ten seconds (a kernel without the fix
+ * of the guard over a uffd-wp marker never returns): 0, -errno, or
+ * -ETIMEDOUT.
+ */
+static int guard_install_timed(char *p)
+{
+	int ret;
+
+	if (sig_catch(SIGALRM))
+		return -errno;
+	if (sigsetjmp(sig_jmp, 1))
+		return -ETIMEDOUT;
+	SET(sig_armed, 1);
+	alarm(10);
+	ret = madvise(p, page_size, MADV_GUARD_INSTALL) ? -errno : 0;
+	alarm(0);
+	SET(sig_armed, 0);
+	return ret;
+}
+
+/*
+ * A guard region is not a userfaultfd marker: -EEXIST, the guard stays. Nor
+ * is a guard over a uffd-wp marker, which keeps the write protection.
+ */
 TEST_F(uffd_continue, guard_region)
 {
-	size_t g = self->gran + 2;
+	struct uffdio_poison p = { .mode = 0 };
+	const uint64_t state = PM_PRESENT | PM_GUARD_REGION | PM_UFFD_WP;
+	size_t g = self->gran + 2, w = g + 2;
 	uint64_t e;
+	int ret;
 
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
-				   false, false, true));
+				   false, want_wp(self), true));
 	fill(self, g - 2, 5, 1);
 	if (madvise(pg_area(self, g), page_size, MADV_GUARD_INSTALL))
 		SKIP(return, "MADV_GUARD_INSTALL on shmem: %s", strerror(errno));
@@ -1522,6 +1549,34 @@ TEST_F(uffd_continue, guard_region)
 	ASSERT_CONT(cont(self, g, 1, 0), 0, page_size);
 	ASSERT_MAPS_CACHE(g);
 	ASSERT_AREA_PAGE(g, 1, -1);
+
+	/* A guard over a uffd-wp marker: one marker with both bits. */
+	if (!want_wp(self))
+		return;
+	ASSERT_NOT_MAPPED(w);
+	ASSERT_EQ(0, uffd_wp(self->uffd, pg_area(self, w), page_size, true));
+	ret = guard_install_timed(pg_area(self, w));
+	if (ret == -ETIMEDOUT)
+		SKIP(return, "MADV_GUARD_INSTALL over a uffd-wp marker does not return");
+	ASSERT_EQ(0, ret);
+	e = pm_area(self, w);
+	ASSERT_EQ(PM_GUARD_REGION | PM_UFFD_WP, e & state);
+	ASSERT_CONT(cont(self, w, 1, 0), EEXIST, -EEXIST);
+	ASSERT_CONT(cont(self, w, 1, UFFDIO_CONTINUE_MODE_WP), EEXIST, -EEXIST);
+	if (self->features & UFFD_FEATURE_POISON) {
+		p.range.start = (uintptr_t)pg_area(self, w);
+		p.range.len = page_size;
+		ASSERT_EQ(-1, ioctl(self->uffd, UFFDIO_POISON, &p));
+		ASSERT_EQ(EEXIST, errno);
+	}
+	ASSERT_EQ(e, pm_area(self, w));
+	/* Without the guard, the uffd-wp marker is CONTINUE's to replace. */
+	ASSERT_EQ(0, madvise(pg_area(self, w), page_size, MADV_GUARD_REMOVE));
+	ASSERT_EQ(PM_UFFD_WP, pm_area(self, w) & state);
+	ASSERT_CONT(cont(self, w, 1, UFFDIO_CONTINUE_MODE_WP), 0, page_size);
+	ASSERT_MAPS_CACHE(w);
+	ASSERT_EQ(PM_PRESENT | PM_UFFD_WP, pm_area(self, w) & state);
+	ASSERT_AREA_PAGE(w, 1, -1);
 }
 
 /* A hardware-poisoned page is not mapped: -EIO. Needs CAP_SYS_ADMIN. */
