@@ -8,6 +8,7 @@ wrapped log, a report on the console only, an OOM outside the memory-cgroup
 case...), and the run must fail, on the check that says so."""
 
 import os
+import re
 import shutil
 import tempfile
 import unittest
@@ -90,6 +91,16 @@ programs = ["uffd-continue"]
             coverage.parse('[phase.x]\nimpls = []\nprograms = ["nope"]\n')
         with self.assertRaisesRegex(HarnessError, "unknown implementation 'x'"):
             coverage.parse('[phase.x]\nimpls = ["x"]\n')
+
+    def test_guest_knows_the_expectation(self) -> None:
+        # What expected.toml requires, the guest script checks, by the same
+        # names; and it names every program it runs.
+        script = read(os.path.join(HARNESS, "guest", "run-tests.sh"))
+        for phase in EXP.phases.values():
+            for req in phase.require:
+                self.assertTrue(re.search(rf'require (\"{req}\"|{req}) ', script), req)
+            for p in phase.programs + phase.once:
+                self.assertTrue(p.split()[0] in script, p)
 
     # --- 1. expected coverage ---
 

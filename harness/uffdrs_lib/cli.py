@@ -13,8 +13,10 @@ Phases (each one is idempotent and skips what is already done):
 Commands (see README.md):
 
   demo            build the series, boot it and show minor faults resolved
-  test            the harness's unit tests, then build, boot, run every test
-                  and every gate; last line is "N passed, N failed"
+  test            the harness's unit tests, then build and boot the test and
+                  the production kernel, run every test and every gate, and
+                  hold the run against harness/expected.toml; last line is
+                  "N passed, N failed"
   unit            the harness's unit tests and type check only (seconds)
   shell           interactive shell in the booted test kernel
   series          write the mailable series (git format-patch --cover-letter)
@@ -268,7 +270,8 @@ def parser() -> argparse.ArgumentParser:
                    "per implementation (default 30)")
     t.add_argument("--only", default="",
                    help="comma-separated selftest programs: run only these "
-                   "in the guest (on every implementation), and the KUnit results")
+                   "in the guest (on every implementation, and on the production "
+                   "kernel if it runs them), and the KUnit results")
     t.add_argument("--numa-nodes", type=int, default=2, choices=(1, 2), metavar="N",
                    help="NUMA nodes of the guest, 1 or 2 (default 2: "
                    "uffd-continue-stress migrates pages between them)")

@@ -24,7 +24,8 @@ import dataclasses
 import fnmatch
 import os
 import tomllib
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import (AbstractSet, Any, Dict, FrozenSet, Iterable, List, Optional, Sequence,
+                    Tuple)
 
 from .common import HarnessError, read
 from .results import (IMPL_NAME, SKIP, OomReport, Results, compare_implementations,
@@ -203,11 +204,11 @@ def run_name(prog: Program, impl: Optional[str]) -> str:
     return f"{prog.name} [{impl}]" if prog.kind == "exit" else f"{prog.name}[{impl}]"
 
 
-def program_missing(names: Iterable[str], prog: Program, impl: Optional[str],
+def program_missing(names: AbstractSet[str], prog: Program, impl: Optional[str],
                     counted: bool) -> List[str]:
-    """What is missing of one program run's results (empty: nothing)."""
+    """What is missing of one program run's results (empty: nothing): its
+    results (at least its fewest cases) and, where `counted`, its counters."""
     run = run_name(prog, impl)
-    names = set(names)
     missing = []
     if prog.kind == "exit":
         if run not in names:
