@@ -6,7 +6,7 @@
 //! `mm/userfaultfd.c`, which calls it instead of them when `CONFIG_USERFAULTFD_RUST` is enabled
 //! (with `CONFIG_USERFAULTFD_RUST_TEST`, when the debugfs switch `userfaultfd/mfill_impl` says
 //! `rust` or `rust-batch`). The C caller keeps what it owns: parsing the
-//! ioctl, locking the VMA, `mmap_changing`, establishing the PMD, the per-page loop, the write
+//! ioctl, locking the VMA, `mmap_changing`, establishing the PMD, the loop, the write
 //! barrier, `mapped` and the wake-ups. This file handles one page at a time:
 //!
 //! - [`mfill_atomic_pte_continue`] looks the folio up in the page cache without allocating and
@@ -16,7 +16,11 @@
 //!   was added to the page cache) or a new anonymous folio (`UFFDIO_COPY`/`UFFDIO_ZEROPAGE` into
 //!   a private mapping).
 //!
-//! Both run with the VMA read-locked (per-VMA lock or mmap read lock) and the PMD established.
+//! Its module `batch` resolves `UFFDIO_CONTINUE` for as many pages as one step can map, which
+//! is what `mm/userfaultfd.c` calls for `UFFDIO_CONTINUE` in production builds.
+//!
+//! All of them run with the VMA read-locked (per-VMA lock or mmap read lock) and the PMD
+//! established. The functions C calls are declared in `mm/userfaultfd_rust.h`.
 
 use kernel::{
     bindings,
@@ -24,16 +28,47 @@ use kernel::{
     ffi::{c_int, c_ulong},
     mm::{
         folio::{page_folio, LockedFolio, NewAnonFolio},
-        pgtable::{Pmd, VmaPteMapped},
+        pgtable::{FolioAddLruVma, Pmd, VmaPteMapped},
         userfaultfd::UffdFlags,
         virt::VmaRef,
     },
-    prelude::*,
 };
 
-#[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+// The KUnit tests' attribute and what they use; the code itself needs no more.
+#[cfg(CONFIG_USERFAULTFD_RUST_KUNIT_TEST)]
+use kernel::prelude::*;
+
 #[path = "userfaultfd_rust/batch.rs"]
 mod batch;
+
+/// The functions internal to mm that this file calls, declared in `mm/internal.h`: the kernel
+/// crate has no bindings for them.
+// Pointers to C structs, some of whose members are empty on some configurations (as for
+// bindgen's declarations, which `rust/bindings` allows the same lint for).
+#[allow(improper_ctypes)]
+mod mm_internal {
+    use kernel::bindings;
+
+    extern "C" {
+        /// `mm/folio.c`.
+        pub(super) fn folio_add_lru_vma(
+            folio: *mut bindings::folio,
+            vma: *mut bindings::vm_area_struct,
+        );
+    }
+}
+
+/// mm's `folio_add_lru_vma()`, for the installation of a new anonymous folio.
+pub(crate) struct MmLru;
+
+// SAFETY: It calls mm's `folio_add_lru_vma()` with its arguments, and nothing else.
+unsafe impl FolioAddLruVma for MmLru {
+    #[inline(always)]
+    unsafe fn folio_add_lru_vma(folio: *mut bindings::folio, vma: *mut bindings::vm_area_struct) {
+        // SAFETY: The caller upholds the requirements of the C function.
+        unsafe { mm_internal::folio_add_lru_vma(folio, vma) }
+    }
+}
 
 /// A folio on its way into a page table, with the state each kind must be in.
 pub enum MfillFolio {
@@ -104,7 +139,7 @@ pub fn mfill_atomic_install_pte(
             .set_ptes_file(folio, 1, flags.wp())
             .map_err(|(e, folio)| (e, MfillFolio::PageCache(folio))),
         MfillFolio::NewAnon(folio) => ptes
-            .set_pte_new_anon(folio, flags.wp())
+            .set_pte_new_anon::<MmLru>(folio, flags.wp())
             .map_err(|(e, folio)| (e, MfillFolio::NewAnon(folio))),
     }
 }
@@ -147,7 +182,8 @@ unsafe fn mfill_pmd<'a>(
 /// # Safety
 ///
 /// As for [`mfill_pmd`], for the duration of the call.
-#[export]
+// Declared in `mm/userfaultfd_rust.h`, which is internal to mm: bindgen does not see it.
+#[no_mangle]
 pub unsafe extern "C" fn rust_mfill_atomic_pte_continue(
     dst_vma: *mut bindings::vm_area_struct,
     dst_pmd: *mut bindings::pmd_t,
@@ -175,7 +211,8 @@ pub unsafe extern "C" fn rust_mfill_atomic_pte_continue(
 /// either in the page cache of `dst_vma`'s file, at the offset `dst_addr` maps, and locked, or
 /// new and meant to become anonymous memory of `dst_vma` (see [`NewAnonFolio`]); the caller
 /// holds one reference, which the new PTE takes over on success.
-#[export]
+// Declared in `mm/userfaultfd_rust.h`, which is internal to mm: bindgen does not see it.
+#[no_mangle]
 pub unsafe extern "C" fn rust_mfill_atomic_install_pte(
     dst_pmd: *mut bindings::pmd_t,
     dst_vma: *mut bindings::vm_area_struct,
@@ -225,7 +262,7 @@ mod tests {
             kunit::{self, mapped_folio, page_tag, prot, read_pte, with_pmd},
             pte::{PteKind, PteMarker},
             shmem::{shmem_get_folio, SgpType},
-            userfaultfd::{UffdOps, UffdOpsVtable},
+            userfaultfd::{GetFolioNowait, GetFolioNowaitOp, UffdOps, UffdOpsVtable},
             virt::{flags as vm, vm_flags_t},
             MmCounter,
         },
@@ -235,6 +272,79 @@ mod tests {
     };
 
     pub(crate) const PS: i64 = PAGE_SIZE as i64;
+
+    /// The KUnit support of `mm/userfaultfd_rust_test.c`, declared in `mm/userfaultfd_rust.h`,
+    /// which is internal to mm: bindgen does not see it.
+    // As for `mm_internal`.
+    #[allow(improper_ctypes)]
+    pub(crate) mod uffd_kunit {
+        use kernel::{
+            bindings,
+            ffi::{c_char, c_int, c_long, c_ulong},
+        };
+
+        extern "C" {
+            pub(crate) fn uffd_kunit_open() -> *mut bindings::file;
+            pub(crate) fn uffd_kunit_api(file: *mut bindings::file, features: u64) -> c_long;
+            pub(crate) fn uffd_kunit_register(
+                file: *mut bindings::file,
+                start: c_ulong,
+                len: c_ulong,
+                vm_flags: bindings::vm_flags_t,
+            ) -> c_long;
+            pub(crate) fn uffd_kunit_copy(
+                file: *mut bindings::file,
+                dst: c_ulong,
+                src: c_ulong,
+                len: c_ulong,
+                wp: bool,
+                copy: *mut i64,
+            ) -> c_long;
+            pub(crate) fn uffd_kunit_zeropage(
+                file: *mut bindings::file,
+                start: c_ulong,
+                len: c_ulong,
+                zeropage: *mut i64,
+            ) -> c_long;
+            pub(crate) fn uffd_kunit_continue(
+                file: *mut bindings::file,
+                start: c_ulong,
+                len: c_ulong,
+                mode: u64,
+                mapped: *mut i64,
+            ) -> c_long;
+            pub(crate) fn uffd_kunit_mfill_impl() -> *const c_char;
+            pub(crate) fn uffd_kunit_mfill_stat(name: *const c_char) -> c_long;
+            pub(crate) fn uffd_kunit_set_uffd_ops(
+                addr: c_ulong,
+                ops: *const bindings::vm_uffd_ops,
+            ) -> c_int;
+        }
+    }
+
+    /// Returns the implementation that `mm/userfaultfd.c` calls (debugfs `userfaultfd/mfill_impl`).
+    pub(crate) fn mfill_impl() -> &'static CStr {
+        // SAFETY: The names are static NUL-terminated strings.
+        unsafe { CStr::from_char_ptr(uffd_kunit::uffd_kunit_mfill_impl()) }
+    }
+
+    /// Returns the counter of debugfs `userfaultfd/stats` called `name`.
+    pub(crate) fn mfill_stat(name: &CStr) -> Result<u64> {
+        // SAFETY: `name` is a NUL-terminated string.
+        let v = unsafe { uffd_kunit::uffd_kunit_mfill_stat(name.as_char_ptr()) };
+        if v < 0 {
+            return Err(Error::from_errno(v as i32));
+        }
+        Ok(v as u64)
+    }
+
+    /// Makes the VMA at `addr` of the test's mm use `ops` as its memory type's userfaultfd
+    /// operations (`uffd_kunit_set_uffd_ops()`), keeping its other `vm_operations_struct`
+    /// members. One VMA at a time.
+    pub(crate) fn set_uffd_ops(addr: usize, ops: &'static bindings::vm_uffd_ops) -> Result {
+        // SAFETY: The table is static; the test's mm is attached.
+        to_result(unsafe { uffd_kunit::uffd_kunit_set_uffd_ops(addr, ops) })
+    }
 
     /// A userfaultfd context on the test's mm (`uffd_kunit_open()`), as
     /// `userfaultfd(UFFD_USER_MODE_ONLY)` makes it: a fault the kernel takes on a registered range
@@ -246,12 +356,12 @@ mod tests {
     impl Uffd {
         pub(crate) fn new() -> Result<Self> {
             // SAFETY: Called from a KUnit test with an mm attached.
-            let file = from_err_ptr(unsafe { bindings::uffd_kunit_open() })?;
+            let file = from_err_ptr(unsafe { uffd_kunit::uffd_kunit_open() })?;
             // SAFETY: The new file comes with one reference, which we own.
             let file: ARef<File> =
                 unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast())) };
             // SAFETY: `file` is a userfaultfd file.
-            to_result(unsafe { bindings::uffd_kunit_api(file.as_ptr(), 0) } as i32)?;
+            to_result(unsafe { uffd_kunit::uffd_kunit_api(file.as_ptr(), 0) } as i32)?;
             Ok(Self { file })
         }
 
@@ -259,7 +369,7 @@ mod tests {
         pub(crate) fn register(&self, addr: usize, len: usize, vm_flags: vm_flags_t) -> Result {
             // SAFETY: `file` is a userfaultfd file of the current mm.
             to_result(unsafe {
-                bindings::uffd_kunit_register(self.file.as_ptr(), addr, len, vm_flags)
+                uffd_kunit::uffd_kunit_register(self.file.as_ptr(), addr, len, vm_flags)
             } as i32)
         }
 
@@ -268,9 +378,20 @@ mod tests {
             let mut copy = 0;
             // SAFETY: `file` is a userfaultfd file of the current mm; `copy` is writable.
             let ret = unsafe {
-                bindings::uffd_kunit_copy(self.file.as_ptr(), dst, src, len, false, &mut copy)
+                uffd_kunit::uffd_kunit_copy(self.file.as_ptr(), dst, src, len, false, &mut copy)
             };
             (to_result(ret as i32), copy)
+        }
+
+        /// `UFFDIO_CONTINUE` of `len` bytes at `start`, through the ioctl: the result and the
+        /// `mapped` field.
+        pub(crate) fn continue_range(&self, start: usize, len: usize, mode: u64) -> (Result, i64) {
+            let mut mapped = 0;
+            // SAFETY: `file` is a userfaultfd file of the current mm; `mapped` is writable.
+            let ret = unsafe {
+                uffd_kunit::uffd_kunit_continue(self.file.as_ptr(), start, len, mode, &mut mapped)
+            };
+            (to_result(ret as i32), mapped)
         }
 
         /// `UFFDIO_ZEROPAGE`: the result and the `zeropage` field.
@@ -278,7 +399,7 @@ mod tests {
             let mut zeropage = 0;
             // SAFETY: `file` is a userfaultfd file of the current mm; `zeropage` is writable.
             let ret = unsafe {
-                bindings::uffd_kunit_zeropage(self.file.as_ptr(), start, len, &mut zeropage)
+                uffd_kunit::uffd_kunit_zeropage(self.file.as_ptr(), start, len, &mut zeropage)
             };
             (to_result(ret as i32), zeropage)
         }
@@ -606,6 +727,68 @@ mod tests {
         Ok(())
     }
 
+    /// A new anonymous folio without `MODE_WP`, in a mapping not registered with userfaultfd: a
+    /// writable, dirty PTE, the folio anonymous, on the LRU (`folio_add_lru_vma()`, which only
+    /// this crate can hand the installation) and counted, its contents zeroes.
+    #[test]
+    fn install_new_anon_writable() -> Result {
+        let m = setup(2, &[0, 1], 2, true, false)?;
+        kunit::write_user(m.addr, b"cow")?;
+        let addr = m.addr + PAGE_SIZE;
+        let mm = kunit::current_mm()?;
+        let anon = mm.get_mm_counter_sum(MmCounter::AnonPages);
+        let (res, pfn) = with_pmd(addr, |pmd| {
+            let folio = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
+            let pfn = folio.pfn();
+            let res = mfill_atomic_install_pte(pmd, MfillFolio::NewAnon(folio), flags(false));
+            Ok((res.map_err(|(e, _)| e), pfn))
+        })?;
+        assert_eq!(res, Ok(()));
+        let pte = read_pte(addr)?;
+        assert!(pte.present() && pte.write() && pte.dirty() && !pte.uffd());
+        assert_eq!(pte.pfn(), pfn);
+        let held = mapped_folio(addr)?;
+        // SAFETY: Always safe to call.
+        unsafe { bindings::lru_add_drain_all() };
+        assert!(held.test_anon() && held.test_lru());
+        assert_eq!(held.mapcount(), 1);
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon + 1);
+        assert_eq!(read8(addr)?, [0u8; 8]);
+        Ok(())
+    }
+
+    /// Tries to install a new anonymous folio at `addr`, which must be refused with `EINVAL`
+    /// and change nothing (the entry, the anonymous counter).
+    fn new_anon_refused(addr: usize, wp: bool) -> Result {
+        let mm = kunit::current_mm()?;
+        let anon = mm.get_mm_counter_sum(MmCounter::AnonPages);
+        let res = with_pmd(addr, |pmd| {
+            let folio = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
+            let res = mfill_atomic_install_pte(pmd, MfillFolio::NewAnon(folio), flags(wp));
+            Ok(res.err().map(|(e, _)| e))
+        })?;
+        assert_eq!(res, Some(EINVAL));
+        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon);
+        assert!(read_pte(addr)?.none());
+        Ok(())
+    }
+
+    /// Misuse: a new anonymous folio in a shared VMA is refused.
+    #[test]
+    fn new_anon_in_shared_vma() -> Result {
+        let m = setup(1, &[0], 1, true, true)?;
+        new_anon_refused(m.addr, false)
+    }
+
+    /// Misuse: a new anonymous folio write-protected in a VMA not registered for it is refused.
+    #[test]
+    fn new_anon_wp_needs_registration() -> Result {
+        let m = setup(2, &[0, 1], 2, true, false)?;
+        // A write to the first page gives the VMA its anon_vma.
+        kunit::write_user(m.addr, b"cow")?;
+        new_anon_refused(m.addr + PAGE_SIZE, true)
+    }
+
     /// The C entry point keeps the C ownership rules: on failure the folio stays locked and the
     /// caller keeps its reference; on success the PTE owns it and the folio is unlocked.
     #[test]
@@ -694,6 +877,11 @@ mod tests {
             shmem_noalloc(inode, pgoff)
         }
 
+        const GET_FOLIO_NOWAIT: Option<GetFolioNowaitOp> = Some(GetFolioNowaitOp::of::<Self>());
+    }
+
+    // SAFETY: `filemap_lock_folio_nowait()` does not sleep.
+    unsafe impl GetFolioNowait for MinorNowait {
         fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
             filemap_lock_folio_nowait(inode, pgoff)
         }
@@ -712,6 +900,11 @@ mod tests {
             shmem_noalloc(inode, pgoff)
         }
 
+        const GET_FOLIO_NOWAIT: Option<GetFolioNowaitOp> = Some(GetFolioNowaitOp::of::<Self>());
+    }
+
+    // SAFETY: `filemap_lock_folio_nowait()` does not sleep.
+    unsafe impl GetFolioNowait for NowaitOffByOne {
         fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
             filemap_lock_folio_nowait(inode, pgoff + 1)
         }
@@ -726,8 +919,7 @@ mod tests {
     #[test]
     fn misuse_copy_without_alloc_folio() -> Result {
         let m = setup(3, &[2], 3, true, true)?;
-        // SAFETY: The table is static; the test's mm is attached.
-        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &MINOR_ONLY) })?;
+        set_uffd_ops(m.addr, &MINOR_ONLY)?;
         let uffd = Uffd::new()?;
         // Registration asks the Rust table (`can_userfault()`).
         assert_eq!(

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Test support for the Rust implementation of the userfaultfd fills
- * (CONFIG_USERFAULTFD_RUST_TEST), included at the end of mm/userfaultfd.c:
+ * (CONFIG_USERFAULTFD_RUST_TEST):
  *
- * - debugfs userfaultfd/mfill_impl selects the implementation at run time:
- *   "rust" (the default), "rust-batch" (the Rust UFFDIO_CONTINUE mapping as
- *   many pages as it can under one PTE table lock) or "c";
- * - debugfs userfaultfd/stats counts the pages each implementation mapped;
+ * - debugfs userfaultfd/mfill_impl selects the implementation that
+ *   mm/userfaultfd.c calls at run time (mfill_impl() in userfaultfd_rust.h):
+ *   "rust-batch" (the default: the Rust UFFDIO_CONTINUE mapping as many
+ *   pages as it can under one PTE table lock, as production kernels with
+ *   CONFIG_USERFAULTFD_RUST run it), "rust" (the Rust implementation page
+ *   by page) or "c";
+ * - debugfs userfaultfd/stats shows what each one mapped (mfill_count()):
+ *   pages, and for the batched CONTINUE also its steps and PMD mappings;
  * - with CONFIG_USERFAULTFD_RUST_KUNIT_TEST, userfaultfd contexts that the
  *   KUnit tests of the Rust code create and drive.
  *
@@ -14,87 +18,48 @@
  */
 
 #include <linux/debugfs.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/mutex.h>
+#include <linux/seq_file.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include "userfaultfd_rust.h"
 
+DEFINE_STATIC_KEY_TRUE(mfill_impl_rust);
+DEFINE_STATIC_KEY_TRUE(mfill_impl_rust_batch);
+DEFINE_PER_CPU(unsigned long [NR_MFILL_STATS], mfill_stats);
+
+/* Writers of mfill_impl: both keys change together. */
 static DEFINE_MUTEX(mfill_impl_lock);
-static DEFINE_STATIC_KEY_TRUE(mfill_rust);
-static DEFINE_STATIC_KEY_FALSE(mfill_rust_batch);
 
-enum mfill_stat_item {
-	MFILL_CONTINUE_C,
-	MFILL_CONTINUE_RUST,
-	MFILL_INSTALL_C,
-	MFILL_INSTALL_RUST,
-	NR_MFILL_STATS,
+static const char * const mfill_impl_names[] = {
+	[MFILL_IMPL_C]		= "c",
+	[MFILL_IMPL_RUST]	= "rust",
+	[MFILL_IMPL_RUST_BATCH]	= "rust-batch",
 };
 
 static const char * const mfill_stat_names[NR_MFILL_STATS] = {
-	"continue_c", "continue_rust", "install_c", "install_rust",
+	[MFILL_CONTINUE_C]			= "continue_c",
+	[MFILL_CONTINUE_RUST]			= "continue_rust",
+	[MFILL_CONTINUE_RUST_BATCH]		= "continue_rust_batch",
+	[MFILL_CONTINUE_RUST_BATCH_STEPS]	= "continue_rust_batch_steps",
+	[MFILL_CONTINUE_RUST_BATCH_PMD]		= "continue_rust_batch_pmd",
+	[MFILL_INSTALL_C]			= "install_c",
+	[MFILL_INSTALL_RUST]			= "install_rust",
 };
 
-static DEFINE_PER_CPU(unsigned long [NR_MFILL_STATS], mfill_stats);
-
-static int mfill_count(enum mfill_stat_item item, int ret)
+void mfill_count_rust_batch_pmd(void)
 {
-	if (!ret)
-		this_cpu_inc(mfill_stats[item]);
-	return ret;
-}
-
-static int mfill_install_pte(pmd_t *dst_pmd, struct vm_area_struct *dst_vma,
-			     unsigned long dst_addr, struct page *page,
-			     uffd_flags_t flags)
-{
-	if (static_branch_likely(&mfill_rust))
-		return mfill_count(MFILL_INSTALL_RUST,
-				   rust_mfill_atomic_install_pte(dst_pmd, dst_vma,
-								 dst_addr, page,
-								 flags));
-	return mfill_count(MFILL_INSTALL_C,
-			   mfill_atomic_install_pte(dst_pmd, dst_vma, dst_addr,
-						    page, flags));
-}
-
-static int mfill_continue(struct mfill_state *state)
-{
-	unsigned long nr;
-	int ret;
-
-	if (static_branch_unlikely(&mfill_rust_batch)) {
-		ret = rust_mfill_atomic_pte_continue_batch(state->vma, state->pmd,
-							   state->dst_addr,
-							   state->dst_start + state->len,
-							   state->flags, &nr);
-		if (ret)
-			return ret;
-		this_cpu_add(mfill_stats[MFILL_CONTINUE_RUST], nr);
-		state->batch_size = nr << PAGE_SHIFT;
-		return 0;
-	}
-	if (static_branch_likely(&mfill_rust))
-		return mfill_count(MFILL_CONTINUE_RUST,
-				   rust_mfill_atomic_pte_continue(state->vma,
-								  state->pmd,
-								  state->dst_addr,
-								  state->flags));
-	return mfill_count(MFILL_CONTINUE_C, mfill_atomic_pte_continue(state));
-}
-
-static unsigned long mfill_step_size(struct mfill_state *state)
-{
-	unsigned long size = state->batch_size ?: PAGE_SIZE;
-
-	state->batch_size = 0;
-	return size;
+	mfill_count(MFILL_CONTINUE_RUST_BATCH_PMD, 1);
 }
 
 static int mfill_impl_show(struct seq_file *m, void *v)
 {
 	mutex_lock(&mfill_impl_lock);
-	if (static_branch_unlikely(&mfill_rust_batch))
-		seq_puts(m, "rust-batch\n");
-	else
-		seq_puts(m, static_branch_likely(&mfill_rust) ? "rust\n" : "c\n");
+	seq_printf(m, "%s\n", mfill_impl_names[mfill_impl()]);
 	mutex_unlock(&mfill_impl_lock);
 	return 0;
 }
@@ -107,36 +72,26 @@ static int mfill_impl_open(struct inode *inode, struct file *file)
 static ssize_t mfill_impl_write(struct file *file, const char __user *ubuf,
 				size_t len, loff_t *ppos)
 {
-	bool rust, batch;
 	char buf[16];
+	int impl;
 
 	if (len >= sizeof(buf))
 		return -EINVAL;
 	if (copy_from_user(buf, ubuf, len))
 		return -EFAULT;
 	buf[len] = '\0';
-	if (sysfs_streq(buf, "rust")) {
-		rust = true;
-		batch = false;
-	} else if (sysfs_streq(buf, "rust-batch")) {
-		rust = true;
-		batch = true;
-	} else if (sysfs_streq(buf, "c")) {
-		rust = false;
-		batch = false;
-	} else {
-		return -EINVAL;
-	}
-	/* Both keys change together: no writer sees the other's half. */
+	impl = sysfs_match_string(mfill_impl_names, buf);
+	if (impl < 0)
+		return impl;
 	mutex_lock(&mfill_impl_lock);
-	if (rust)
-		static_branch_enable(&mfill_rust);
+	if (impl == MFILL_IMPL_C)
+		static_branch_disable(&mfill_impl_rust);
 	else
-		static_branch_disable(&mfill_rust);
-	if (batch)
-		static_branch_enable(&mfill_rust_batch);
+		static_branch_enable(&mfill_impl_rust);
+	if (impl == MFILL_IMPL_RUST_BATCH)
+		static_branch_enable(&mfill_impl_rust_batch);
 	else
-		static_branch_disable(&mfill_rust_batch);
+		static_branch_disable(&mfill_impl_rust_batch);
 	mutex_unlock(&mfill_impl_lock);
 	return len;
 }
@@ -150,17 +105,22 @@ static const struct file_operations mfill_impl_fops = {
 	.release	= single_release,
 };
 
+static unsigned long mfill_stat_sum(enum mfill_stat_item item)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += per_cpu(mfill_stats, cpu)[item];
+	return sum;
+}
+
 static int mfill_stats_show(struct seq_file *m, void *v)
 {
-	int i, cpu;
+	int i;
 
-	for (i = 0; i < NR_MFILL_STATS; i++) {
-		unsigned long sum = 0;
-
-		for_each_possible_cpu(cpu)
-			sum += per_cpu(mfill_stats, cpu)[i];
-		seq_printf(m, "%s %lu\n", mfill_stat_names[i], sum);
-	}
+	for (i = 0; i < NR_MFILL_STATS; i++)
+		seq_printf(m, "%s %lu\n", mfill_stat_names[i], mfill_stat_sum(i));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(mfill_stats);
@@ -177,36 +137,19 @@ late_initcall(mfill_rust_debugfs_init);
 
 #ifdef CONFIG_USERFAULTFD_RUST_KUNIT_TEST
 /*
- * A userfaultfd context on current->mm, as userfaultfd(UFFD_USER_MODE_ONLY)
- * creates it but without a file descriptor: faults the kernel takes on a
- * registered range fail instead of waiting for a handler.
+ * A userfaultfd context on current->mm, made as userfaultfd(2) makes it with
+ * UFFD_USER_MODE_ONLY, but without a file descriptor: faults the kernel
+ * takes on a registered range fail instead of waiting for a handler.
  */
 struct file *uffd_kunit_open(void)
 {
-	struct userfaultfd_ctx *ctx;
-	struct file *file;
-
-	ctx = kmem_cache_alloc(userfaultfd_ctx_cachep, GFP_KERNEL);
-	if (!ctx)
-		return ERR_PTR(-ENOMEM);
-	refcount_set(&ctx->refcount, 1);
-	ctx->flags = UFFD_USER_MODE_ONLY;
-	ctx->features = 0;
-	ctx->released = false;
-	init_rwsem(&ctx->map_changing_lock);
-	atomic_set(&ctx->mmap_changing, 0);
-	ctx->mm = current->mm;
-	file = anon_inode_getfile("[userfaultfd]", &userfaultfd_fops, ctx,
-				  O_RDONLY);
-	if (IS_ERR(file)) {
-		kmem_cache_free(userfaultfd_ctx_cachep, ctx);
-		return file;
-	}
-	mmgrab(ctx->mm);
-	return file;
+	return userfaultfd_file_create(UFFD_USER_MODE_ONLY);
 }
 
-/* Issues @cmd with @arg passed through a page of user memory of current->mm. */
+/*
+ * Issues @cmd through the file's ioctl, as the ioctl(2) of userspace does,
+ * with @arg passed through a page of user memory of current->mm.
+ */
 static long uffd_kunit_ioctl(struct file *file, unsigned int cmd, void *arg,
 			     size_t size)
 {
@@ -219,7 +162,7 @@ static long uffd_kunit_ioctl(struct file *file, unsigned int cmd, void *arg,
 		return uaddr;
 	ret = -EFAULT;
 	if (!copy_to_user((void __user *)uaddr, arg, size)) {
-		ret = userfaultfd_ioctl(file, cmd, uaddr);
+		ret = file->f_op->unlocked_ioctl(file, cmd, uaddr);
 		if (copy_from_user(arg, (void __user *)uaddr, size))
 			ret = -EFAULT;
 	}
@@ -262,6 +205,33 @@ long uffd_kunit_copy(struct file *file, unsigned long dst, unsigned long src,
 
 	*copy = arg.copy;
 	return ret;
+}
+
+/* UFFDIO_CONTINUE; *@mapped gets the field the kernel writes back. */
+long uffd_kunit_continue(struct file *file, unsigned long start,
+			 unsigned long len, u64 mode, s64 *mapped)
+{
+	struct uffdio_continue arg = {
+		.range = { .start = start, .len = len }, .mode = mode,
+	};
+	long ret = uffd_kunit_ioctl(file, UFFDIO_CONTINUE, &arg, sizeof(arg));
+
+	*mapped = arg.mapped;
+	return ret;
+}
+
+/* The name of the implementation userfaultfd/mfill_impl selects. */
+const char *uffd_kunit_mfill_impl(void)
+{
+	return mfill_impl_names[mfill_impl()];
+}
+
+/* The counter of userfaultfd/stats called @name, -ENOENT if none is. */
+long uffd_kunit_mfill_stat(const char *name)
+{
+	int item = match_string(mfill_stat_names, NR_MFILL_STATS, name);
+
+	return item < 0 ? item : mfill_stat_sum(item);
 }
 
 /* UFFDIO_ZEROPAGE; *@zeropage gets the field the kernel writes back. */

@@ -36,6 +36,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.parse("check-arch", "arm64").arch, "arm64")
         self.assertEqual(self.parse("check-series", "--variants", "rust-on").variants,
                          "rust-on")
+        a = self.parse("check-series", "--series", "fixes,rust")
+        self.assertEqual((a.series, a.variants), ("fixes,rust", ""))
         self.assertEqual(self.parse("series", "--out", "/tmp/x").out, "/tmp/x")
         with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
             self.parse("check-arch", "mips")

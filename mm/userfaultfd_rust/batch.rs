@@ -2,13 +2,17 @@
 
 //! Batched `UFFDIO_CONTINUE`: as many pages as one step can map under one PTE table lock.
 //!
-//! `mm/userfaultfd.c` calls this instead of the page-by-page step when `userfaultfd/mfill_impl`
-//! says `rust-batch`. The lookup of the first page and the installation checks are those of
-//! [`mfill_atomic_pte_continue`], page by page; only the locking and the page table updates are
-//! shared.
+//! `mm/userfaultfd.c` calls this for `UFFDIO_CONTINUE` with `CONFIG_USERFAULTFD_RUST` (in test
+//! builds, when `userfaultfd/mfill_impl` says `rust-batch`, the default). The lookup of the first
+//! page and the installation checks are those of [`mfill_atomic_pte_continue`], page by page;
+//! only the locking and the page table updates are shared. A range of one page is the
+//! page-by-page step itself.
 
 use super::*;
-use kernel::{ffi::c_ulong, page::PAGE_SIZE};
+use kernel::{
+    ffi::{c_long, c_ulong},
+    page::PAGE_SIZE,
+};
 
 /// Returns the first file offset, in pages, beyond the end of the VMA's file, if it has one.
 ///
@@ -35,7 +39,11 @@ fn mfill_max_off(vma: &VmaRef) -> Option<usize> {
 /// gives. Each page is checked as [`mfill_atomic_install_pte`] checks it: inside the file, not
 /// hwpoisoned, an entry a fill may replace.
 ///
+/// A range that ends before the second page is the page-by-page step: the most common
+/// `UFFDIO_CONTINUE`, a fault handler resolving the page that faulted, costs no more than there.
+///
 /// Returns the number of pages mapped, at least one.
+#[inline]
 pub(crate) fn mfill_atomic_pte_continue_batch(
     pmd: &Pmd<'_>,
     dst_end: usize,
@@ -47,6 +55,10 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
     // end of the ioctl's range.
     if dst_end < dst_addr.saturating_add(PAGE_SIZE) {
         return Err(EINVAL);
+    }
+    if dst_end - dst_addr < 2 * PAGE_SIZE {
+        mfill_atomic_pte_continue(pmd, flags)?;
+        return Ok(1);
     }
     let mut folio = mfill_get_folio(vma, dst_addr)?;
     // `mfill_get_folio()` found both.
@@ -110,31 +122,27 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
 
 /// `rust_mfill_atomic_pte_continue_batch()`: [`mfill_atomic_pte_continue_batch`] for C.
 ///
-/// Returns 0 and the number of pages mapped (at least one) in `*nr_pages`, or a negative errno.
+/// Returns the number of pages mapped (at least one), or a negative errno.
 ///
 /// # Safety
 ///
-/// As for [`rust_mfill_atomic_pte_continue`]; `dst_end` is the end of the ioctl's range and
-/// `nr_pages` is valid for writes.
-#[export]
+/// As for [`rust_mfill_atomic_pte_continue`]; `dst_end` is the end of the ioctl's range.
+// Declared in `mm/userfaultfd_rust.h`, which is internal to mm: bindgen does not see it.
+#[no_mangle]
 pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
     dst_vma: *mut bindings::vm_area_struct,
     dst_pmd: *mut bindings::pmd_t,
     dst_addr: c_ulong,
     dst_end: c_ulong,
     flags: bindings::uffd_flags_t,
-    nr_pages: *mut c_ulong,
-) -> c_int {
+) -> c_long {
     // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
     let res = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }
         .and_then(|pmd| mfill_atomic_pte_continue_batch(&pmd, dst_end, UffdFlags::from_raw(flags)));
     match res {
-        Ok(nr) => {
-            // SAFETY: The caller passes a pointer valid for writes.
-            unsafe { *nr_pages = nr };
-            0
-        }
-        Err(e) => e.to_errno(),
+        // At most the pages of one PTE table (or PMD).
+        Ok(nr) => nr as c_long,
+        Err(e) => e.to_errno() as c_long,
     }
 }
 
@@ -144,13 +152,13 @@ mod tests {
     use super::*;
     use crate::tests::*;
     use kernel::{
-        error::to_result,
         mm::{
             folio::filemap_lock_folio_nowait,
             kunit::{self, page_tag, prot, read_pte, with_pmd},
             pgtable::{PMD_SIZE, PTRS_PER_PTE},
             pte::PteMarker,
             shmem::{shmem_get_folio, SgpType},
+            virt::flags as vm,
             MmCounter,
         },
     };
@@ -316,6 +324,67 @@ mod tests {
         Ok(())
     }
 
+    /// The counters of the batched `UFFDIO_CONTINUE` and of the page-by-page ones.
+    fn stats() -> Result<[u64; 4]> {
+        Ok([
+            mfill_stat(c"continue_rust_batch")?,
+            mfill_stat(c"continue_rust_batch_steps")?,
+            mfill_stat(c"continue_rust")?,
+            mfill_stat(c"continue_c")?,
+        ])
+    }
+
+    /// `UFFDIO_CONTINUE` through the ioctl, as userspace calls it, where the batched step is the
+    /// implementation `mm/userfaultfd.c` calls (the default of test builds, and production's):
+    /// `mapped`, errors and the pages mapped are those of the page-by-page loop, and the loop
+    /// advances by as many pages as each step mapped.
+    #[test]
+    fn continue_ioctl_takes_the_batch() -> Result {
+        if mfill_impl() != c"rust-batch" {
+            kernel::kunit::mark_skipped(c"userfaultfd/mfill_impl is not rust-batch");
+            return Ok(());
+        }
+        // A hole at 5.
+        let m = setup(8, &[0, 1, 2, 3, 4, 6, 7], 8, true, true)?;
+        let uffd = Uffd::new()?;
+        uffd.register(m.addr, 8 * PAGE_SIZE, vm::UFFD_MINOR)?;
+        let before = stats()?;
+        // One page: one step.
+        assert_eq!(uffd.continue_range(m.addr, PAGE_SIZE, 0), (Ok(()), PS));
+        let one = stats()?;
+        assert_eq!(one, [before[0] + 1, before[1] + 1, before[2], before[3]]);
+        // Pages 1 to 4 in one step, then the hole: partial progress, as page by page.
+        assert_eq!(
+            uffd.continue_range(m.addr + PAGE_SIZE, 7 * PAGE_SIZE, 0),
+            (Err(EAGAIN), 4 * PS)
+        );
+        let partial = stats()?;
+        assert_eq!(partial, [one[0] + 4, one[1] + 1, one[2], one[3]]);
+        assert_eq!(
+            &*present(m.addr, 8)?,
+            &[true, true, true, true, true, false, false, false]
+        );
+        // The hole alone fails as a lookup failure does.
+        assert_eq!(
+            uffd.continue_range(m.addr + 5 * PAGE_SIZE, PAGE_SIZE, 0),
+            (Err(EFAULT), i64::from(EFAULT.to_errno()))
+        );
+        // The pages after it, in one step; over a mapped page, EEXIST.
+        assert_eq!(
+            uffd.continue_range(m.addr + 6 * PAGE_SIZE, 2 * PAGE_SIZE, 0),
+            (Ok(()), 2 * PS)
+        );
+        assert_eq!(
+            uffd.continue_range(m.addr, 2 * PAGE_SIZE, 0),
+            (Err(EEXIST), i64::from(EEXIST.to_errno()))
+        );
+        assert_eq!(stats()?, [partial[0] + 2, partial[1] + 1, one[2], one[3]]);
+        for n in [0, 1, 2, 3, 4, 6, 7] {
+            assert_eq!(read8(m.addr + n * PAGE_SIZE)?, page_tag(n));
+        }
+        Ok(())
+    }
+
     /// Calls the `get_folio_nowait()` of the memory type of the VMA at `addr` for `index`, as a
     /// batched step does: the index of the folio it returns, if any.
     fn nowait(addr: usize, index: usize) -> Result<Option<usize>> {
@@ -378,8 +447,7 @@ mod tests {
     fn batch_without_get_folio_nowait() -> Result {
         let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
         let end = m.addr + 4 * PAGE_SIZE;
-        // SAFETY: The table is static; the test's mm is attached.
-        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &MINOR_ONLY) })?;
+        set_uffd_ops(m.addr, &MINOR_ONLY)?;
         assert_eq!(nowait(m.addr, 1), Ok(None));
         assert_eq!(do_batch(m.addr, end), Ok(1));
         assert_eq!(do_batch(m.addr + PAGE_SIZE, end), Ok(1));
@@ -395,8 +463,7 @@ mod tests {
     #[test]
     fn batch_through_a_rust_get_folio_nowait() -> Result {
         let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
-        // SAFETY: The table is static; the test's mm is attached.
-        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &MINOR_NOWAIT) })?;
+        set_uffd_ops(m.addr, &MINOR_NOWAIT)?;
         assert_eq!(nowait(m.addr, 1), Ok(Some(1)));
         assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(4));
         assert_eq!(&*present(m.addr, 4)?, &[true, true, true, true]);
@@ -409,8 +476,7 @@ mod tests {
     fn batch_rust_get_folio_nowait_not_uptodate() -> Result {
         let m = setup(4, &[0, 1, 3], 4, true, true)?;
         kunit::file_fallocate(&m.file, 0, 2 * PS, PS)?;
-        // SAFETY: The table is static; the test's mm is attached.
-        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &MINOR_NOWAIT) })?;
+        set_uffd_ops(m.addr, &MINOR_NOWAIT)?;
         assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(2));
         // The dropped folio was unlocked.
         assert!(filemap_lock_folio_nowait(m.file.inode(), 2).is_some());
@@ -423,8 +489,7 @@ mod tests {
     #[test]
     fn batch_rust_get_folio_nowait_wrong_offset() -> Result {
         let m = setup(4, &[0, 1, 2, 3], 4, true, true)?;
-        // SAFETY: The table is static; the test's mm is attached.
-        to_result(unsafe { bindings::uffd_kunit_set_uffd_ops(m.addr, &NOWAIT_OFF_BY_ONE) })?;
+        set_uffd_ops(m.addr, &NOWAIT_OFF_BY_ONE)?;
         assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(1));
         assert!(filemap_lock_folio_nowait(m.file.inode(), 2).is_some());
         assert_eq!(&*present(m.addr, 4)?, &[true, false, false, false]);

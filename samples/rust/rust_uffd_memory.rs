@@ -30,9 +30,9 @@ use kernel::{
     ioctl::_IO,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::{
-        folio::{LockedFolio, PgOff},
+        folio::{filemap_lock_folio_nowait, LockedFolio, PgOff},
         shmem::{memfd_alloc_file, shmem_get_folio, SgpType},
-        userfaultfd::UffdOps,
+        userfaultfd::{GetFolioNowait, GetFolioNowaitOp, UffdOps},
         virt::{flags as vm_flags, vm_flags_t, VmaNew, VmaRef},
         vm_ops::{UffdOpsTable, VmFault, VmFaultReason, VmOps},
     },
@@ -159,5 +159,18 @@ impl UffdOps for RustUffdMemory {
 
     fn get_folio_noalloc(inode: &Inode, pgoff: PgOff) -> Result<LockedFolio> {
         shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
+    }
+
+    const GET_FOLIO_NOWAIT: Option<GetFolioNowaitOp> = Some(GetFolioNowaitOp::of::<Self>());
+}
+
+// SAFETY: `get_folio_nowait()` only calls `filemap_lock_folio_nowait()`, which neither sleeps
+// nor allocates.
+unsafe impl GetFolioNowait for RustUffdMemory {
+    fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
+        // The page cache as `get_folio_noalloc()` would find it without sleeping: a hole, a
+        // swapped-out page or a locked folio is `None`, and the table drops a folio that is not
+        // uptodate (a fallocated one, which `shmem_get_folio()` would zero).
+        filemap_lock_folio_nowait(inode, pgoff)
     }
 }

@@ -424,11 +424,10 @@ impl Drop for LockedFolio {
 /// Returns the folio, still in the page cache at `index`, locked and with a reference, or `None`
 /// for a hole (or a swap or shadow entry) and for a folio that someone else holds locked. Neither
 /// sleeps nor allocates, and reads nothing in: the folio may not be uptodate, and part of it may
-/// lie beyond the end of the file. May be called with a spinlock held.
+/// lie beyond the end of the file. May be called with a spinlock held: the lookup of a
+/// [`GetFolioNowait`] implementation.
 ///
-/// For the `get_folio_nowait()` of memory types written in Rust, which only kernels built with
-/// `CONFIG_USERFAULTFD_RUST_TEST` have.
-#[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+/// [`GetFolioNowait`]: crate::mm::userfaultfd::GetFolioNowait
 pub fn filemap_lock_folio_nowait(
     inode: &crate::fs::inode::Inode,
     index: PgOff,

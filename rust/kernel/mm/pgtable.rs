@@ -34,6 +34,28 @@ use crate::{
 };
 use core::{ops::Deref, ptr::NonNull};
 
+/// mm's `folio_add_lru_vma()`, with which [`PteTableGuard::set_pte_new_anon`] puts a new
+/// anonymous folio on the LRU list its VMA calls for, or mlocks it in an `mlock()`ed VMA.
+///
+/// `folio_add_lru_vma()` is internal to mm (`mm/internal.h`): the kernel crate has no binding
+/// for it, and there is no public function with its semantics (`folio_add_lru()` does not mlock).
+/// Rust code of mm, under `mm/`, declares it as mm's C files do and implements this trait, by
+/// which it hands the function to the installation.
+///
+/// # Safety
+///
+/// [`folio_add_lru_vma`](Self::folio_add_lru_vma) must call mm's `folio_add_lru_vma()` with
+/// the arguments it is given, and do nothing else.
+pub unsafe trait FolioAddLruVma {
+    /// Calls `folio_add_lru_vma(folio, vma)`.
+    ///
+    /// # Safety
+    ///
+    /// As for the C function: `folio` is a new folio on no LRU list, being mapped into `vma`,
+    /// with its anonymous reverse mapping set up.
+    unsafe fn folio_add_lru_vma(folio: *mut bindings::folio, vma: *mut bindings::vm_area_struct);
+}
+
 /// The number of entries in a PTE table (`PTRS_PER_PTE`).
 pub const PTRS_PER_PTE: usize = bindings::PTRS_PER_PTE as usize;
 
@@ -573,8 +595,9 @@ impl<'a> PteTableGuard<'a> {
     ///
     /// In order, like the C code that maps new anonymous memory: the folio becomes anonymous
     /// memory of the VMA, exclusively mapped (`folio_add_new_anon_rmap()` with `RMAP_EXCLUSIVE`),
-    /// is added to the LRU (`folio_add_lru_vma()`), the anonymous mm counter is increased, the
-    /// entry is written and the MMU cache updated. The entry owns the folio reference.
+    /// is added to the LRU or mlocked, as the VMA calls for (`folio_add_lru_vma()`, through
+    /// `L`: see [`FolioAddLruVma`]), the anonymous mm counter is increased, the entry is written
+    /// and the MMU cache updated. The entry owns the folio reference.
     ///
     /// On failure nothing is changed and the folio is handed back with the error: `EEXIST` if
     /// the entry is not one a fill may replace; `EFAULT` if the VMA maps a file and the address
@@ -583,7 +606,7 @@ impl<'a> PteTableGuard<'a> {
     /// caller prepares it, as `anon_vma_prepare()` does for the C fill paths), belongs to another
     /// mm than the one the folio was charged to, or if `wp` is asked of a VMA not registered for
     /// it.
-    pub fn set_pte_new_anon(
+    pub fn set_pte_new_anon<L: FolioAddLruVma>(
         &mut self,
         folio: NewAnonFolio,
         wp: bool,
@@ -611,10 +634,11 @@ impl<'a> PteTableGuard<'a> {
         // SAFETY: The page table lock is held and the entry may be replaced; the VMA is private
         // and has an anon_vma; by the invariants of `NewAnonFolio` the folio is new, order 0,
         // uptodate, charged to this mm and seen by no one else, as `folio_add_new_anon_rmap()`
-        // requires. The entry takes our reference.
+        // requires; `L` calls `folio_add_lru_vma()` (its safety contract), for a folio whose
+        // rmap is now set up. The entry takes our reference.
         unsafe {
             bindings::folio_add_new_anon_rmap(raw, vma, self.addr, bindings::RMAP_EXCLUSIVE);
-            bindings::folio_add_lru_vma(raw, vma);
+            L::folio_add_lru_vma(raw, vma);
             // After the rmap: `mm_counter()` looks at the anon bit that the rmap just set.
             let counter = bindings::mm_counter(raw);
             bindings::inc_mm_counter(mm, counter);
@@ -679,7 +703,7 @@ mod tests {
     use crate::{
         mm::{
             folio::Folio,
-            kunit::{self, mapped_folio, prot, read_pte, with_pmd},
+            kunit::{self, prot, read_pte, with_pmd},
             pte::PteKind,
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
@@ -865,48 +889,6 @@ mod tests {
     }
 
     #[test]
-    fn install_new_anon() -> Result {
-        let file = shmem_file_setup(c"rust_mm_pgtable", 2 * PS)?;
-        kunit::file_write(&file, 0, &[7u8; 2 * PAGE_SIZE])?;
-        let base = kunit::vm_mmap(
-            Some(&file),
-            2 * PAGE_SIZE,
-            prot::READ | prot::WRITE,
-            prot::MAP_PRIVATE,
-            0,
-        )?;
-        // A write to the first page copies it, which gives the VMA its anon_vma.
-        kunit::write_user(base, b"cow")?;
-        let addr = base + PAGE_SIZE;
-        let mm = kunit::current_mm()?;
-        let anon_before = mm.get_mm_counter_sum(MmCounter::AnonPages);
-        let (res, pfn) = with_pmd(addr, |pmd| {
-            let folio = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
-            let pfn = folio.pfn();
-            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            let res = ptes.set_pte_new_anon(folio, false);
-            drop(ptes);
-            Ok((res.map_err(|(e, _)| e), pfn))
-        })?;
-        assert_eq!(res, Ok(()));
-        let pte = read_pte(addr)?;
-        assert!(pte.present() && pte.write() && pte.dirty() && !pte.uffd());
-        assert_eq!(pte.pfn(), pfn);
-        let held = mapped_folio(addr)?;
-        // SAFETY: Always safe to call.
-        unsafe { bindings::lru_add_drain_all() };
-        assert!(held.test_anon());
-        assert!(held.test_lru());
-        assert_eq!(held.mapcount(), 1);
-        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon_before + 1);
-        // The new page is zeroed, not the file's contents.
-        let mut buf = [1u8; 8];
-        kunit::read_user(addr, &mut buf)?;
-        assert_eq!(buf, [0u8; 8]);
-        Ok(())
-    }
-
-    #[test]
     fn table_guard_bounds() -> Result {
         let file = shmem_file_setup(c"rust_mm_pgtable", 4 * PS)?;
         let addr = kunit::vm_mmap(Some(&file), 4 * PAGE_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
@@ -952,6 +934,10 @@ mod tests {
 ///   takes no address, [`PteTableGuard::advance`] stays inside the table and the VMA;
 /// - test support (`kernel::mm::kunit`, the entry constructors and hwpoison helpers of
 ///   `rust/helpers/`) in a kernel without the KUnit tests: it is not built there.
+///
+/// The misuses of [`PteTableGuard::set_pte_new_anon`] (a shared VMA, `wp` without write-protect
+/// registration) are tried by the tests of `mm/userfaultfd_rust.rs`, which has mm's
+/// `folio_add_lru_vma()` to give it ([`FolioAddLruVma`]).
 ///
 /// [`Folio`]: crate::mm::folio::Folio
 #[cfg(CONFIG_RUST_MM_KUNIT_TEST)]
@@ -1118,38 +1104,6 @@ mod misuse_tests {
         assert_eq!(seen(addr, &held)?, before);
         assert_eq!(read_pte(addr)?, guard);
         Ok(())
-    }
-
-    /// Tries to install a new anonymous folio at `addr`, which must be refused with `EINVAL`
-    /// and change nothing (the entry, the anonymous counter).
-    fn new_anon_refused(addr: usize, wp: bool) -> Result {
-        let mm = kunit::current_mm()?;
-        let anon = mm.get_mm_counter_sum(MmCounter::AnonPages);
-        let res = with_pmd(addr, |pmd| {
-            let folio = NewAnonFolio::alloc_zeroed(pmd.vma(), addr)?;
-            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            let res = ptes.set_pte_new_anon(folio, wp);
-            drop(ptes);
-            Ok(res.err().map(|(e, _)| e))
-        })?;
-        assert_eq!(res, Some(EINVAL));
-        assert_eq!(mm.get_mm_counter_sum(MmCounter::AnonPages), anon);
-        assert!(read_pte(addr)?.none());
-        Ok(())
-    }
-
-    #[test]
-    fn new_anon_in_shared_vma() -> Result {
-        let (_file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
-        new_anon_refused(addr, false)
-    }
-
-    #[test]
-    fn new_anon_wp_needs_registration() -> Result {
-        let (_file, base) = mapped_file(2, prot::READ | prot::WRITE, prot::MAP_PRIVATE)?;
-        // A write to the first page gives the VMA its anon_vma.
-        kunit::write_user(base, b"cow")?;
-        new_anon_refused(base + PAGE_SIZE, true)
     }
 
     #[test]

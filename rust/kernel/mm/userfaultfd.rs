@@ -6,7 +6,7 @@
 //! reachable from its VMAs as `vm_ops->uffd_ops` (see [`VmaRef::uffd_ops`]). This module wraps
 //! that table for callers ([`VmUffdOps`]), describes the flags of a fill operation
 //! ([`UffdFlags`]), and lets a memory type written in Rust provide the table ([`UffdOps`],
-//! [`UffdOpsVtable`]).
+//! [`GetFolioNowait`], [`UffdOpsVtable`]).
 //!
 //! C header: [`include/linux/userfaultfd_k.h`](srctree/include/linux/userfaultfd_k.h)
 //!
@@ -22,7 +22,7 @@ use crate::{
 use core::ptr::NonNull;
 
 mod ops;
-pub use ops::{UffdOps, UffdOpsVtable};
+pub use ops::{GetFolioNowait, GetFolioNowaitOp, UffdOps, UffdOpsVtable};
 
 /// A memory type's userfaultfd operations (`struct vm_uffd_ops`).
 ///
@@ -89,8 +89,7 @@ impl VmUffdOps {
     }
 
     /// Looks up the folio at `pgoff` in the page cache of `inode` if that needs no sleeping
-    /// (`get_folio_nowait()`, an optional operation of test builds, for the batched
-    /// `UFFDIO_CONTINUE`).
+    /// (`get_folio_nowait()`, an optional operation, for the batched `UFFDIO_CONTINUE`).
     ///
     /// Returns what [`get_folio_noalloc`](Self::get_folio_noalloc) would return, locked and with
     /// a reference, when the folio is in the page cache, uptodate, and its lock is free; `None`
@@ -101,7 +100,7 @@ impl VmUffdOps {
     ///
     /// As for [`get_folio_noalloc`](Self::get_folio_noalloc): `inode` must be an inode of the
     /// memory type this table belongs to.
-    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+    #[inline]
     pub unsafe fn get_folio_nowait(&self, inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
         // SAFETY: The table is valid by the type invariants.
         let op = unsafe { (*self.as_ptr()).get_folio_nowait }?;

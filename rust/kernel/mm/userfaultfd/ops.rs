@@ -26,6 +26,10 @@ use core::{marker::PhantomData, ptr::NonNull};
 /// the C core refuses them with `EINVAL` for a memory type without `alloc_folio()` (in a shared
 /// mapping; a private one gets anonymous memory as for any file), and never calls the missing
 /// operation.
+///
+/// A memory type whose page cache can also be searched without sleeping implements
+/// [`GetFolioNowait`] as well, and names it in [`GET_FOLIO_NOWAIT`](UffdOps::GET_FOLIO_NOWAIT):
+/// a batched `UFFDIO_CONTINUE` then maps several of its folios under one page table lock.
 #[vtable]
 pub trait UffdOps: Sized + 'static {
     /// Returns whether `vma` may be registered with the userfaultfd modes in `vm_flags`
@@ -57,20 +61,56 @@ pub trait UffdOps: Sized + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Returns what [`get_folio_noalloc`](UffdOps::get_folio_noalloc) would return for `pgoff`
-    /// if that needs no sleeping, `None` otherwise (`get_folio_nowait()`, optional; test builds
-    /// only, for the batched `UFFDIO_CONTINUE`).
+    /// The memory type's page-cache lookup that never sleeps (`get_folio_nowait()`, optional),
+    /// for the batched `UFFDIO_CONTINUE`: `Some(GetFolioNowaitOp::of::<Self>())` for a memory
+    /// type that implements [`GetFolioNowait`], `None` (the default) otherwise. Without it, a
+    /// batched step maps the rest of the folio [`get_folio_noalloc`](UffdOps::get_folio_noalloc)
+    /// returned, and no more.
+    const GET_FOLIO_NOWAIT: Option<GetFolioNowaitOp> = None;
+}
+
+/// The page-cache lookup of a memory type written in Rust that never sleeps
+/// (`get_folio_nowait()`), with which a batched `UFFDIO_CONTINUE` finds the folios after the
+/// first one under the page table lock.
+///
+/// A memory type that implements it gives it to userfaultfd with
+/// [`UffdOps::GET_FOLIO_NOWAIT`]` = Some(`[`GetFolioNowaitOp::of::<Self>()`]`)`.
+///
+/// # Safety
+///
+/// [`get_folio_nowait`](Self::get_folio_nowait) is called with a page table spinlock held, in
+/// atomic context: it must not sleep, neither itself nor through anything it calls. No
+/// allocation that may sleep, no I/O, no sleeping lock (a folio lock may only be tried, as
+/// [`filemap_lock_folio_nowait`] does), nothing that calls `might_sleep()`. Nothing in its types
+/// can check this (`CONFIG_DEBUG_ATOMIC_SLEEP` reports a violation when it happens), so an
+/// implementation says why it holds.
+///
+/// [`filemap_lock_folio_nowait`]: crate::mm::folio::filemap_lock_folio_nowait
+pub unsafe trait GetFolioNowait: UffdOps {
+    /// Returns what [`UffdOps::get_folio_noalloc`] would return for `pgoff` if that needs no
+    /// sleeping, `None` otherwise: the folio in the page cache of `inode` that holds `pgoff`,
+    /// uptodate, locked (only if its lock was free) and with a reference.
     ///
-    /// Called with a page table lock held: it must not sleep (no allocation, no I/O, no waiting
-    /// for a folio lock; [`filemap_lock_folio_nowait`] is such a lookup). Nothing checks this when
-    /// building; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it when it happens. A folio that is not the
-    /// uptodate page cache of `inode` holding `pgoff` is dropped and taken for `None`. Without
-    /// it, a batched step maps the rest of the folio `get_folio_noalloc()` returned, and no more.
-    ///
-    /// [`filemap_lock_folio_nowait`]: crate::mm::folio::filemap_lock_folio_nowait
-    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
-    fn get_folio_nowait(_inode: &Inode, _pgoff: PgOff) -> Option<LockedFolio> {
-        build_error!(VTABLE_DEFAULT_ERROR)
+    /// `None` for a hole, beyond the end of the file, and for a folio that would have to be read
+    /// or swapped in, zeroed or waited for. A folio that is not the uptodate page cache of
+    /// `inode` holding `pgoff` is dropped and taken for `None`.
+    fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio>;
+}
+
+/// The `get_folio_nowait()` of a [`GetFolioNowait`] implementation, for
+/// [`UffdOps::GET_FOLIO_NOWAIT`].
+///
+/// Only [`GetFolioNowaitOp::of`] makes one, so the operation in the table of a memory type is
+/// always one whose implementation promised not to sleep.
+#[derive(Clone, Copy)]
+pub struct GetFolioNowaitOp(
+    unsafe extern "C" fn(*mut bindings::inode, PgOff) -> *mut bindings::folio,
+);
+
+impl GetFolioNowaitOp {
+    /// The `get_folio_nowait()` of `T`.
+    pub const fn of<T: GetFolioNowait>() -> Self {
+        Self(UffdOpsVtable::<T>::get_folio_nowait)
     }
 }
 
@@ -119,25 +159,6 @@ impl<T: UffdOps> UffdOpsVtable<T> {
         }
     }
 
-    /// # Safety
-    ///
-    /// `inode` must be a valid inode for the duration of the call.
-    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
-    unsafe extern "C" fn get_folio_nowait(
-        inode: *mut bindings::inode,
-        pgoff: PgOff,
-    ) -> *mut bindings::folio {
-        // SAFETY: The caller guarantees that the inode is valid during the call.
-        let inode = unsafe { Inode::from_raw(inode) };
-        match T::get_folio_nowait(inode, pgoff) {
-            // As for `get_folio_noalloc()`: only the page cache of `inode` at `pgoff`.
-            Some(folio) if Self::is_page_cache_at(&folio, inode, pgoff) => {
-                folio.into_raw().as_ptr()
-            }
-            _ => core::ptr::null_mut(),
-        }
-    }
-
     /// Returns whether `folio` is uptodate and in the page cache of `inode` at `pgoff`.
     fn is_page_cache_at(folio: &LockedFolio, inode: &Inode, pgoff: PgOff) -> bool {
         // SAFETY: `inode` is valid, and so is its mapping.
@@ -159,11 +180,9 @@ impl<T: UffdOps> UffdOpsVtable<T> {
         } else {
             None
         },
-        #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
-        get_folio_nowait: if T::HAS_GET_FOLIO_NOWAIT {
-            Some(Self::get_folio_nowait)
-        } else {
-            None
+        get_folio_nowait: match T::GET_FOLIO_NOWAIT {
+            Some(op) => Some(op.0),
+            None => None,
         },
         alloc_folio: None,
         filemap_add: None,
@@ -171,14 +190,34 @@ impl<T: UffdOps> UffdOpsVtable<T> {
     };
 }
 
+impl<T: GetFolioNowait> UffdOpsVtable<T> {
+    /// # Safety
+    ///
+    /// `inode` must be a valid inode for the duration of the call. May be called in atomic
+    /// context: `T` promised not to sleep.
+    unsafe extern "C" fn get_folio_nowait(
+        inode: *mut bindings::inode,
+        pgoff: PgOff,
+    ) -> *mut bindings::folio {
+        // SAFETY: The caller guarantees that the inode is valid during the call.
+        let inode = unsafe { Inode::from_raw(inode) };
+        match T::get_folio_nowait(inode, pgoff) {
+            // As for `get_folio_noalloc()`: only the page cache of `inode` at `pgoff`.
+            Some(folio) if Self::is_page_cache_at(&folio, inode, pgoff) => {
+                folio.into_raw().as_ptr()
+            }
+            _ => core::ptr::null_mut(),
+        }
+    }
+}
+
 #[cfg(all(CONFIG_RUST_MM_KUNIT_TEST, CONFIG_SHMEM))]
 #[macros::kunit_tests(rust_mm_userfaultfd)]
 mod tests {
     use super::*;
-    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
-    use crate::mm::folio::filemap_lock_folio_nowait;
     use crate::{
         mm::{
+            folio::filemap_lock_folio_nowait,
             kunit,
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
         },
@@ -202,7 +241,11 @@ mod tests {
             shmem_get_folio(inode, pgoff, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
         }
 
-        #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+        const GET_FOLIO_NOWAIT: Option<GetFolioNowaitOp> = Some(GetFolioNowaitOp::of::<Self>());
+    }
+
+    // SAFETY: An atomic increment and `filemap_lock_folio_nowait()` do not sleep.
+    unsafe impl GetFolioNowait for CountingShmem {
         fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
             LOOKUPS.fetch_add(1, Relaxed);
             filemap_lock_folio_nowait(inode, pgoff)
@@ -273,7 +316,11 @@ mod tests {
             shmem_get_folio(inode, pgoff + 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)
         }
 
-        #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+        const GET_FOLIO_NOWAIT: Option<GetFolioNowaitOp> = Some(GetFolioNowaitOp::of::<Self>());
+    }
+
+    // SAFETY: `filemap_lock_folio_nowait()` does not sleep.
+    unsafe impl GetFolioNowait for OffByOne {
         fn get_folio_nowait(inode: &Inode, pgoff: PgOff) -> Option<LockedFolio> {
             filemap_lock_folio_nowait(inode, pgoff + 1)
         }
@@ -319,12 +366,10 @@ mod tests {
         let broken = unsafe { VmUffdOps::from_raw(&OFF_BY_ONE) };
         assert_eq!(lookup(broken, 0).err(), Some(EFAULT));
         // Its lock was released: a lookup that does not wait for it gets it.
-        #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
         assert!(filemap_lock_folio_nowait(file.inode(), 1).is_some());
         Ok(())
     }
 
-    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
     #[test]
     fn lock_folio_nowait() -> Result {
         let file = shmem_file_setup(c"rust_mm_userfaultfd", 4 * PAGE_SIZE as i64)?;
@@ -355,7 +400,6 @@ mod tests {
 
     /// `get_folio_nowait()` through the table: what the implementation returns reaches the
     /// caller only if it is the uptodate page cache at the offset asked.
-    #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
     #[test]
     fn get_folio_nowait_through_the_table() -> Result {
         let file = shmem_file_setup(c"rust_mm_userfaultfd", 4 * PAGE_SIZE as i64)?;

@@ -19,7 +19,11 @@
  *
  * The program does not choose between implementations of CONTINUE: it prints
  * debugfs userfaultfd/mfill_impl at the start and userfaultfd/stats at the end
- * (when the kernel has them), so that runs can be compared.
+ * (when the kernel has them), so that runs can be compared. It does judge
+ * them: its last test, implementation.mapped_by_selected, fails if the pages
+ * its CONTINUEs mapped were not all counted by the implementation selected,
+ * or if another one counted any. On a kernel without the switch it is
+ * skipped, and says which implementation the kernel was built with.
  */
 #include "uffd-continue.h"
 
@@ -27,6 +31,7 @@
 #include <linux/falloc.h>
 #include <stddef.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
 
 #include "kselftest_harness.h"
 
@@ -139,6 +144,12 @@ struct cres {
 	__s64 mapped;
 };
 
+/*
+ * The pages the CONTINUEs of this program mapped, in memory that the test
+ * processes share: what the counters of the implementation must show.
+ */
+static uint64_t *pages_continued;
+
 static struct cres uffd_continue(int uffd, const void *addr, size_t len,
 				 __u64 mode)
 {
@@ -152,6 +163,11 @@ static struct cres uffd_continue(int uffd, const void *addr, size_t len,
 	r.ret = ioctl(uffd, UFFDIO_CONTINUE, &c);
 	r.err = r.ret ? errno : 0;
 	r.mapped = c.mapped;
+	/* All of it, or partial progress (EAGAIN with "mapped" > 0). */
+	if (pages_continued && !r.ret)
+		ADD(*pages_continued, len / page_size);
+	else if (pages_continued && r.err == EAGAIN && r.mapped > 0)
+		ADD(*pages_continued, r.mapped / page_size);
 	return r;
 }
 
@@ -2154,6 +2170,179 @@ TEST_F_TIMEOUT(uffd_continue, race_truncate_punch, 120)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Which implementation mapped the pages */
+
+/* The counters of debugfs userfaultfd/stats, and whose they are. */
+static const struct {
+	const char *name;
+	const char *impls;	/* the implementations that count there */
+} mfill_stats[] = {
+	{ "continue_c",			" c " },
+	{ "continue_rust",		" rust " },
+	{ "continue_rust_batch",	" rust-batch " },
+	{ "continue_rust_batch_steps",	" rust-batch " },
+	{ "continue_rust_batch_pmd",	" rust-batch " },
+	{ "install_c",			" c " },
+	{ "install_rust",		" rust rust-batch " },
+};
+
+#define NR_STATS	(sizeof(mfill_stats) / sizeof(mfill_stats[0]))
+
+/* What the switch said and the counters held when the program started. */
+static char impl_start[32];
+static uint64_t stats_start[NR_STATS];
+
+/* The implementation the switch selects, or false if it cannot be read. */
+static bool read_impl(char *buf, size_t size)
+{
+	FILE *f = fopen(DEBUGFS_UFFD "mfill_impl", "r");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fgets(buf, size, f);
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = 0;
+	return ok && *buf;
+}
+
+/* The counters, each 0 if the kernel does not have it; false if unreadable. */
+static bool read_stats(uint64_t *v)
+{
+	FILE *f = fopen(DEBUGFS_UFFD "stats", "r");
+	unsigned long long val;
+	char name[64];
+	size_t i;
+
+	if (!f)
+		return false;
+	memset(v, 0, NR_STATS * sizeof(*v));
+	while (fscanf(f, "%63s %llu", name, &val) == 2)
+		for (i = 0; i < NR_STATS; i++)
+			if (!strcmp(name, mfill_stats[i].name))
+				v[i] = val;
+	fclose(f);
+	return true;
+}
+
+/*
+ * The implementation the running kernel was built with, from its config
+ * (/proc/config.gz, else /boot/config-RELEASE), for a kernel without the
+ * switch.
+ */
+static const char *built_impl(void)
+{
+	const char *what = "unknown (no kernel config to read)";
+	char cmd[128], line[256];
+	struct utsname u;
+	bool uffd = false;
+	FILE *f = NULL;
+
+	if (!access("/proc/config.gz", R_OK)) {
+		f = popen("zcat /proc/config.gz 2>/dev/null", "r");
+	} else if (!uname(&u)) {
+		snprintf(cmd, sizeof(cmd), "/boot/config-%s", u.release);
+		f = fopen(cmd, "r");
+	}
+	if (!f)
+		return what;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strcmp(line, "CONFIG_USERFAULTFD=y\n"))
+			uffd = true;
+		if (!strcmp(line, "CONFIG_USERFAULTFD_RUST=y\n"))
+			what = "Rust (CONFIG_USERFAULTFD_RUST=y)";
+	}
+	if (!strncmp(what, "unknown", 7))
+		what = uffd ? "C (CONFIG_USERFAULTFD_RUST not set)" :
+			      "unknown (no CONFIG_USERFAULTFD=y in its config)";
+	if (!access("/proc/config.gz", R_OK))
+		pclose(f);
+	else
+		fclose(f);
+	return what;
+}
+
+/* The counter of the pages each implementation's CONTINUEs map. */
+static const char *continue_stat(const char *impl)
+{
+	if (!strcmp(impl, "c"))
+		return "continue_c";
+	if (!strcmp(impl, "rust"))
+		return "continue_rust";
+	if (!strcmp(impl, "rust-batch"))
+		return "continue_rust_batch";
+	return NULL;
+}
+
+/* Runs last: the fixture is declared after every other. */
+FIXTURE(implementation) {};
+FIXTURE_SETUP(implementation) {}
+FIXTURE_TEARDOWN(implementation) {}
+
+/*
+ * The pages the CONTINUEs of the tests mapped were all counted by the
+ * implementation userfaultfd/mfill_impl selected, and no other implementation
+ * counted anything (UFFDIO_COPY's installations included) while they ran.
+ */
+TEST_F(implementation, mapped_by_selected)
+{
+	uint64_t now[NR_STATS], delta, cont = 0, steps = 0;
+	uint64_t pages = GET(*pages_continued);
+	const char *name, *cont_name;
+	char impl[32], own[40];
+	bool bad = false;
+	size_t i;
+
+	if (!*impl_start || !read_impl(impl, sizeof(impl)) ||
+	    !read_stats(now))
+		SKIP(return,
+		     "no debugfs userfaultfd/mfill_impl and stats to read: the kernel was built with the %s implementation; which one mapped the %llu pages of this run is not checked",
+		     built_impl(), (unsigned long long)pages);
+	ASSERT_STREQ(impl_start, impl)
+		TH_LOG("userfaultfd/mfill_impl changed during the run");
+	cont_name = continue_stat(impl);
+	ASSERT_NE(NULL, cont_name) TH_LOG("unknown implementation %s", impl);
+	snprintf(own, sizeof(own), " %s ", impl);
+	for (i = 0; i < NR_STATS; i++) {
+		name = mfill_stats[i].name;
+		delta = now[i] - stats_start[i];
+		ksft_print_msg("%s: %s +%llu\n", impl, name,
+			       (unsigned long long)delta);
+		if (!strstr(mfill_stats[i].impls, own)) {
+			if (delta) {
+				TH_LOG("%s counted %llu with %s selected", name,
+				       (unsigned long long)delta, impl);
+				bad = true;
+			}
+		} else if (!strcmp(name, cont_name)) {
+			cont = delta;
+		} else if (!strcmp(name, "continue_rust_batch_steps")) {
+			steps = delta;
+		}
+	}
+	ksft_print_msg("%s: the CONTINUEs of this run mapped %llu pages\n",
+		       impl, (unsigned long long)pages);
+	if (cont < pages) {
+		TH_LOG("%s counted %llu pages, fewer than the %llu mapped",
+		       cont_name, (unsigned long long)cont,
+		       (unsigned long long)pages);
+		bad = true;
+	}
+	if (!strcmp(impl, "rust-batch") && (!steps) != (!cont)) {
+		TH_LOG("%llu batched steps for %llu pages",
+		       (unsigned long long)steps, (unsigned long long)cont);
+		bad = true;
+	}
+	if (steps > cont) {
+		TH_LOG("more batched steps (%llu) than pages (%llu)",
+		       (unsigned long long)steps, (unsigned long long)cont);
+		bad = true;
+	}
+	ASSERT_FALSE(bad);
+}
+
+/* ------------------------------------------------------------------------ */
 
 static void print_file(const char *path, const char *what)
 {
@@ -2185,6 +2374,14 @@ int main(int argc, char **argv)
 	page_size = sysconf(_SC_PAGESIZE);
 	sz = read_pmd_pagesize();
 	pmd_pages = (sz >= page_size ? sz : 2UL << 20) / page_size;
+	pages_continued = mmap(NULL, sizeof(*pages_continued),
+			       PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (pages_continued == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	if (!read_impl(impl_start, sizeof(impl_start)) ||
+	    !read_stats(stats_start))
+		*impl_start = 0;
 	print_file(DEBUGFS_UFFD "mfill_impl", "mfill_impl");
 	fflush(stdout);
 	atexit(print_stats);
