@@ -72,7 +72,14 @@ class Impl:
 class Skip:
     program: str
     case: str
-    reason: str
+    reason: str     # exact; a "*" in it stands for any text (a number)
+    impls: Tuple[str, ...]  # where it happens; empty: on every implementation
+
+    def matches(self, prog: str, impl: str, case: str, reason: str) -> bool:
+        return (prog == self.program and case == self.case
+                and (not self.impls or impl in self.impls)
+                and (reason == self.reason or
+                     ("*" in self.reason and fnmatch.fnmatchcase(reason, self.reason))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +127,8 @@ def parse(text: str) -> Expected:
                           _strs(p, "programs"), _strs(p, "once"))
               for name, p in d.get("phase", {}).items()}
     exp = Expected(phases, programs, impls,
-                   tuple(Skip(s["program"], s["case"], s["reason"]) for s in d.get("skip", [])),
+                   tuple(Skip(s["program"], s["case"], s["reason"], _strs(s, "impls"))
+                         for s in d.get("skip", [])),
                    tuple(Oom(o["program"], o["case"], o["comm"], o["memcg"], o["per_case"])
                          for o in d.get("oom", [])))
     errors = []
@@ -133,6 +141,8 @@ def parse(text: str) -> Expected:
                if p.kind not in ("tap", "exit")]
     errors += [f"skip of unknown program {s.program!r}" for s in exp.skips
                if s.program not in programs]
+    errors += [f"skip on unknown implementation {i!r}" for s in exp.skips for i in s.impls
+               if i not in impls]
     errors += [f"oom of unknown program {o.program!r}" for o in exp.ooms
                if o.program not in programs]
     if errors:
@@ -227,12 +237,12 @@ def program_missing(names: AbstractSet[str], prog: Program, impl: Optional[str],
 
 
 def skip_allowed(exp: Expected, name: str, reason: str) -> Optional[Skip]:
+    """The [[skip]] that allows a skipped result of this name and reason."""
     m = IMPL_NAME.match(name)
     if not m or not m.group(3).startswith(": "):
         return None
-    prog, case = m.group(1).strip(), m.group(3)[2:]
-    return next((s for s in exp.skips
-                 if s.program == prog and s.case == case and s.reason == reason), None)
+    prog, impl, case = m.group(1).strip(), m.group(2), m.group(3)[2:]
+    return next((s for s in exp.skips if s.matches(prog, impl, case, reason)), None)
 
 
 def check_skips(res: Results, exp: Expected, scope: Scope) -> None:
@@ -249,6 +259,8 @@ def check_skips(res: Results, exp: Expected, scope: Scope) -> None:
             if s.program not in progs:
                 continue
             for impl in phase.impls:
+                if s.impls and impl not in s.impls:
+                    continue
                 expected += 1
                 name = f"{s.program}[{impl}]: {s.case}"
                 r = names.get(name)
@@ -389,4 +401,7 @@ def judge(res: Results, exp: Expected, scope: Scope, runs: Sequence[Tuple[Phase,
         check_ooms(res, exp, log, phase)
     check_coverage(res, exp, scope)
     check_skips(res, exp, scope)
-    compare_implementations(res)
+    # A skip allowed on some implementations only is not a difference.
+    compare_implementations(
+        res, lambda r: r.status == SKIP and any(s.impls for s in exp.skips
+                                                if skip_allowed(exp, r.name, r.detail) == s))
