@@ -85,5 +85,4 @@ for impl in $IMPLS; do
 		want $prog && run_tap "$prog[$impl]" 300 "$ST/$prog"
 	done
 done
-[ -n "$IMPL" ] && echo rust > "$SWITCH"
 guest_finish
