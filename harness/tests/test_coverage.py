@@ -18,7 +18,7 @@ from uffdrs_lib import coverage, results
 from uffdrs_lib.common import HarnessError, read
 from uffdrs_lib.results import Results
 
-from . import HARNESS, use_kunit_tool
+from . import HARNESS, test_data, use_kunit_tool
 from .synthetic import Run, oom_report
 
 
@@ -414,6 +414,79 @@ programs = ["uffd-continue"]
                       "[    1.0] Memory cgroup stats for /uffd-continue-42:", 1)
         self.assertIn("WARNING: CPU: 1 PID: 1 at mm/memcontrol.c:1",
                       detail(self.syn.judge(), "kernel log clean"))
+
+
+class RecordedRunTest(unittest.TestCase):
+    """run-stress/: `test --no-gates --only uffd-continue-stress --stress-secs
+    10` with this guest, on the test kernel from before the counters named
+    the batch: its rust-batch pages were counted as continue_rust."""
+
+    def judge(self, rundir: str) -> Results:
+        res = Results()
+        coverage.judge(res, EXP, coverage.Scope.of("uffd-continue-stress", False),
+                       [(EXP.phases["test"], rundir)])
+        return res
+
+    def test_batch_counted_as_rust(self) -> None:
+        res = self.judge(test_data("run-stress"))
+        msg = detail(res, "mfill stats uffd-continue-stress[rust-batch]")
+        self.assertIn("continue_rust +6819: another implementation's counter", msg)
+        self.assertIn("continue_rust_batch: missing from debugfs userfaultfd/stats", msg)
+        # Its other failures: no production kernel booted, and under a
+        # load of 25 on two cores, 10 s gave the thp file one or two rounds,
+        # in which no munmap, or no swap-out, happened on rust and c.
+        self.assertEqual(failed(res), [
+            "uffd-continue-stress[rust]: thp: every racer ran without an error",
+            "uffd-continue-stress[rust]: exit status 1",
+            "uffd-continue-stress[c]: thp: every racer ran without an error",
+            "uffd-continue-stress[c]: exit status 1",
+            "mfill stats uffd-continue-stress[rust-batch]: pages mapped by rust-batch only",
+            "expected coverage of the production kernel: 1 implementations x 1 programs, "
+            "0 once, 0 KUnit suites, 4 requirements",
+            "uffd-continue-stress: same outcome on every implementation "
+            "(c, rust, rust-batch; 15 cases)"])
+        self.assertIn("thp: no munmap in the whole run",
+                      detail(res, "uffd-continue-stress[rust]: thp"))
+        self.assertIn("thp: no page was swapped out in the whole run",
+                      detail(res, "uffd-continue-stress[c]: thp"))
+        names = Names(r.name for r in res.items if r.status == results.OK)
+        for req in EXP.phases["test"].require:
+            self.assertIn(f"required: {req}", names)
+        self.assertIn("mfill stats uffd-continue-stress[c]: pages mapped by c only", names)
+        self.assertIn("kernel log complete: starts at boot (39094 bytes of messages, "
+                      "log buffer 67108864 bytes)", names)
+
+    def test_checks_of_the_checks(self) -> None:
+        res = self.judge(test_data("run-stress"))
+        x = [r for r in res.items if r.name.startswith("uffd-continue-stress -X: ")]
+        self.assertEqual(len(x), 14)
+        self.assertTrue(all(r.status == results.OK for r in x))
+        for case in ("a clean state passes every check",
+                     "finds a forked child that read a foreign word",
+                     "finds a CONTINUE with an undocumented outcome",
+                     "finds a probe that could not map its page",
+                     "finds a racer's errors",
+                     "finds pages held by a pipe, their file closed",
+                     "finds nothing once the file and the pipe are closed"):
+            self.assertIn(f"uffd-continue-stress -X: checker: {case}", {r.name for r in x})
+        log = read(test_data("run-stress", "logs", "uffd-continue-stress_-X.log"))
+        self.assertIn("# checker: a page held by a pipe: 16384 bytes still charged", log)
+        self.assertIn("left in the cgroup: shmem 0, swap 0, all 0 bytes", log)
+        # And the run's own leak check found its cgroup empty.
+        log = read(test_data("run-stress", "logs", "uffd-continue-stress_rust_.log"))
+        self.assertIn("bytes left in its memory cgroup after reclaim: shmem 0, swap 0, all 0",
+                      log)
+
+    def test_wrapped(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            run = os.path.join(d, "run")
+            shutil.copytree(test_data("run-stress"), run)
+            path = os.path.join(run, "dmesg.txt")
+            lines = read(path).splitlines(keepends=True)
+            with open(path, "w") as f:
+                f.write("".join(lines[300:]))
+            res = self.judge(run)
+        self.assertIn("the log buffer wrapped", detail(res, "kernel log complete"))
 
 
 if __name__ == "__main__":
