@@ -84,8 +84,10 @@ def numa_args(memory: str, cpus: int, nodes: int) -> List[str]:
     return args
 
 
-# The kernel log buffer of the guests: a full test run writes well under
-# 1 MiB of messages. (printk adds 3.5 times as much for its descriptors.)
+# The kernel log buffer of the test guests, which must hold a whole run
+# (results.scan_kernel_log() fails a log that wrapped): a full test run writes
+# well under 1 MiB of messages. printk adds 3.5 times as much for its
+# descriptors.
 LOG_BUF_LEN = "16M"
 
 
@@ -103,9 +105,6 @@ def boot(ctx: Context, script: str, name: str, timeout: int,
     guest was stopped after `timeout` seconds).
     """
     rundir = os.path.join(ctx.runs, name)
-    # A kernel log buffer that holds a whole run: the harness judges it at
-    # the end (results.scan_kernel_log() fails a log that wrapped).
-    append = (f"log_buf_len={LOG_BUF_LEN}", *append)
     shutil.rmtree(rundir, ignore_errors=True)
     os.makedirs(rundir)
     console = os.path.join(rundir, "console.log")

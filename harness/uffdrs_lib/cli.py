@@ -149,10 +149,13 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     runs = []
     for phase in phases:
         # Huge pages from boot on, so that the KUnit suites (which run before
-        # the guest script sets vm.nr_hugepages) can map hugetlb files too.
+        # the guest script sets vm.nr_hugepages) can map hugetlb files too;
+        # a kernel log buffer that holds the whole run.
         runs.append((phase, boot.boot(phase_context(ctx, phase), "run-tests.sh",
                                       test_run_name(ctx, phase.name), timeout=args.timeout,
-                                      append=("hugepages=128",), numa_nodes=args.numa_nodes,
+                                      append=("hugepages=128",
+                                              f"log_buf_len={boot.LOG_BUF_LEN}"),
+                                      numa_nodes=args.numa_nodes,
                                       args=guest_args(args, phase.name))))
     coverage.judge(res, exp, scope, runs)
     if not args.no_gates and commits:
