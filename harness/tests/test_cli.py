@@ -7,8 +7,10 @@ import io
 import unittest
 from unittest import mock
 
-from uffdrs_lib import cli
+from uffdrs_lib import cli, coverage
 from uffdrs_lib.common import Context, HarnessError
+
+from . import HARNESS
 
 
 class CliTest(unittest.TestCase):
@@ -50,6 +52,23 @@ class CliTest(unittest.TestCase):
         self.assertEqual(cli.guest_args(self.parse(
             "test", "--only", "uffd-continue-stress", "--stress-secs", "600")),
             "only=uffd-continue-stress stress=600")
+
+    def test_production_phase(self) -> None:
+        """The production kernel: its own build directory and fragment, run
+        directory and guest argument."""
+        exp = coverage.load(HARNESS)
+        ctx = Context.create("/r", cache="/c")
+        prod = cli.phase_context(ctx, exp.phases["production"])
+        self.assertEqual((prod.build, prod.extra_fragments),
+                         ("/c/build-prod", ("/r/harness/config/prod.config",)))
+        self.assertIs(cli.phase_context(ctx, exp.phases["test"]), ctx)
+        kasan = Context.create("/r", cache="/c", kasan=True)
+        self.assertEqual(cli.phase_context(kasan, exp.phases["production"]).build,
+                         "/c/build-prod-kasan")
+        self.assertEqual(cli.test_run_name(kasan, "production"), "test-kasan-production")
+        self.assertEqual(cli.guest_args(self.parse("test", "--only", "uffd-continue"),
+                                        "production"),
+                         "only=uffd-continue stress=30 kernel=production")
 
     def test_context(self) -> None:
         ctx = Context.create("/r", cache="/c", kasan=True)

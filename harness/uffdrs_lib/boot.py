@@ -84,6 +84,13 @@ def numa_args(memory: str, cpus: int, nodes: int) -> List[str]:
     return args
 
 
+# The kernel log buffer of the test guests, which must hold a whole run
+# (results.scan_kernel_log() fails a log that wrapped): a full test run writes
+# well under 1 MiB of messages. printk adds 3.5 times as much for its
+# descriptors.
+LOG_BUF_LEN = "16M"
+
+
 def guest_script(ctx: Context, name: str) -> str:
     return os.path.join(ctx.harness, "guest", name)
 
