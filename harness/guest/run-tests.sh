@@ -5,10 +5,13 @@
 # Writes $1/manifest, $1/logs/, $1/dmesg.txt (see lib.sh); the harness
 # turns them into results on the host.
 # Then, optional: "kunit" to collect the KUnit results only (quick
-# iteration), "only=PROG[,PROG...]" to run only these selftest programs,
+# iteration), "only=PROG[,PROG...]" to run only these selftest programs
+# (and, for uffd-continue and uffd-continue-stress, their fault-injection
+# phase; "only=fault-injection" for that phase alone),
 # "stress=SECONDS" for the time uffd-continue-stress spends on each kind of
 # file (default 30).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fault-inject.sh"
 ONLY= KUNIT_ONLY= STRESS_SECS=30
 for arg in "${@:2}"; do
 	case $arg in
@@ -24,6 +27,9 @@ if [ -n "$KUNIT_ONLY" ]; then
 	exit 0
 fi
 want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
+# The fault-injection phase runs a program if it is wanted, or if the phase
+# is ("only=fault-injection": that phase alone).
+fi_want() { want "$1" || want fault-injection; }
 
 # The implementation switch (C or Rust) exists once the series adds it.
 SWITCH=/sys/kernel/debug/userfaultfd/mfill_impl
@@ -75,5 +81,15 @@ for impl in $IMPLS; do
 		record stats "$impl" - "$stats"
 	fi
 done
+
+# Allocation failures injected into the CONTINUE calls of uffd-continue and
+# uffd-continue-stress (fault-inject.sh), on each implementation in turn.
+if fi_want uffd-continue || fi_want uffd-continue-stress; then
+	for impl in $IMPLS; do
+		[ "$impl" != base ] && echo "$impl" > "$SWITCH"
+		log "fault injection: implementation $impl"
+		fi_phase "$impl" "$STRESS_SECS"
+	done
+fi
 [ -w "$SWITCH" ] && echo rust > "$SWITCH"
 guest_finish

@@ -18,7 +18,7 @@ import dataclasses
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, TextIO, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from .common import HarnessError, read, tail
 
@@ -203,12 +203,9 @@ def exit_status_name(prefix: str, rc: str) -> str:
 # A guest run
 # ---------------------------------------------------------------------------
 
-def mfill_stats(text: str, impl: str) -> Tuple[bool, str]:
-    """Whether a phase mapped its pages with the selected implementation only.
-
-    `text` has the debugfs counters before and after the phase ("before
-    continue_rust 12"); rust-batch counts as rust. Returns (ok, summary).
-    """
+def mfill_deltas(text: str) -> Callable[[str], int]:
+    """How much each debugfs counter grew: `text` has them before and after
+    ("before continue_rust 12", "after continue_rust 20")."""
     values: Dict[str, Dict[str, int]] = {"before": {}, "after": {}}
     for line in text.splitlines():
         f = line.split()
@@ -217,13 +214,70 @@ def mfill_stats(text: str, impl: str) -> Tuple[bool, str]:
 
     def delta(key: str) -> int:
         return values["after"].get(key, 0) - values["before"].get(key, 0)
+    return delta
 
+
+def mfill_stats(text: str, impl: str) -> Tuple[bool, str]:
+    """Whether a phase mapped its pages with the selected implementation only.
+
+    `text` has the debugfs counters before and after the phase ("before
+    continue_rust 12"); rust-batch counts as rust. Returns (ok, summary).
+    """
+    delta = mfill_deltas(text)
     fam = impl.removesuffix("-batch")
     other = "c" if fam == "rust" else "rust"
     d_cont, d_inst = delta(f"continue_{fam}"), delta(f"install_{fam}")
     o = delta(f"continue_{other}") + delta(f"install_{other}")
     msg = f"continue_{fam} +{d_cont}, install_{fam} +{d_inst}, {other} +{o}"
     return d_cont > 0 and d_inst > 0 and o == 0, msg
+
+
+# The fault-injection phase (harness/guest/fault-inject.sh): its log has the
+# failures each attribute injected ("failslab 12"), the mfill counters before
+# and after, and the programs' summaries ("uffd-continue: # fault injection:
+# 812 CONTINUE under injection, ..., 9 of them because of it; ...").
+FI_ATTRS = ("failslab", "fail_page_alloc")
+FI_SUMMARY = re.compile(r"^([\w-]+): # fault injection: (\d+) CONTINUE under injection, "
+                        r"(\d+) failed .* (\d+) of them because of it;")
+
+
+def add_fault_injection(res: Results, prefix: str, impl: str, text: str) -> None:
+    """The results of the fault-injection phase on `impl`: failures were
+    injected (a phase that injected none fails), some of them failed a
+    CONTINUE, and the pages were mapped by `impl` only."""
+    injected: Dict[str, int] = {}
+    calls = failed = caused = 0
+    progs = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[0] in FI_ATTRS and re.fullmatch(r"-?\d+", f[1]):
+            injected[f[0]] = int(f[1])
+        m = FI_SUMMARY.match(line)
+        if m:
+            progs.append(f"{m.group(1)} {m.group(4)}/{m.group(3)}/{m.group(2)}")
+            calls += int(m.group(2))
+            failed += int(m.group(3))
+            caused += int(m.group(4))
+    total = sum(injected.values())
+    counts = ", ".join(f"{a} {injected[a]}" for a in FI_ATTRS if a in injected)
+    res.notes.append(f"fault injection [{impl}]: {total} allocation failures injected "
+                     f"({counts or 'no counts'}); CONTINUE failed by them/failed/made: "
+                     f"{', '.join(progs) or 'none'}")
+    name = f"{prefix}fault injection[{impl}]"
+    res.check(len(injected) == len(FI_ATTRS) and total > 0,
+              f"{name}: allocation failures injected", text[-3000:])
+    res.check(caused > 0, f"{name}: CONTINUE calls failed by them, and retried",
+              f"{calls} CONTINUE under injection, {failed} failed, {caused} because of it\n"
+              + text[-3000:])
+    # CONTINUE only: no UFFDIO_COPY in this phase, so no install_ counts.
+    delta = mfill_deltas(text)
+    fam = impl.removesuffix("-batch")
+    other = "c" if fam == "rust" else "rust"
+    mine = delta(f"continue_{fam}")
+    theirs = delta(f"continue_{other}") + delta(f"install_{other}")
+    res.check(mine > 0 and theirs == 0,
+              f"{name}: pages mapped by the selected implementation only",
+              f"continue_{fam} +{mine}, {other} +{theirs}")
 
 
 @dataclasses.dataclass
@@ -268,6 +322,8 @@ def parse_guest_run(rundir: str, res: Results, prefix: str = "") -> None:
                       tail(log))
         elif e.kind == "exit":
             res.check(exit_status_ok(e.status, tap=False), name, tail(log))
+        elif e.kind == "faultinject":
+            add_fault_injection(res, prefix, e.name, text)
         elif e.kind == "stats":
             ok, msg = mfill_stats(text, e.name)
             res.notes.append(f"mfill stats [{e.name}]: {msg}")
@@ -333,19 +389,47 @@ OOM_REPORT_END = re.compile(r"</TASK>|Out of memory and no killable processes|"
                             r"oom-kill:constraint=")
 
 
+# The fault-injection phase (harness/guest/fault-inject.sh) marks where it
+# starts and ends. Between the marks, and only there, the kernel may report
+# the failures it injects ("FAULT_INJECTION: forcing a failure.", the
+# attribute's line and, with verbose=2, a dump_stack()) and the allocation
+# failure warnings they cause (warn_alloc(): "COMM: page allocation failure:
+# ...", a dump_stack() and the memory state). The stack trace of such a
+# report is no problem: a "Call Trace:" at most FI_TRACE_LINES lines after
+# its first line. Anywhere else, an injection report is one.
+FI_PHASE_ON = re.compile(r"uffdrs: fault injection on \[")
+FI_PHASE_OFF = re.compile(r"uffdrs: fault injection off \[")
+FI_REPORT_START = re.compile(r"FAULT_INJECTION: forcing a failure|: page allocation failure: ")
+FI_TRACE_LINES = 6
+
+
 def kernel_log_problems(text: str) -> List[str]:
     """The lines of a kernel log that report a WARN, BUG, Oops, lockdep,
-    KASAN, UBSAN or RCU problem, or a call trace outside an OOM report."""
+    KASAN, UBSAN or RCU problem, or a call trace outside an OOM report and
+    outside a report of the fault-injection phase's own failures."""
     bad = []
-    in_oom = False
+    in_oom = in_fi = False
+    fi_report = -1  # lines since the start of an injection report, -1: none
     for line in text.splitlines():
         if OOM_REPORT_START.search(line):
             in_oom = True
         elif in_oom and OOM_REPORT_END.search(line):
             in_oom = False
+        if FI_PHASE_ON.search(line):
+            in_fi = True
+        elif FI_PHASE_OFF.search(line):
+            in_fi = False
+        if FI_REPORT_START.search(line):
+            if not in_fi:
+                bad.append(line.rstrip())
+            fi_report = 0 if in_fi else -1
+        elif fi_report >= 0:
+            fi_report = fi_report + 1 if fi_report < FI_TRACE_LINES else -1
         m = KERNEL_LOG_BAD.search(line)
-        if m and not (in_oom and m.group(0) == "Call Trace:"):
+        if m and not (m.group(0) == "Call Trace:" and (in_oom or fi_report >= 0)):
             bad.append(line.rstrip())
+        if m and m.group(0) == "Call Trace:":
+            fi_report = -1
     return bad
 
 

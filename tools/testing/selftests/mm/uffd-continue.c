@@ -149,7 +149,7 @@ static struct cres uffd_continue(int uffd, const void *addr, size_t len,
 	};
 	struct cres r;
 
-	r.ret = ioctl(uffd, UFFDIO_CONTINUE, &c);
+	r.ret = uffd_continue_ioctl(uffd, &c);
 	r.err = r.ret ? errno : 0;
 	r.mapped = c.mapped;
 	return r;
@@ -583,6 +583,9 @@ FIXTURE_TEARDOWN(uffd_continue)
 	if (self->kpageflags_fd >= 0)
 		close(self->kpageflags_fd);
 	memcg_leave();
+	/* Under fault injection (uffd-continue.h): what the case's calls did. */
+	EXPECT_EQ(0, uffd_fi_undocumented)
+		TH_LOG("fault injection: %s", uffd_fi->last);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2181,6 +2184,7 @@ static void print_stats(void)
 int main(int argc, char **argv)
 {
 	uint64_t sz;
+	int ret;
 
 	page_size = sysconf(_SC_PAGESIZE);
 	sz = read_pmd_pagesize();
@@ -2188,5 +2192,11 @@ int main(int argc, char **argv)
 	print_file(DEBUGFS_UFFD "mfill_impl", "mfill_impl");
 	fflush(stdout);
 	atexit(print_stats);
-	return test_harness_run(argc, argv);
+	if (uffd_fi_init())
+		printf("# fault injection: every UFFDIO_CONTINUE under make-it-fail\n");
+	fflush(stdout);
+	ret = test_harness_run(argc, argv);
+	if (!uffd_fi_report())
+		ret = KSFT_FAIL;
+	return ret;
 }
