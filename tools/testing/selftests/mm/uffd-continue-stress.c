@@ -29,6 +29,12 @@
  * -t is the time per file kind (a memfd, and a file on a huge=always tmpfs
  * whose page cache holds PMD-sized folios); default 30 s each. -X checks the
  * checks instead: each violation, planted, must be found.
+ *
+ * With UFFD_FAULT_INJECT=1 in the environment, every CONTINUE (of the racing
+ * threads and of the fault handler) runs with the kernel's fault injection
+ * armed for its thread, and is retried without it where an allocation
+ * failure failed it (uffd-continue.h); one more result says that every
+ * CONTINUE under injection had a documented outcome.
  */
 #include "uffd-continue.h"
 

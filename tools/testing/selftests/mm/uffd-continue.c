@@ -20,6 +20,13 @@
  * The program does not choose between implementations of CONTINUE: it prints
  * debugfs userfaultfd/mfill_impl at the start and userfaultfd/stats at the end
  * (when the kernel has them), so that runs can be compared.
+ *
+ * With UFFD_FAULT_INJECT=1 in the environment, every CONTINUE runs with the
+ * kernel's fault injection armed for the calling thread (make-it-fail), and
+ * one that an allocation failure failed is retried without it, so every case
+ * must still pass (see uffd-continue.h); a case fails if a CONTINUE under
+ * injection had an outcome the admin guide does not document, and the
+ * program if make-it-fail could not be set.
  */
 #include "uffd-continue.h"
 
