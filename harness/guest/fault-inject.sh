@@ -1,38 +1,53 @@
 # SPDX-License-Identifier: GPL-2.0
-# The "fault injection" phase of run-tests.sh (sourced; runs inside the VM):
-# uffd-continue and uffd-continue-stress with allocation failures injected
-# into their UFFDIO_CONTINUE calls, on each implementation.
+# The fault-injection phase of run-tests.sh ("kernel=fault-injection";
+# sourced, runs inside the VM): uffd-continue and uffd-continue-stress with
+# allocation failures injected into their UFFDIO_CONTINUE calls, on each
+# implementation of the test kernel.
 #
-# The kernel's fault injection (CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC,
-# debugfs) fails slab and page allocations at random, FI_PROB percent of
-# them, in tasks whose make-it-fail is set only (task-filter): the programs,
-# run with UFFD_FAULT_INJECT=1, set their thread's make-it-fail around each
-# UFFDIO_CONTINUE and nothing else (tools/testing/selftests/mm/uffd-continue.h).
-# Allocations that may sleep fail too (ignore-gfp-wait=N: page tables are
-# GFP_KERNEL), and order-0 and highmem-capable page allocations (min-order=0,
-# ignore-gfp-highmem=N: PTE tables, the folios of a swap-in).
+# The kernel's fault injection (CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC and
+# their debugfs) fails FI_PROB percent of the slab and page allocations of
+# the tasks whose make-it-fail is set, and only theirs (task-filter=Y). The
+# programs, run with UFFD_FAULT_INJECT=1, set their thread's make-it-fail
+# around each UFFDIO_CONTINUE and nothing else, and retry without it a
+# CONTINUE that an allocation failure failed (tools/testing/selftests/mm/
+# uffd-continue.h). Allocations that may sleep fail too (ignore-gfp-wait=N:
+# page tables are GFP_KERNEL), and so do order-0 and highmem-capable page
+# allocations (min-order=0, ignore-gfp-highmem=N: PTE tables, the folio of
+# a swap-in).
 #
-# The number of failures injected is read back from `times` (set to
-# FI_TIMES, decremented by each), into a "faultinject" entry of the
-# manifest, with the mfill counters before and after; the harness fails a
-# phase that injected none. The kernel log gets a line where the phase
-# starts and ends ("uffdrs: fault injection on/off [IMPL]"): only between
-# them may it hold the injection's reports, and any WARN still fails the run.
+# How many failures each program run had injected is read back from
+# `times` (set to FI_TIMES, one less per failure) into a "faultinject"
+# entry of the manifest, with the program's own count of the CONTINUE calls
+# they failed; the harness fails a run that injected none. The injection's
+# reports (a stack trace now and then) may only appear in the kernel log
+# between the marks of these runs (lib.sh, run_start/run_finish).
 
 FI_ATTRS="failslab fail_page_alloc"
 FI_PROB=5
 FI_TIMES=1000000000
 FI_DEBUGFS=/sys/kernel/debug
 
-fi_available() {
-	local a
+# What the phase needs (require): both attributes in debugfs, make-it-fail.
+have_fault_injection() {
+	local a rc=0
 	for a in $FI_ATTRS; do
-		[ -w "$FI_DEBUGFS/$a/probability" ] || return 1
+		if [ -w "$FI_DEBUGFS/$a/probability" ]; then
+			echo "$a: $(cd "$FI_DEBUGFS/$a" && grep -H . probability times task-filter | tr '\n' ' ')"
+		else
+			echo "$a: no $FI_DEBUGFS/$a (CONFIG_FAULT_INJECTION_DEBUG_FS?)"
+			rc=1
+		fi
 	done
-	[ -e /proc/self/make-it-fail ]
+	if [ -e /proc/thread-self/make-it-fail ]; then
+		echo "/proc/thread-self/make-it-fail: present"
+	else
+		echo "/proc/thread-self/make-it-fail: absent"
+		rc=1
+	fi
+	return $rc
 }
 
-# fi_on IMPL: injection on for tasks with make-it-fail.
+# fi_on: injection on, for the tasks with make-it-fail.
 fi_on() {
 	local a d
 	for a in $FI_ATTRS; do
@@ -43,7 +58,7 @@ fi_on() {
 		echo 0 > "$d/space"
 		echo 1 > "$d/interval"
 		echo "$FI_TIMES" > "$d/times"
-		# A report with a stack trace now and then: which allocations
+		# A report with its stack trace now and then: which allocations
 		# failed, without flooding the kernel log.
 		echo 2 > "$d/verbose"
 		echo 20000 > "$d/verbose_ratelimit_interval_ms"
@@ -51,57 +66,42 @@ fi_on() {
 	done
 	echo N > "$FI_DEBUGFS/fail_page_alloc/ignore-gfp-highmem"
 	echo 0 > "$FI_DEBUGFS/fail_page_alloc/min-order"
-	echo "uffdrs: fault injection on [$1]" > /dev/kmsg
 	for a in $FI_ATTRS; do
 		echo "$FI_PROB" > "$FI_DEBUGFS/$a/probability"
 	done
 }
 
-# fi_off IMPL LOG: injection off; "failslab N" and "fail_page_alloc N",
-# the failures injected, appended to LOG.
+# fi_off LOG: injection off; "failslab N" and "fail_page_alloc N", the
+# failures injected since fi_on, appended to LOG.
 fi_off() {
 	local a left
 	for a in $FI_ATTRS; do
 		echo 0 > "$FI_DEBUGFS/$a/probability"
 		left=$(cat "$FI_DEBUGFS/$a/times")
-		echo "$a $((FI_TIMES - left))" >> "$2"
+		echo "$a $((FI_TIMES - left))" >> "$1"
 		echo 1 > "$FI_DEBUGFS/$a/times"
 	done
-	echo "uffdrs: fault injection off [$1]" > /dev/kmsg
 }
 
-# fi_summary PROG IMPL LOG: PROG's own count of its CONTINUE calls under
-# injection (uffd_fi_report()), appended to LOG as "PROG: # fault injection: ...".
-fi_summary() {
-	grep -h '^# fault injection: [0-9]' "$(logname "$1 fault injection[$2]")" |
-		sed "s/^/$1: /" >> "$3"
-}
-
-# fi_phase IMPL STRESS_SECS: the phase on IMPL (already selected); runs
-# uffd-continue and uffd-continue-stress, or those of them that want() asks.
-fi_phase() {
-	local impl=$1 secs=$2 lf
-	lf=$(logname "fault injection [$impl]")
+# fi_run NAME TIMEOUT CMD...: run_tap of a program with UFFD_FAULT_INJECT=1
+# and injection on; its "faultinject" entry has the failures injected and
+# the program's own count ("# fault injection: N CONTINUE under injection,
+# ...", uffd_fi_report()).
+fi_run() {
+	local name=$1 tmo=$2; shift 2
+	local lf; lf=$(logname "fault injection $name")
 	: > "$lf"
-	[ -r "$STATS" ] && sed 's/^/before /' "$STATS" >> "$lf"
-	if ! fi_available; then
-		echo "no fault injection in this kernel (debugfs $FI_ATTRS, make-it-fail)" >> "$lf"
-		record faultinject "$impl" - "$lf"
-		return
-	fi
-	fi_on "$impl"
-	if [ -x "$ST/uffd-continue" ] && fi_want uffd-continue; then
-		run_tap "uffd-continue fault injection[$impl]" 900 \
-			env UFFD_FAULT_INJECT=1 "$ST/uffd-continue"
-		fi_summary uffd-continue "$impl" "$lf"
-	fi
-	if [ -x "$ST/uffd-continue-stress" ] && fi_want uffd-continue-stress; then
-		run_tap "uffd-continue-stress fault injection[$impl]" \
-			$((4 * secs + 300)) \
-			env UFFD_FAULT_INJECT=1 "$ST/uffd-continue-stress" -t "$secs"
-		fi_summary uffd-continue-stress "$impl" "$lf"
-	fi
-	fi_off "$impl" "$lf"
-	[ -r "$STATS" ] && sed 's/^/after /' "$STATS" >> "$lf"
-	record faultinject "$impl" - "$lf"
+	fi_on
+	run_tap "$name" "$tmo" env UFFD_FAULT_INJECT=1 "$@"
+	fi_off "$lf"
+	grep -h '^# fault injection: [0-9]' "$(logname "$name")" >> "$lf"
+	record faultinject "$name" - "$lf"
+}
+
+# fi_programs IMPL STRESS_SECS: the phase's programs on IMPL (selected).
+fi_programs() {
+	local impl=$1 secs=$2
+	fi_run "uffd-continue under fault injection[$impl]" 900 "$ST/uffd-continue"
+	fi_run "uffd-continue-stress under fault injection[$impl]" \
+		$((4 * secs + 300)) "$ST/uffd-continue-stress" -t "$secs"
 }

@@ -2,23 +2,44 @@
 # Shared helpers for the guest scripts (sourced; runs inside the VM).
 #
 # The guest only runs things and records their raw output: KTAP from debugfs,
-# the programs' output and exit statuses. Each run is a line of
-# $OUT/manifest, "KIND<TAB>NAME<TAB>STATUS<TAB>LOG" (LOG relative to $OUT);
-# the harness parses it all on the host (harness/uffdrs_lib/results.py):
-#   ktap   kunit: SUITE  -   the suite's KTAP from debugfs
-#   tap    PREFIX        rc  the output of a TAP-producing program
-#   exit   NAME          rc  a program whose exit status is its result
-#   stats  IMPL          -   the mfill counters before and after a phase
-#   nokunit -            -   no KUnit results in debugfs
+# the programs' output and exit statuses, the mfill counters, what the run
+# needs from the machine. Each record is a line of $OUT/manifest,
+# "KIND<TAB>NAME<TAB>STATUS<TAB>LOG" (LOG relative to $OUT, or "-"); the
+# harness parses it all on the host (harness/uffdrs_lib/results.py) and
+# holds it against harness/expected.toml (harness/uffdrs_lib/coverage.py):
+#   ktap    kunit: SUITE  -     the suite's KTAP from debugfs
+#   nokunit -             -     no KUnit results in debugfs
+#   require WHAT          rc    something the run needs (swap, the switch,
+#                               the sample device, ...); LOG says what was found
+#   phase   IMPL          rc    an implementation phase starts; rc != 0: the
+#                               implementation could not be selected
+#   tap     PREFIX        rc    the output of a TAP-producing program
+#   exit    NAME          rc    a program whose exit status is its result
+#   stats   NAME          IMPL  the mfill counters before and after the run
+#                               NAME, with IMPL selected
+#   faultinject NAME      -     the allocation failures injected into the run
+#                               NAME (fault-inject.sh)
+# Every program run is also marked in the kernel log ("uffdrs: run NAME",
+# "uffdrs: done NAME rc=N"), so that the host can tell which run a kernel
+# message belongs to.
 
 OUT=${1:?usage: $0 RUNDIR}
 CACHE=$(dirname "$(dirname "$OUT")")
 ST=$CACHE/selftests
 MANIFEST=$OUT/manifest
+# The test kernels' run-time switch between the implementations and its
+# counters (CONFIG_USERFAULTFD_RUST_TEST).
+SWITCH=/sys/kernel/debug/userfaultfd/mfill_impl
+STATS=/sys/kernel/debug/userfaultfd/stats
+# The implementation the programs run on now, for the counters ("" if none).
+IMPL=
 mkdir -p "$OUT/logs"
 : > "$MANIFEST"
 
 log() { echo "[guest $(date +%T)] $*"; }
+
+# A line in the kernel log, between its messages.
+kmsg() { echo "uffdrs: $*" > /dev/kmsg; }
 
 guest_setup() {
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
@@ -29,6 +50,7 @@ guest_setup() {
 	echo 128 > /proc/sys/vm/nr_hugepages
 	# Swap on the zram device of the test kernel (CONFIG_ZRAM), so that
 	# shmem pages really get swapped out and in: 1 GiB of compressed RAM.
+	# require_swap says whether it worked.
 	if [ -e /sys/block/zram0/disksize ] && ! grep -q zram0 /proc/swaps; then
 		echo 1G > /sys/block/zram0/disksize &&
 			mkswap /dev/zram0 > /dev/null && swapon /dev/zram0 ||
@@ -39,20 +61,65 @@ guest_setup() {
 	    "swap $(awk '/SwapTotal/{print $2/1024 " MiB"}' /proc/meminfo)"
 }
 
+# Modules of the series are loaded here, before the requirements are
+# checked (a sample built as a module: insmod it here). None yet: the test
+# kernels have everything built in.
+load_modules() {
+	:
+}
+
 record() { # kind name status log
 	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4#"$OUT/"}" >> "$MANIFEST"
 }
 
 logname() { echo "$OUT/logs/$(echo "$1" | sed 's/[^A-Za-z0-9_.-]/_/g').log"; }
 
+# require WHAT CMD...: CMD checks something the run needs and prints what
+# it found; its exit status is the result (the host fails the run on
+# anything but 0, and on a requirement that is not recorded at all).
+require() {
+	local what=$1; shift
+	local lf; lf=$(logname "require $what")
+	"$@" > "$lf" 2>&1
+	local rc=$?
+	record require "$what" $rc "$lf"
+	log "require $what: rc=$rc, $(head -c 200 "$lf" | tr '\n' ' ')"
+	return $rc
+}
+
+# stats_snapshot WHEN FILE: the counters, each line prefixed with WHEN.
+stats_snapshot() {
+	[ -n "$IMPL" ] && [ -r "$STATS" ] && sed "s/^/$1 /" "$STATS" >> "$2"
+}
+
+# run_start NAME / run_finish NAME RC: around every program run, the kernel-log
+# marks and the counters of the implementation selected ($IMPL).
+run_start() {
+	local sf; sf=$(logname "mfill stats $1")
+	: > "$sf"
+	stats_snapshot before "$sf"
+	kmsg "run $1"
+}
+
+run_finish() {
+	local sf; sf=$(logname "mfill stats $1")
+	kmsg "done $1 rc=$2"
+	stats_snapshot after "$sf"
+	[ -s "$sf" ] && record stats "$1" "$IMPL" "$sf"
+}
+
 # run_tap PREFIX TIMEOUT CMD...: run a TAP-producing program; the harness
 # names its cases "PREFIX: test name", and its exit status is a result too.
+# A program that is missing is a failure (exit status 127, no TAP), not a
+# silent omission.
 run_tap() {
 	local prefix=$1 tmo=$2; shift 2
 	local lf; lf=$(logname "$prefix")
 	log "run: $* (timeout ${tmo}s)"
+	run_start "$prefix"
 	timeout -k 10 "$tmo" "$@" > "$lf" 2>&1
 	local rc=$?
+	run_finish "$prefix" $rc
 	record tap "$prefix" $rc "$lf"
 	log "done: $prefix rc=$rc"
 }
@@ -62,8 +129,10 @@ run_one() {
 	local name=$1 tmo=$2; shift 2
 	local lf; lf=$(logname "$name")
 	log "run: $* (timeout ${tmo}s)"
+	run_start "$name"
 	timeout -k 10 "$tmo" "$@" > "$lf" 2>&1
 	local rc=$?
+	run_finish "$name" $rc
 	record exit "$name" $rc "$lf"
 	log "done: $name rc=$rc"
 }
@@ -81,6 +150,76 @@ kunit_results() {
 		cp "$d/results" "$lf"
 		record ktap "kunit: $suite" - "$lf"
 	done
+}
+
+# ---------------------------------------------------------------------------
+# What a run needs (require ...): each prints what it found.
+
+# Swap on the zram device, so that shmem pages are really swapped out.
+have_swap() {
+	grep '^/dev/zram0 ' /proc/swaps || { cat /proc/swaps; return 1; }
+	[ "$(awk '/SwapTotal/{print $2}' /proc/meminfo)" -gt 0 ]
+}
+
+# Shmem hands out PMD-sized folios: a file on a huge=always tmpfs is made
+# of them.
+have_pmd_folios() {
+	local d=/tmp/uffdrs-thp pmd kb before after rc=1
+	pmd=$(cat /sys/kernel/mm/transparent_hugepage/hpage_pmd_size) || return 1
+	kb=$((pmd / 1024))
+	mkdir -p $d && mount -t tmpfs -o huge=always,size=$((4 * kb))k tmpfs $d || return 1
+	before=$(awk '/ShmemHugePages/{print $2}' /proc/meminfo)
+	head -c $((2 * pmd)) /dev/zero > $d/f
+	after=$(awk '/ShmemHugePages/{print $2}' /proc/meminfo)
+	echo "PMD size ${kb} kB; ShmemHugePages ${before} -> ${after} kB for a file of $((2 * kb)) kB"
+	[ $((after - before)) -ge $((2 * kb)) ] && rc=0
+	rm -f $d/f
+	umount $d
+	return $rc
+}
+
+# The Rust memory type of samples/rust/rust_uffd_memory.rs.
+have_sample_device() {
+	ls -l /dev/rust-uffd-memory && [ -c /dev/rust-uffd-memory ]
+}
+
+# The run-time switch selects each of the implementations.
+have_switch() {
+	local impl rc=0
+	for impl in "$@"; do
+		if echo "$impl" > "$SWITCH" && [ "$(cat "$SWITCH")" = "$impl" ]; then
+			echo "$impl: selected"
+		else
+			echo "$impl: cannot be selected (mfill_impl: $(cat "$SWITCH" 2>&1))"
+			rc=1
+		fi
+	done
+	cat "$STATS" || rc=1
+	return $rc
+}
+
+# A production kernel: the Rust implementation is built in, the switch, its
+# counters and the KUnit suites are not.
+is_production() {
+	local rc=0
+	echo "kernel $(uname -r)"
+	if grep -qw rust_mfill_atomic_pte_continue /proc/kallsyms; then
+		echo "rust_mfill_atomic_pte_continue: built in"
+	else
+		echo "rust_mfill_atomic_pte_continue: not in /proc/kallsyms"
+		rc=1
+	fi
+	for f in "$SWITCH" "$STATS" /sys/kernel/debug/kunit; do
+		if [ -e "$f" ]; then
+			echo "$f: present (a test kernel's)"
+			rc=1
+		fi
+	done
+	if grep -qw mfill_impl_write /proc/kallsyms; then
+		echo "mfill_impl_write: built in (the switch of a test kernel)"
+		rc=1
+	fi
+	return $rc
 }
 
 guest_finish() {

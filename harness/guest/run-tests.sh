@@ -1,95 +1,102 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Runs inside the test VM: KUnit results, upstream uffd selftests, the
-# project's selftests, on the Rust and on the C implementation in turn.
-# Writes $1/manifest, $1/logs/, $1/dmesg.txt (see lib.sh); the harness
-# turns them into results on the host.
+# Runs inside the test VM. On a test kernel (CONFIG_USERFAULTFD_RUST_TEST):
+# the KUnit results, then the upstream uffd selftests and the project's
+# selftests on the Rust, the batched Rust and the C implementation in turn.
+# On the production kernel ("kernel=production": CONFIG_USERFAULTFD_RUST=y,
+# no switch, no KUnit): the selftests that map pages, once.
+# Writes $1/manifest, $1/logs/, $1/dmesg.txt (see lib.sh); the harness turns
+# them into results on the host and checks them against
+# harness/expected.toml: whatever is missing there fails the run.
+# On the test kernel booted for fault injection ("kernel=fault-injection"):
+# uffd-continue and uffd-continue-stress on each implementation, with
+# allocation failures injected into their CONTINUE calls (fault-inject.sh).
 # Then, optional: "kunit" to collect the KUnit results only (quick
-# iteration), "only=PROG[,PROG...]" to run only these selftest programs
-# (and, for uffd-continue and uffd-continue-stress, their fault-injection
-# phase; "only=fault-injection" for that phase alone),
+# iteration), "only=PROG[,PROG...]" to run only these selftest programs,
 # "stress=SECONDS" for the time uffd-continue-stress spends on each kind of
-# file (default 30).
+# file (default 30), "kernel=production" or "kernel=fault-injection"
+# (default "kernel=test").
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fault-inject.sh"
-ONLY= KUNIT_ONLY= STRESS_SECS=30
+ONLY= KUNIT_ONLY= STRESS_SECS=30 KERNEL=test
 for arg in "${@:2}"; do
 	case $arg in
 	kunit) KUNIT_ONLY=1 ;;
 	only=*) ONLY=",${arg#only=}," ;;
 	stress=*) STRESS_SECS=${arg#stress=} ;;
+	kernel=*) KERNEL=${arg#kernel=} ;;
 	esac
 done
+want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
+
 guest_setup
-kunit_results
+load_modules
+
+# What the run needs, whether or not a program would notice its absence:
+# each is a result, and the host fails the run on one that is missing.
+require swap have_swap
+require "PMD-sized folios" have_pmd_folios
+require "sample device" have_sample_device
+if [ "$KERNEL" = production ]; then
+	require "production kernel" is_production
+	IMPLS=production
+elif [ "$KERNEL" = fault-injection ]; then
+	require switch have_switch rust rust-batch c
+	require "fault injection" have_fault_injection
+	IMPLS="rust rust-batch c"
+else
+	require switch have_switch rust rust-batch c
+	kunit_results
+	IMPLS="rust rust-batch c"
+fi
 if [ -n "$KUNIT_ONLY" ]; then
 	guest_finish
 	exit 0
 fi
-want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
-# The fault-injection phase runs a program if it is wanted, or if the phase
-# is ("only=fault-injection": that phase alone).
-fi_want() { want "$1" || want fault-injection; }
 
-# The implementation switch (C or Rust) exists once the series adds it.
-SWITCH=/sys/kernel/debug/userfaultfd/mfill_impl
-STATS=/sys/kernel/debug/userfaultfd/stats
-IMPLS=base
-if [ -w "$SWITCH" ]; then
-	IMPLS="rust c"
-	# The batched CONTINUE, where the kernel has it.
-	echo rust-batch > "$SWITCH" 2>/dev/null && IMPLS="rust rust-batch c"
-	echo rust > "$SWITCH"
-fi
+# select IMPL: makes IMPL the implementation the programs run on.
+select_impl() {
+	IMPL=
+	[ "$1" = production ] && return 0
+	echo "$1" > "$SWITCH" && [ "$(cat "$SWITCH")" = "$1" ] || return 1
+	IMPL=$1
+}
 
 # The stress's own checks find the violations planted for them.
-if [ -x "$ST/uffd-continue-stress" ] && want uffd-continue-stress; then
-	run_tap "uffd-continue-stress -X" 300 "$ST/uffd-continue-stress" -X
+if [ "$KERNEL" = test ] && want uffd-continue-stress; then
+	if select_impl rust; then
+		run_tap "uffd-continue-stress -X" 300 "$ST/uffd-continue-stress" -X
+	fi
 fi
 
 for impl in $IMPLS; do
-	if [ "$impl" != base ]; then
-		echo "$impl" > "$SWITCH"
-		log "implementation: $(cat $SWITCH)"
-		stats=$(logname "mfill stats [$impl]")
-		sed 's/^/before /' "$STATS" > "$stats"
+	select_impl "$impl"
+	rc=$?
+	record phase "$impl" $rc -
+	kmsg "phase $impl rc=$rc"
+	log "implementation $impl: rc=$rc${IMPL:+, mfill_impl $(cat "$SWITCH")}"
+	# Not selected: its programs are missing from the results, which fails.
+	[ $rc = 0 ] || continue
+	if [ "$KERNEL" = fault-injection ]; then
+		want fault-injection && fi_programs "$impl" "$STRESS_SECS"
+		continue
 	fi
 	want uffd-unit-tests && run_tap "uffd-unit-tests[$impl]" 1800 "$ST/uffd-unit-tests"
 	for mem in anon shmem shmem-private; do
 		want uffd-stress &&
 			run_one "uffd-stress $mem 32 16 [$impl]" 600 "$ST/uffd-stress" "$mem" 32 16
 	done
-	if [ -x "$ST/uffd-continue" ] && want uffd-continue; then
-		run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
-	fi
+	want uffd-continue && run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
 	# Threads racing CONTINUE against truncation, swap, migration, fork,
 	# mremap...: two kinds of file, STRESS_SECS each, plus the checks.
-	if [ -x "$ST/uffd-continue-stress" ] && want uffd-continue-stress; then
+	want uffd-continue-stress &&
 		run_tap "uffd-continue-stress[$impl]" $((4 * STRESS_SECS + 300)) \
 			"$ST/uffd-continue-stress" -t "$STRESS_SECS"
-	fi
+	[ "$KERNEL" = production ] && continue
 	# The reproducers of the bugs of the base that the series fixes.
 	for prog in pt-reclaim-truncate guard-uffd-wp; do
-		if [ -x "$ST/$prog" ] && want $prog; then
-			run_tap "$prog[$impl]" 300 "$ST/$prog"
-		fi
+		want $prog && run_tap "$prog[$impl]" 300 "$ST/$prog"
 	done
-	if [ "$impl" != base ] && [ -z "$ONLY" ]; then
-		# The harness checks that the pages mapped in this phase all
-		# come from $impl (rust-batch counts as rust).
-		sed 's/^/after /' "$STATS" >> "$stats"
-		record stats "$impl" - "$stats"
-	fi
 done
-
-# Allocation failures injected into the CONTINUE calls of uffd-continue and
-# uffd-continue-stress (fault-inject.sh), on each implementation in turn.
-if fi_want uffd-continue || fi_want uffd-continue-stress; then
-	for impl in $IMPLS; do
-		[ "$impl" != base ] && echo "$impl" > "$SWITCH"
-		log "fault injection: implementation $impl"
-		fi_phase "$impl" "$STRESS_SECS"
-	done
-fi
-[ -w "$SWITCH" ] && echo rust > "$SWITCH"
+[ -n "$IMPL" ] && echo rust > "$SWITCH"
 guest_finish

@@ -9,6 +9,9 @@
   boot.py          virtme-ng boots running a guest script (harness/guest/)
   results.py       every result: KTAP/TAP (kunit_parser), exit statuses,
                    implementation comparison, kernel log; the TAP report
+  coverage.py      a test run held against harness/expected.toml: expected
+                   phases, programs, suites, requirements, skips, counters
+                   and OOM reports
   gates.py         checkpatch, git am, clippy, rustfmt, rustdoc, mypy, and
                    the harness's unit tests
   check_series.py  check-series (every patch on its own) and check-arch

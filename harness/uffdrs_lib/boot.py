@@ -84,6 +84,10 @@ def numa_args(memory: str, cpus: int, nodes: int) -> List[str]:
     return args
 
 
+# The kernel log buffer of the guests: a full test run writes a few MiB.
+LOG_BUF_LEN = "64M"
+
+
 def guest_script(ctx: Context, name: str) -> str:
     return os.path.join(ctx.harness, "guest", name)
 
@@ -98,6 +102,9 @@ def boot(ctx: Context, script: str, name: str, timeout: int,
     guest was stopped after `timeout` seconds).
     """
     rundir = os.path.join(ctx.runs, name)
+    # A kernel log buffer that holds a whole run: the harness judges it at
+    # the end (results.scan_kernel_log() fails a log that wrapped).
+    append = (f"log_buf_len={LOG_BUF_LEN}", *append)
     shutil.rmtree(rundir, ignore_errors=True)
     os.makedirs(rundir)
     console = os.path.join(rundir, "console.log")

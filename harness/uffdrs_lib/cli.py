@@ -37,7 +37,8 @@ import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import base, bench, boot, build, check_series, gates, host_setup, results, series
+from . import (base, bench, boot, build, check_series, coverage, gates, host_setup,
+               results, series)
 from .common import Context, HarnessError, elapsed, say, tail, tool_env
 from .results import Results
 
@@ -98,18 +99,33 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     return finish(res)
 
 
-def test_run_name(ctx: Context) -> str:
+def test_run_name(ctx: Context, phase: str = "test") -> str:
     return ("test-kasan" if ctx.kasan else "test") + \
-        ("-without-fixes" if ctx.without_fixes else "")
+        ("-without-fixes" if ctx.without_fixes else "") + \
+        ("" if phase == "test" else f"-{phase}")
 
 
-def guest_args(args: argparse.Namespace) -> str:
+def guest_args(args: argparse.Namespace, phase: str = "test") -> str:
     """The arguments of guest/run-tests.sh after its run directory."""
     words = ["kunit"] if args.kunit_only else []
     if args.only:
         words.append(f"only={args.only}")
     words.append(f"stress={args.stress_secs}")
+    if phase != "test":
+        words.append(f"kernel={phase}")
     return " ".join(words)
+
+
+def phase_context(ctx: Context, phase: coverage.Phase) -> Context:
+    """The Context that builds and boots the kernel of a phase: the test
+    kernel's, or its own build directory and fragments on top (--kasan:
+    with KASAN too, in a directory of its own)."""
+    if phase.build == "build" and not phase.config:
+        return ctx
+    build_dir = phase.build + ("-kasan" if ctx.kasan else "")
+    return dataclasses.replace(
+        ctx, build=os.path.join(ctx.cache, build_dir),
+        extra_fragments=tuple(os.path.join(ctx.harness, "config", c) for c in phase.config))
 
 
 def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
@@ -119,20 +135,30 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     # First, in seconds: the harness's own unit tests (they need the base's
     # tools/testing/kunit).
     gates.run_unit_tests(ctx, res)
+    exp = coverage.load(ctx.harness)
+    scope = coverage.Scope.of(args.only, args.kunit_only)
+    phases = [p for p in exp.phases.values() if scope.runs(exp, p)]
     commits = series.update_tree(ctx)
-    build.build_kernel(ctx)
+    built = set()
+    for phase in phases:
+        # Each kernel once: phases may boot the same one (fault-injection).
+        pctx = phase_context(ctx, phase)
+        if (pctx.build, pctx.extra_fragments) not in built:
+            build.build_kernel(pctx)
+            built.add((pctx.build, pctx.extra_fragments))
     build.build_selftests(ctx)
-    # Huge pages from boot on, so that the KUnit suites (which run before the
-    # guest script sets vm.nr_hugepages) can map hugetlb files too.
-    rundir = boot.boot(ctx, "run-tests.sh", test_run_name(ctx), timeout=args.timeout,
-                       append=("hugepages=128",), numa_nodes=args.numa_nodes,
-                       args=guest_args(args))
-    results.parse_guest_run(rundir, res)
-    results.compare_implementations(res)
-    results.scan_kernel_log(rundir, res)
+    runs = []
+    for phase in phases:
+        # Huge pages from boot on, so that the KUnit suites (which run before
+        # the guest script sets vm.nr_hugepages) can map hugetlb files too.
+        runs.append((phase, boot.boot(phase_context(ctx, phase), "run-tests.sh",
+                                      test_run_name(ctx, phase.name), timeout=args.timeout,
+                                      append=("hugepages=128",), numa_nodes=args.numa_nodes,
+                                      args=guest_args(args, phase.name))))
+    coverage.judge(res, exp, scope, runs)
     if not args.no_gates and commits:
         gates.run_gates(ctx, res)
-    with open(os.path.join(rundir, "results.tap"), "w") as f:
+    with open(os.path.join(ctx.runs, test_run_name(ctx), "results.tap"), "w") as f:
         res.report(f)
     print()
     print("Phase timings:")

@@ -203,83 +203,6 @@ def exit_status_name(prefix: str, rc: str) -> str:
 # A guest run
 # ---------------------------------------------------------------------------
 
-def mfill_deltas(text: str) -> Callable[[str], int]:
-    """How much each debugfs counter grew: `text` has them before and after
-    ("before continue_rust 12", "after continue_rust 20")."""
-    values: Dict[str, Dict[str, int]] = {"before": {}, "after": {}}
-    for line in text.splitlines():
-        f = line.split()
-        if len(f) == 3 and f[0] in values:
-            values[f[0]][f[1]] = int(f[2])
-
-    def delta(key: str) -> int:
-        return values["after"].get(key, 0) - values["before"].get(key, 0)
-    return delta
-
-
-def mfill_stats(text: str, impl: str) -> Tuple[bool, str]:
-    """Whether a phase mapped its pages with the selected implementation only.
-
-    `text` has the debugfs counters before and after the phase ("before
-    continue_rust 12"); rust-batch counts as rust. Returns (ok, summary).
-    """
-    delta = mfill_deltas(text)
-    fam = impl.removesuffix("-batch")
-    other = "c" if fam == "rust" else "rust"
-    d_cont, d_inst = delta(f"continue_{fam}"), delta(f"install_{fam}")
-    o = delta(f"continue_{other}") + delta(f"install_{other}")
-    msg = f"continue_{fam} +{d_cont}, install_{fam} +{d_inst}, {other} +{o}"
-    return d_cont > 0 and d_inst > 0 and o == 0, msg
-
-
-# The fault-injection phase (harness/guest/fault-inject.sh): its log has the
-# failures each attribute injected ("failslab 12"), the mfill counters before
-# and after, and the programs' summaries ("uffd-continue: # fault injection:
-# 812 CONTINUE under injection, ..., 9 of them because of it; ...").
-FI_ATTRS = ("failslab", "fail_page_alloc")
-FI_SUMMARY = re.compile(r"^([\w-]+): # fault injection: (\d+) CONTINUE under injection, "
-                        r"(\d+) failed .* (\d+) of them because of it;")
-
-
-def add_fault_injection(res: Results, prefix: str, impl: str, text: str) -> None:
-    """The results of the fault-injection phase on `impl`: failures were
-    injected (a phase that injected none fails), some of them failed a
-    CONTINUE, and the pages were mapped by `impl` only."""
-    injected: Dict[str, int] = {}
-    calls = failed = caused = 0
-    progs = []
-    for line in text.splitlines():
-        f = line.split()
-        if len(f) == 2 and f[0] in FI_ATTRS and re.fullmatch(r"-?\d+", f[1]):
-            injected[f[0]] = int(f[1])
-        m = FI_SUMMARY.match(line)
-        if m:
-            progs.append(f"{m.group(1)} {m.group(4)}/{m.group(3)}/{m.group(2)}")
-            calls += int(m.group(2))
-            failed += int(m.group(3))
-            caused += int(m.group(4))
-    total = sum(injected.values())
-    counts = ", ".join(f"{a} {injected[a]}" for a in FI_ATTRS if a in injected)
-    res.notes.append(f"fault injection [{impl}]: {total} allocation failures injected "
-                     f"({counts or 'no counts'}); CONTINUE failed by them/failed/made: "
-                     f"{', '.join(progs) or 'none'}")
-    name = f"{prefix}fault injection[{impl}]"
-    res.check(len(injected) == len(FI_ATTRS) and total > 0,
-              f"{name}: allocation failures injected", text[-3000:])
-    res.check(caused > 0, f"{name}: CONTINUE calls failed by them, and retried",
-              f"{calls} CONTINUE under injection, {failed} failed, {caused} because of it\n"
-              + text[-3000:])
-    # CONTINUE only: no UFFDIO_COPY in this phase, so no install_ counts.
-    delta = mfill_deltas(text)
-    fam = impl.removesuffix("-batch")
-    other = "c" if fam == "rust" else "rust"
-    mine = delta(f"continue_{fam}")
-    theirs = delta(f"continue_{other}") + delta(f"install_{other}")
-    res.check(mine > 0 and theirs == 0,
-              f"{name}: pages mapped by the selected implementation only",
-              f"continue_{fam} +{mine}, {other} +{theirs}")
-
-
 @dataclasses.dataclass
 class ManifestEntry:
     kind: str
@@ -302,7 +225,9 @@ def read_manifest(rundir: str) -> Optional[List[ManifestEntry]]:
 
 def parse_guest_run(rundir: str, res: Results, prefix: str = "") -> None:
     """Adds the results of a guest run: everything its manifest lists, and
-    whether the guest script finished."""
+    whether the guest script finished. `prefix` names the results that are
+    not a program's (requirements, completion): "" for the test kernel.
+    The counters (stats entries) are judged by coverage.check_counters()."""
     entries = read_manifest(rundir)
     if entries is None:
         res.fail(f"{prefix}guest results",
@@ -311,24 +236,26 @@ def parse_guest_run(rundir: str, res: Results, prefix: str = "") -> None:
     for e in entries:
         log = os.path.join(rundir, e.log)
         text = read(log) if e.log != "-" and os.path.exists(log) else ""
-        name = prefix + e.name
         if e.kind == "ktap":
-            add_ktap_suite(res, name, text)
+            add_ktap_suite(res, e.name, text)
         elif e.kind == "nokunit":
             res.fail(f"{prefix}kunit: debugfs results present")
+        elif e.kind == "require":
+            res.check(e.status == "0", f"{prefix}required: {e.name}", text)
+        elif e.kind == "phase":
+            where = f" ({prefix.removesuffix(': ')})" if prefix else ""
+            res.check(e.status == "0", f"phase [{e.name}]{where}: implementation selected",
+                      f"selecting {e.name} failed ({e.status}): its programs did not run")
         elif e.kind == "tap":
-            add_tap_program(res, name, text)
-            res.check(exit_status_ok(e.status, tap=True), exit_status_name(name, e.status),
+            add_tap_program(res, e.name, text)
+            res.check(exit_status_ok(e.status, tap=True), exit_status_name(e.name, e.status),
                       tail(log))
         elif e.kind == "exit":
-            res.check(exit_status_ok(e.status, tap=False), name, tail(log))
-        elif e.kind == "faultinject":
-            add_fault_injection(res, prefix, e.name, text)
+            res.check(exit_status_ok(e.status, tap=False), e.name, tail(log))
         elif e.kind == "stats":
-            ok, msg = mfill_stats(text, e.name)
-            res.notes.append(f"mfill stats [{e.name}]: {msg}")
-            res.check(ok, f"{prefix}mfill stats [{e.name}]: pages mapped by the "
-                      "selected implementation only", msg)
+            pass
+        elif e.kind == "faultinject":
+            add_fault_injection(res, e.name, text)
         else:
             res.fail(f"{prefix}guest manifest", f"unknown entry {e}")
     done = os.path.exists(os.path.join(rundir, "done"))
@@ -339,11 +266,47 @@ def parse_guest_run(rundir: str, res: Results, prefix: str = "") -> None:
               f"{rundir}/console.log)")
 
 
+# The fault-injection phase (harness/guest/fault-inject.sh): for each program
+# run, the failures each fault attribute injected ("failslab 12") and the
+# program's own count ("# fault injection: 812 CONTINUE under injection, 40
+# failed (...) and were retried, 9 of them because of it; ...").
+FI_ATTRS = ("failslab", "fail_page_alloc")
+FI_SUMMARY = re.compile(r"^# fault injection: (\d+) CONTINUE under injection, (\d+) failed "
+                        r".* (\d+) of them because of it;")
+
+
+def add_fault_injection(res: Results, run: str, text: str) -> None:
+    """The results of a program run under fault injection: failures were
+    injected (a run that injected none fails), and some failed a CONTINUE
+    that was then retried; the counts go into the notes."""
+    injected: Dict[str, int] = {}
+    summary = None
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[0] in FI_ATTRS and re.fullmatch(r"-?\d+", f[1]):
+            injected[f[0]] = int(f[1])
+        summary = summary or FI_SUMMARY.match(line)
+    total = sum(injected.values())
+    calls, failed, caused = (int(g) for g in summary.groups()) if summary else (0, 0, 0)
+    res.notes.append(f"{run}: {total} allocation failures injected ("
+                     + (", ".join(f"{a} {injected[a]}" for a in FI_ATTRS if a in injected)
+                        or "none recorded")
+                     + f"); {calls} CONTINUE under injection, {failed} failed and were "
+                     f"retried, {caused} of them because of it")
+    res.check(len(injected) == len(FI_ATTRS) and total > 0,
+              f"{run}: allocation failures injected", text)
+    res.check(caused > 0, f"{run}: CONTINUE calls failed by them, and retried",
+              text if summary else "no summary line from the program\n" + text)
+
+
 # ---------------------------------------------------------------------------
 # Checks over the results and the kernel log
 # ---------------------------------------------------------------------------
 
-IMPL_NAME = re.compile(r"^(.*)\[(rust|rust-batch|c)\](.*)$")
+IMPLS = ("rust", "rust-batch", "c", "production")
+IMPL_NAME = re.compile(r"^(.*)\[(" + "|".join(IMPLS) + r")\](.*)$")
+# Results with an implementation in their name that are not a program's.
+NOT_PROGRAMS = ("mfill stats", "phase")
 
 
 def compare_implementations(res: Results) -> None:
@@ -356,7 +319,7 @@ def compare_implementations(res: Results) -> None:
     by_prog: Dict[str, Dict[str, Dict[str, str]]] = {}
     for r in res.items:
         m = IMPL_NAME.match(r.name)
-        if m:
+        if m and not r.name.startswith(NOT_PROGRAMS):
             prog, impl, case = m.groups()
             by_prog.setdefault(prog.strip(), {}).setdefault(case, {})[impl] = r.status
     for prog, cases in sorted(by_prog.items()):
@@ -378,65 +341,194 @@ KERNEL_LOG_BAD = re.compile(
     r"(WARNING:|BUG:|Oops|kernel BUG at|general protection fault|"
     r"KASAN:|UBSAN:|Kernel panic|possible recursive locking|"
     r"circular locking dependency|inconsistent lock state|"
-    r"suspicious RCU usage|Call Trace:|cut here)")
+    r"suspicious RCU usage|Call Trace:|cut here|"
+    # Broken page tables and swap entries (pmd_ERROR(), pte_ERROR(),
+    # swapfile.c), dump_page(), check_mm().
+    r"bad pmd|bad pte|Bad swap|Bad rss-counter|page dumped because|"
+    # The hung-task and lockup detectors, RCU stalls.
+    r"blocked for more than|soft lockup|hard LOCKUP|detected stall|"
+    r"self-detected stall|"
+    # An OOM report outside the ones expected (see OomReport).
+    r"invoked oom-killer|"
+    # A failure injected, or the warning of one, outside the runs of the
+    # fault-injection phase (see injection_reports()).
+    r"FAULT_INJECTION:|page allocation failure:)")
 
 
-# An OOM report: the kernel doing its job (uffd-continue's memcg case fills
-# a memory cgroup on purpose). The one stack trace it prints, from its first
-# line to the end of that trace, is not a problem; anything else still is.
-OOM_REPORT_START = re.compile(r" invoked oom-killer: ")
-OOM_REPORT_END = re.compile(r"</TASK>|Out of memory and no killable processes|"
-                            r"oom-kill:constraint=")
+# An OOM report: from its first line to its end. Some are the kernel doing
+# its job (uffd-continue's memory-cgroup case fills a memory cgroup on
+# purpose); which, is for the caller to say (coverage.py, expected.toml).
+OOM_REPORT_START = re.compile(r" (\S+) invoked oom-killer: ")
+OOM_REPORT_END = re.compile(r"Out of memory and no killable processes|"
+                            r"oom-kill:constraint=|Killed process \d+")
+OOM_MEMCG = re.compile(r"Memory cgroup stats for (\S+):")
+# What the guest writes to the kernel log around each program (lib.sh).
+RUN_MARK = re.compile(r"uffdrs: (run|done) (.*?)(?: rc=\S+)?$")
 
 
-# The fault-injection phase (harness/guest/fault-inject.sh) marks where it
-# starts and ends. Between the marks, and only there, the kernel may report
-# the failures it injects ("FAULT_INJECTION: forcing a failure.", the
-# attribute's line and, with verbose=2, a dump_stack()) and the allocation
-# failure warnings they cause (warn_alloc(): "COMM: page allocation failure:
-# ...", a dump_stack() and the memory state). The stack trace of such a
-# report is no problem: a "Call Trace:" at most FI_TRACE_LINES lines after
-# its first line. Anywhere else, an injection report is one.
-FI_PHASE_ON = re.compile(r"uffdrs: fault injection on \[")
-FI_PHASE_OFF = re.compile(r"uffdrs: fault injection off \[")
-FI_REPORT_START = re.compile(r"FAULT_INJECTION: forcing a failure|: page allocation failure: ")
-FI_TRACE_LINES = 6
+@dataclasses.dataclass
+class OomReport:
+    """An OOM report of the kernel log: the task that invoked the OOM
+    killer, the memory cgroup whose limit it hit ("" for a system-wide
+    OOM), the program run it happened in ("" outside one), its first line."""
+    comm: str
+    memcg: str
+    run: str
+    line: str
 
 
-def kernel_log_problems(text: str) -> List[str]:
+def oom_reports(text: str) -> List[Tuple[OomReport, List[int]]]:
+    """The OOM reports of a kernel log, each with the indexes of its lines
+    up to the end of its stack trace (its first "</TASK>")."""
+    reports: List[Tuple[OomReport, List[int]]] = []
+    run = ""
+    cur: Optional[Tuple[OomReport, List[int]]] = None
+    in_stack = False
+    for i, line in enumerate(text.splitlines()):
+        m = RUN_MARK.search(line)
+        if m:
+            run = m.group(2) if m.group(1) == "run" else ""
+        m = OOM_REPORT_START.search(line)
+        if m:
+            cur = (OomReport(m.group(1), "", run, line.rstrip()), [])
+            reports.append(cur)
+            in_stack = True
+        if cur is None:
+            continue
+        if in_stack:
+            cur[1].append(i)
+            in_stack = "</TASK>" not in line
+        m = OOM_MEMCG.search(line)
+        if m:
+            cur[0].memcg = m.group(1)
+        if OOM_REPORT_END.search(line):
+            cur = None
+    return reports
+
+
+# The fault injection's own reports: fail_dump() prints its first line and
+# the attribute's ("name failslab, interval 1, ...") and, with verbose=2, a
+# dump_stack(); an allocation that fails because of it may warn
+# (warn_alloc(): "COMM: page allocation failure: order:0, ...", a
+# dump_stack(), the memory state).
+INJECTION_REPORT_START = re.compile(r"FAULT_INJECTION: forcing a failure|"
+                                    r": page allocation failure: ")
+DUMP_STACK_START = re.compile(r"CPU: \d+ .*Comm: ")
+
+
+def injection_reports(text: str) -> List[Tuple[str, List[int]]]:
+    """The fault-injection reports of a kernel log: the program run each
+    happened in ("" outside one) and the indexes of its lines, from its
+    first to the end of its stack trace (its first "</TASK>"), if a
+    dump_stack() starts within its next 3 lines."""
+    lines = text.splitlines()
+    reports: List[Tuple[str, List[int]]] = []
+    run = ""
+    for i, line in enumerate(lines):
+        m = RUN_MARK.search(line)
+        if m:
+            run = m.group(2) if m.group(1) == "run" else ""
+        if not INJECTION_REPORT_START.search(line):
+            continue
+        end = i
+        if any(DUMP_STACK_START.search(x) for x in lines[i + 1:i + 4]):
+            end = next((j for j in range(i + 1, min(len(lines), i + 200))
+                        if "</TASK>" in lines[j]), i)
+        reports.append((run, list(range(i, end + 1))))
+    return reports
+
+
+def kernel_log_problems(text: str,
+                        excused: Callable[[OomReport], bool] = lambda r: False,
+                        injection_allowed: Callable[[str], bool] = lambda run: False
+                        ) -> List[str]:
     """The lines of a kernel log that report a WARN, BUG, Oops, lockdep,
-    KASAN, UBSAN or RCU problem, or a call trace outside an OOM report and
-    outside a report of the fault-injection phase's own failures."""
+    KASAN, UBSAN or RCU problem, a hung task, a lockup, a broken page table
+    or swap entry, an OOM, an injected failure, or a call trace; the lines of
+    an OOM report that `excused` accepts, and of a fault-injection report in
+    a program run that `injection_allowed` accepts, are not problems: their
+    first line and their stack trace's "Call Trace:" (anything else in them
+    still is, a WARN of another CPU printed in the middle of one, say)."""
+    quiet = set()
+    for report, lines in oom_reports(text):
+        if excused(report):
+            quiet.update(lines)
+    for run, lines in injection_reports(text):
+        if injection_allowed(run):
+            quiet.update(lines)
     bad = []
-    in_oom = in_fi = False
-    fi_report = -1  # lines since the start of an injection report, -1: none
-    for line in text.splitlines():
-        if OOM_REPORT_START.search(line):
-            in_oom = True
-        elif in_oom and OOM_REPORT_END.search(line):
-            in_oom = False
-        if FI_PHASE_ON.search(line):
-            in_fi = True
-        elif FI_PHASE_OFF.search(line):
-            in_fi = False
-        if FI_REPORT_START.search(line):
-            if not in_fi:
-                bad.append(line.rstrip())
-            fi_report = 0 if in_fi else -1
-        elif fi_report >= 0:
-            fi_report = fi_report + 1 if fi_report < FI_TRACE_LINES else -1
+    for i, line in enumerate(text.splitlines()):
         m = KERNEL_LOG_BAD.search(line)
-        if m and not (m.group(0) == "Call Trace:" and (in_oom or fi_report >= 0)):
+        if m and not (i in quiet and m.group(0) in (
+                "Call Trace:", "invoked oom-killer", "FAULT_INJECTION:",
+                "page allocation failure:")):
             bad.append(line.rstrip())
-        if m and m.group(0) == "Call Trace:":
-            fi_report = -1
     return bad
 
 
-def scan_kernel_log(rundir: str, res: Results, prefix: str = "") -> None:
-    """The guest's kernel log (dmesg.txt, else the console) must be clean."""
-    dmesg = os.path.join(rundir, "dmesg.txt")
-    src = dmesg if os.path.exists(dmesg) else os.path.join(rundir, "console.log")
-    bad = kernel_log_problems(read(src)) if os.path.exists(src) else [f"{src}: missing"]
-    res.check(not bad, f"{prefix}kernel log clean (no WARN/BUG/Oops/lockdep/KASAN)",
-              "\n".join(bad[:30]) + f"\n(full log: {src})")
+# printk's size of its ring buffer, when log_buf_len= set it.
+LOG_BUF_SIZE = re.compile(r"log buffer data \+ meta data: (\d+) \+ (\d+) = (\d+) bytes")
+
+
+def log_buffer_size(text: str) -> Optional[int]:
+    m = LOG_BUF_SIZE.search(text)
+    return int(m.group(1)) if m else None
+
+
+def log_starts_at_boot(text: str) -> bool:
+    """Whether a kernel log has its first message: "Linux version" is the
+    first line the kernel prints, and the first a ring buffer drops."""
+    for line in text.splitlines():
+        if line.strip():
+            return "Linux version" in line
+    return False
+
+
+def scan_kernel_log(rundir: str, res: Results, prefix: str = "",
+                    excused: Callable[[OomReport], bool] = lambda r: False,
+                    finished: Optional[bool] = None,
+                    injection_allowed: Callable[[str], bool] = lambda run: False
+                    ) -> Optional[str]:
+    """The guest's kernel log, as `dmesg` gave it at the end of the run
+    (dmesg.txt) and as the serial console printed it (console.log): both
+    must be clean, and dmesg.txt must start at boot (a log that wrapped has
+    lost its first messages, and with them maybe a report). Returns the text
+    of the most complete of the two (dmesg.txt if it is complete), or None.
+
+    `finished`: whether the guest script got to writing dmesg.txt (by
+    default: whether it is there); if it did not, the console is all there
+    is, and the run fails elsewhere (guest run completed).
+    """
+    dmesg_path = os.path.join(rundir, "dmesg.txt")
+    console_path = os.path.join(rundir, "console.log")
+    dmesg = read(dmesg_path) if os.path.exists(dmesg_path) else None
+    console = read(console_path) if os.path.exists(console_path) else None
+    if finished is None:
+        finished = dmesg is not None
+    bad: List[str] = []
+    for path, text in ((dmesg_path, dmesg), (console_path, console)):
+        if text is None:
+            if path == console_path or finished:
+                bad.append(f"{path}: missing")
+            continue
+        found = kernel_log_problems(text, excused, injection_allowed)
+        if found:
+            bad += [f"{os.path.basename(path)}:"] + found[:30]
+    res.check(not bad, f"{prefix}kernel log clean (no WARN/BUG/Oops/lockdep/KASAN/"
+              "hung task/bad page table)",
+              "\n".join(bad[:60]) + f"\n(logs: {dmesg_path}, {console_path})")
+    if dmesg is not None or finished:
+        size = log_buffer_size(dmesg or "") or log_buffer_size(console or "")
+        used = len((dmesg or "").encode())
+        complete = dmesg is not None and log_starts_at_boot(dmesg)
+        what = (f"{used} bytes of messages, log buffer {size} bytes"
+                if size else f"{used} bytes of messages, log buffer size not reported")
+        res.notes.append(f"{prefix}kernel log: {what}")
+        res.check(complete, f"{prefix}kernel log complete: starts at boot ({what})",
+                  "dmesg.txt does not start with the kernel's \"Linux version\" line: "
+                  "the log buffer wrapped and lost messages, reports maybe among "
+                  f"them (see {dmesg_path}; log_buf_len= on the command line)"
+                  if dmesg is not None else f"{dmesg_path}: missing")
+    if dmesg is not None and log_starts_at_boot(dmesg):
+        return dmesg
+    return console

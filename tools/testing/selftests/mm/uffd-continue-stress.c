@@ -681,28 +681,35 @@ static int child_reads(struct stress *s, unsigned int seed)
 	return 0;
 }
 
-static void *fork_fn(void *arg)
+/* Forks a child that reads pages of the range, and counts what it found. */
+static void fork_child(struct thread *t)
 {
-	struct thread *t = arg;
 	struct stress *s = t->s;
 	int status;
 	pid_t pid;
 
-	while (!GET(s->stop)) {
-		pid = fork();
-		if (pid == 0)
-			_exit(child_reads(s, t->seed + 1));
-		INC(s->ops[OP_FORK]);
-		if (pid < 0 || waitpid(pid, &status, 0) != pid) {
-			INC(s->op_errors[OP_FORK]);
-			continue;
-		}
-		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-			INC(s->child_bad);
-			note_bad(s, "a forked child read a foreign word (status %x)",
-				 status);
-		}
-		t->seed++;
+	pid = fork();
+	if (pid == 0)
+		_exit(child_reads(s, t->seed + 1));
+	INC(s->ops[OP_FORK]);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+		INC(s->op_errors[OP_FORK]);
+		return;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		INC(s->child_bad);
+		note_bad(s, "a forked child read a foreign word (status %x)",
+			 status);
+	}
+	t->seed++;
+}
+
+static void *fork_fn(void *arg)
+{
+	struct thread *t = arg;
+
+	while (!GET(t->s->stop)) {
+		fork_child(t);
 		usleep(1000);
 	}
 	return NULL;
@@ -1108,6 +1115,123 @@ static void report(struct stress *s, unsigned int rounds, struct check *c)
 		ksft_print_msg("%s: first violation: %s\n", s->kind, c->what);
 }
 
+/* ------------------------------------------------------------------------ */
+/*
+ * Verdicts: what a run of one file kind must show. The run reports each one
+ * as a result, and -X plants a violation of each one, which it must find.
+ * Each returns NULL, or what is wrong.
+ */
+
+static char wrong_buf[256];
+
+static const char *wrong(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(wrong_buf, sizeof(wrong_buf), fmt, ap);
+	va_end(ap);
+	return wrong_buf;
+}
+
+/* What the racers may not fail at (collapse and compaction may). */
+static const enum op must_succeed[] = {
+	OP_TRUNCATE, OP_PUNCH, OP_FALLOCATE, OP_WRITE, OP_DONTNEED,
+	OP_DONTNEED_ALL, OP_PAGEOUT, OP_WP, OP_UNWP, OP_MIGRATE, OP_FORK,
+	OP_MREMAP, OP_MUNMAP,
+};
+
+/* What must have happened in every run. */
+static const enum op must_happen[] = {
+	OP_MINOR, OP_FORK, OP_MREMAP, OP_MUNMAP,
+};
+
+/*
+ * Every racer ran without an error, and the race did what it is there for:
+ * minor faults, forks, mremap and munmap of the window, pages mapped by
+ * CONTINUE, pages swapped out (a kernel without swap fails this).
+ */
+static const char *racers_wrong(const struct stress *s, bool started)
+{
+	size_t i;
+
+	if (!started)
+		return "a racing thread did not start";
+	for (i = 0; i < ARRAY_SIZE(must_succeed); i++)
+		if (s->op_errors[must_succeed[i]])
+			return wrong("%s failed %lu of %lu times",
+				     op_name[must_succeed[i]],
+				     s->op_errors[must_succeed[i]],
+				     s->ops[must_succeed[i]]);
+	for (i = 0; i < ARRAY_SIZE(must_happen); i++)
+		if (!s->ops[must_happen[i]])
+			return wrong("no %s in the whole run",
+				     op_name[must_happen[i]]);
+	if (!s->pages_mapped)
+		return "CONTINUE mapped no page in the whole run";
+	if (!s->swapped)
+		return have_swap ? "no page was swapped out in the whole run" :
+				   "no swap: no page could be swapped out";
+	return NULL;
+}
+
+static const char *outcomes_wrong(const struct stress *s)
+{
+	if (s->outcomes[O_BAD])
+		return wrong("%lu CONTINUEs with an undocumented outcome; last problem: %s",
+			     s->outcomes[O_BAD], s->last_bad);
+	if (s->bad_events)
+		return wrong("%lu faults or events went wrong; last problem: %s",
+			     s->bad_events, s->last_bad);
+	return NULL;
+}
+
+static const char *pages_wrong(const struct check *c)
+{
+	if (c->wrong_pfn)
+		return wrong("%lu mapped pages are not the page cache's; first violation: %s",
+			     c->wrong_pfn, c->what);
+	if (c->probe_failed)
+		return wrong("%lu probes could not map their page; first violation: %s",
+			     c->probe_failed, c->what);
+	if (c->mapped < c->probes)
+		return wrong("%lu pages checked, fewer than the %lu probes",
+			     c->mapped, c->probes);
+	return NULL;
+}
+
+static const char *eof_wrong(const struct check *c)
+{
+	return c->beyond_eof ? wrong("%lu pages mapped at or beyond EOF; first violation: %s",
+				     c->beyond_eof, c->what) : NULL;
+}
+
+static const char *words_wrong(const struct check *c)
+{
+	return c->foreign_word ? wrong("%lu pages hold a foreign word; first violation: %s",
+				       c->foreign_word, c->what) : NULL;
+}
+
+static const char *slots_wrong(const struct check *c)
+{
+	return c->slot_mapped ? wrong("%lu pages mapped in empty window slots; first violation: %s",
+				      c->slot_mapped, c->what) : NULL;
+}
+
+static const char *children_wrong(const struct stress *s)
+{
+	return s->child_bad ? wrong("%lu forked children read a foreign word",
+				    s->child_bad) : NULL;
+}
+
+/* A result named "@kind: @what"; a failure says why first. */
+static void result(const char *kind, const char *why, const char *what)
+{
+	if (why)
+		ksft_print_msg("%s: %s\n", kind, why);
+	ksft_test_result(!why, "%s: %s\n", kind, what);
+}
+
 #define NR_TESTS_PER_KIND	7
 
 static void stress_kind(const char *kind, unsigned int secs,
@@ -1138,94 +1262,120 @@ static void stress_kind(const char *kind, unsigned int secs,
 	} while (now_ns() < end && !c.what[0] && !s.outcomes[O_BAD]);
 	report(&s, rounds, &c);
 
-	ksft_test_result(started && !s.op_errors[OP_FORK] &&
-			 !s.op_errors[OP_MREMAP] && !s.op_errors[OP_MUNMAP] &&
-			 !s.op_errors[OP_TRUNCATE] && !s.op_errors[OP_PUNCH] &&
-			 !s.op_errors[OP_FALLOCATE] && !s.op_errors[OP_WRITE] &&
-			 !s.op_errors[OP_DONTNEED] && !s.op_errors[OP_DONTNEED_ALL] &&
-			 !s.op_errors[OP_PAGEOUT] && !s.op_errors[OP_WP] &&
-			 !s.op_errors[OP_UNWP] && !s.op_errors[OP_MIGRATE] &&
-			 s.ops[OP_MINOR] && s.pages_mapped &&
-			 (s.swapped || !have_swap) &&
-			 s.ops[OP_FORK] && s.ops[OP_MREMAP] && s.ops[OP_MUNMAP],
-			 "%s: every racer ran without an error\n", kind);
-	ksft_test_result(!s.outcomes[O_BAD] && !s.bad_events,
-			 "%s: every CONTINUE and fault had a documented outcome\n",
-			 kind);
-	ksft_test_result(!c.wrong_pfn && !c.probe_failed && c.mapped >= c.probes,
-			 "%s: every mapped page is the page cache's page of its offset\n",
-			 kind);
-	ksft_test_result(!c.beyond_eof,
-			 "%s: no page at or beyond EOF is mapped\n", kind);
-	ksft_test_result(!c.foreign_word,
-			 "%s: mapped pages hold only their own offset's data\n",
-			 kind);
-	ksft_test_result(!c.slot_mapped,
-			 "%s: nothing stays mapped where the window was\n", kind);
-	ksft_test_result(!s.child_bad,
-			 "%s: forked children read only their own offsets' data\n",
-			 kind);
+	result(kind, racers_wrong(&s, started), "every racer ran without an error");
+	result(kind, outcomes_wrong(&s),
+	       "every CONTINUE and fault had a documented outcome");
+	result(kind, pages_wrong(&c),
+	       "every mapped page is the page cache's page of its offset");
+	result(kind, eof_wrong(&c), "no page at or beyond EOF is mapped");
+	result(kind, words_wrong(&c),
+	       "mapped pages hold only their own offset's data");
+	result(kind, slots_wrong(&c),
+	       "nothing stays mapped where the window was");
+	result(kind, children_wrong(&s),
+	       "forked children read only their own offsets' data");
 	teardown(&s);
 }
 
 /*
- * What cg_dir still holds once reclaim has had a go at it: bytes of shmem in
- * *@shmem, of swap in *@swap (-1: swap is not accounted).
+ * What the memory cgroup cg_dir still charges once its processes have exited
+ * and their memory that nobody holds has been reclaimed: no page at all. A
+ * folio that left the page cache but is still held by a reference (a leaked
+ * get, a pipe) is neither shmem nor swap any more, but still charged.
  */
-static void cg_left(long *shmem, long *swap)
-{
-	char val[32];
+#define CG_LEFT_MAX		0
 
-	snprintf(val, sizeof(val), "%ld", cg_read("memory.current", NULL));
-	/* -EAGAIN when it could not reclaim all of it. */
-	cg_write(cg_dir, "memory.reclaim", val);
-	*shmem = cg_read("memory.stat", "shmem");
-	*swap = cg_read("memory.swap.current", NULL);
+/* What is left after a stress, for leaks_wrong(). */
+struct left {
+	struct usage after;
+	long cg_shmem, cg_swap, cg_current;	/* bytes; -1: unknown */
+};
+
+/*
+ * What cg_dir still holds once reclaim has had a go at it: bytes of shmem,
+ * of swap (-1: swap is not accounted) and in all (memory.current). Setting
+ * memory.high to 0 first drains the charges kept ahead per CPU (which
+ * memory.current counts) and reclaims what it can, and never OOM-kills.
+ */
+static void cg_left(struct left *l)
+{
+	cg_write(cg_dir, "memory.high", "0");
+	cg_write(cg_dir, "memory.high", "max");
+	l->cg_shmem = cg_read("memory.stat", "shmem");
+	l->cg_swap = cg_read("memory.swap.current", NULL);
+	l->cg_current = cg_read("memory.current", NULL);
 }
 
 /*
- * After closing everything: back where we started, within @slack_kb, with
- * @rss the RssShmem of the process that ran the stress, at its end. If it ran
- * in a memory cgroup of its own (cg_dir), that has no shmem and, where swap is
- * accounted, no swap left once reclaim has dropped the swap cache's pages
- * that nobody uses any more: a swap slot that only the swap cache holds is
- * freed with its page, a leaked reference keeps it.
+ * The leak check, after closing everything: back where we started, within
+ * @slack_kb, with @rss the RssShmem of the process that ran the stress, at
+ * its end. If it ran in a memory cgroup of its own (cg_dir), that charges
+ * nothing any more once reclaim has dropped the swap cache's pages that
+ * nobody uses: no shmem, no swap (a swap slot that only the swap cache holds
+ * is freed with its page, a leaked reference keeps it), and no memory at all
+ * (a folio truncated while someone held a reference). Waits up to 5 s for
+ * what is left to go; NULL, or what is left, and the figures in *@l.
  */
-static void check_leaks(struct usage before, long slack_kb, long rss)
+static const char *leaks_wrong(struct usage before, long slack_kb, long rss,
+			       struct left *l)
 {
-	long cg_swap = -1, cg_shmem = -1;
-	bool shmem_ok, swap_ok;
-	struct usage after;
+	const char *why;
 	int tries;
 
 	for (tries = 0; tries < 50; tries++) {
-		after = usage_now();
-		shmem_ok = after.shmem <= before.shmem + slack_kb &&
-			   after.shmem_huge <= before.shmem_huge;
-		swap_ok = swap_held(after) <= swap_held(before) + slack_kb;
-		if (cg_dir[0]) {
-			cg_left(&cg_shmem, &cg_swap);
-			shmem_ok = shmem_ok && !cg_shmem;
-			if (cg_swap >= 0)
-				swap_ok = !cg_swap;
-		}
-		if (shmem_ok && swap_ok)
-			break;
-		usleep(100000);
+		if (tries)
+			usleep(100000);
+		l->after = usage_now();
+		l->cg_shmem = l->cg_swap = l->cg_current = -1;
+		if (cg_dir[0])
+			cg_left(l);
+		if (rss)
+			return wrong("RssShmem %ld kB at the end of the stress", rss);
+		why = NULL;
+		if (l->after.shmem > before.shmem + slack_kb ||
+		    l->after.shmem_huge > before.shmem_huge)
+			why = wrong("Shmem %ld -> %ld kB, ShmemHugePages %ld -> %ld kB",
+				    before.shmem, l->after.shmem,
+				    before.shmem_huge, l->after.shmem_huge);
+		else if (l->cg_shmem > 0)
+			why = wrong("%ld bytes of shmem left in %s", l->cg_shmem,
+				    cg_dir);
+		else if (l->cg_swap > 0)
+			why = wrong("%ld bytes of swap left in %s", l->cg_swap,
+				    cg_dir);
+		else if (l->cg_swap < 0 &&
+			 swap_held(l->after) > swap_held(before) + slack_kb)
+			why = wrong("swap in use outside the swap cache %ld -> %ld kB",
+				    swap_held(before), swap_held(l->after));
+		else if (l->cg_current > CG_LEFT_MAX)
+			why = wrong("%ld bytes still charged to %s after reclaim (no shmem, no swap: a folio held by a reference)",
+				    l->cg_current, cg_dir);
+		if (!why)
+			return NULL;
 	}
+	return why;
+}
+
+static void check_leaks(struct usage before, long slack_kb, long rss)
+{
+	struct left l;
+	const char *why = leaks_wrong(before, slack_kb, rss, &l);
+
 	ksft_print_msg("kB before -> after: Shmem %ld -> %ld, ShmemHugePages %ld -> %ld\n",
-		       before.shmem, after.shmem, before.shmem_huge,
-		       after.shmem_huge);
+		       before.shmem, l.after.shmem, before.shmem_huge,
+		       l.after.shmem_huge);
 	ksft_print_msg("kB before -> after: swap used %ld -> %ld, by the swap cache %ld -> %ld\n",
-		       before.swap_used, after.swap_used, before.swap_cached,
-		       after.swap_cached);
+		       before.swap_used, l.after.swap_used, before.swap_cached,
+		       l.after.swap_cached);
 	ksft_print_msg("kB at the end of the stress: RssShmem %ld\n", rss);
 	if (cg_dir[0])
-		ksft_print_msg("bytes left in its memory cgroup: shmem %ld, swap %ld%s\n",
-			       cg_shmem, cg_swap,
-			       cg_swap < 0 ? " (not accounted: judged system-wide)" : "");
-	ksft_test_result(shmem_ok && swap_ok && rss == 0,
-			 "nothing leaked: shmem, its swap and RssShmem back where they started\n");
+		ksft_print_msg("bytes left in its memory cgroup after reclaim: shmem %ld, swap %ld%s, all %ld\n",
+			       l.cg_shmem, l.cg_swap,
+			       l.cg_swap < 0 ? " (not accounted: judged system-wide)" : "",
+			       l.cg_current);
+	if (why)
+		ksft_print_msg("leak: %s\n", why);
+	ksft_test_result(!why, "nothing leaked: shmem, its swap, RssShmem and its memory cgroup's charge back where they started\n");
 	memcg_remove();
 }
 
@@ -1289,38 +1439,81 @@ static bool run_stress(const char * const *kinds, unsigned int nr_kinds,
 }
 
 /*
- * -X: the checks find what they look for. With no thread running, each
- * violation is planted on a memfd through the back door (a private copy, an
- * anonymous page) and must be found; a clean state must pass.
+ * -X: the checks find what they look for, through the functions the run
+ * judges with (check_round(), probe_page(), fork_child(), do_continue() and
+ * the verdicts). With no thread running, each violation is planted on a
+ * memfd through the back door (a private copy, an anonymous page, a word
+ * written through the alias, the range unregistered) and must be found; a
+ * clean state must pass.
  */
+#define NR_SELF_CHECKS		8
+
 static void self_check(void)
 {
+	struct uffdio_range range;
+	struct thread t = { 0 };
+	enum outcome o, o2;
 	struct stress s;
 	struct check c;
 	const char *why = NULL;
+	size_t i;
 	char *p;
 
 	if (setup(&s, "memfd", &why)) {
 		teardown(&s);
-		ksft_test_result_skip("checker: %s\n", why);
-		ksft_test_result_skip("checker: %s\n", why);
-		ksft_test_result_skip("checker: %s\n", why);
-		ksft_test_result_skip("checker: %s\n", why);
-		ksft_test_result_skip("checker: %s\n", why);
+		for (i = 0; i < NR_SELF_CHECKS; i++)
+			ksft_test_result_skip("checker: %s\n", why);
 		return;
 	}
+	t.s = &s;
+	t.seed = 1;
 	do_continue(&s, s.area, 8 * page_size, 0);
 	memset(&c, 0, sizeof(c));
 	check_round(&s, &c);
-	ksft_test_result(!c.what[0] && c.mapped == 8 && !s.outcomes[O_BAD],
-			 "checker: 8 mapped pages of their offsets pass\n");
+	probe_page(&s, &c, 1);
+	fork_child(&t);
+	ksft_test_result(c.mapped >= 8 && c.probes == 1 && !pages_wrong(&c) &&
+			 !eof_wrong(&c) && !words_wrong(&c) &&
+			 !slots_wrong(&c) && !outcomes_wrong(&s) &&
+			 !children_wrong(&s),
+			 "checker: a clean state passes every check\n");
 
 	STORE64(s.alias + 3 * page_size + 64, WORD(4, 1));
 	memset(&c, 0, sizeof(c));
 	check_round(&s, &c);
-	ksft_test_result(c.foreign_word == 1,
+	ksft_test_result(c.foreign_word == 1 && words_wrong(&c),
 			 "checker: finds a word written for another offset\n");
 	STORE64(s.alias + 3 * page_size + 64, WORD(3, 1));
+
+	/* Word 0 of every page written for the next: a child reads one. */
+	for (i = 0; i < s.n; i++)
+		STORE64(s.alias + i * page_size, WORD(i + 1, 1));
+	fork_child(&t);
+	ksft_test_result(s.child_bad == 1 && children_wrong(&s),
+			 "checker: finds a forked child that read a foreign word\n");
+	for (i = 0; i < s.n; i++)
+		STORE64(s.alias + i * page_size, WORD(i, 1));
+	s.child_bad = 0;
+
+	/* Page 0 is mapped: EEXIST is documented; half a page (EINVAL) not. */
+	o = do_continue(&s, s.area, page_size, 0);
+	o2 = do_continue(&s, s.area + page_size, page_size / 2, 0);
+	ksft_test_result(o == O_EEXIST && o2 == O_BAD &&
+			 s.outcomes[O_BAD] == 1 && outcomes_wrong(&s),
+			 "checker: finds a CONTINUE with an undocumented outcome\n");
+	s.outcomes[O_BAD] = 0;
+	s.last_bad[0] = 0;
+
+	/* The range unregistered: the probe's CONTINUE cannot map its page. */
+	range.start = (uintptr_t)s.area;
+	range.len = s.n * page_size;
+	memset(&c, 0, sizeof(c));
+	if (!ioctl(s.uffd, UFFDIO_UNREGISTER, &range))
+		probe_page(&s, &c, 2);
+	ksft_test_result(c.probe_failed == 1 && pages_wrong(&c) &&
+			 !uffd_register(s.uffd, s.area, s.n * page_size, false,
+					s.wp, true),
+			 "checker: finds a probe that could not map its page\n");
 
 	/* A private copy of page 5 in place of the page cache's page. */
 	p = mmap(s.area + 5 * page_size, page_size, PROT_READ | PROT_WRITE,
@@ -1332,7 +1525,8 @@ static void self_check(void)
 	if (!c.pfn_checked)
 		ksft_test_result_skip("checker: page frames are only visible to root\n");
 	else
-		ksft_test_result(p != MAP_FAILED && c.wrong_pfn == 1,
+		ksft_test_result(p != MAP_FAILED && c.wrong_pfn == 1 &&
+				 pages_wrong(&c),
 				 "checker: finds a page that is not the page cache's\n");
 
 	/* The last page cut off the file, with a page still mapped there. */
@@ -1344,7 +1538,8 @@ static void self_check(void)
 	memset(&c, 0, sizeof(c));
 	ksft_test_result(p != MAP_FAILED &&
 			 !ftruncate(s.fd, (s.n - 1) * page_size) &&
-			 (check_round(&s, &c), c.beyond_eof == 1),
+			 (check_round(&s, &c), c.beyond_eof == 1) &&
+			 eof_wrong(&c),
 			 "checker: finds a page mapped beyond EOF\n");
 
 	/* Something in a window slot that should hold nothing. */
@@ -1356,8 +1551,43 @@ static void self_check(void)
 	memset(&c, 0, sizeof(c));
 	check_round(&s, &c);
 	ksft_test_result(p != MAP_FAILED && s.win == s.resv &&
-			 c.slot_mapped == 1,
+			 c.slot_mapped == 1 && slots_wrong(&c),
 			 "checker: finds a page where the window is not\n");
+	teardown(&s);
+}
+
+/*
+ * -X, racer errors: a short round of every thread, with the file open
+ * read-only, so that the file thread's truncations, hole punches and writes
+ * (and the window's new mappings) fail.
+ */
+static void self_check_racers(void)
+{
+	const char *why = NULL;
+	struct stress s;
+	bool started;
+	char path[64];
+	int fd, rw;
+
+	if (setup(&s, "memfd", &why)) {
+		teardown(&s);
+		ksft_test_result_skip("checker: %s\n", why);
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", s.fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	rw = s.fd;
+	if (fd >= 0)
+		s.fd = fd;
+	started = round_run(&s, 1, 300);
+	s.fd = rw;
+	why = racers_wrong(&s, started);
+	ksft_print_msg("checker: racers on a read-only file: %s\n",
+		       why ? why : "nothing found");
+	ksft_test_result(fd >= 0 && why && strstr(why, " failed "),
+			 "checker: finds a racer's errors\n");
+	if (fd >= 0)
+		close(fd);
 	teardown(&s);
 }
 
@@ -1377,67 +1607,108 @@ static void self_check_torn(void)
 }
 
 /*
- * -X, the leak check: a child in a memory cgroup of our own writes two pages
- * of a memfd that this process keeps open, and swaps one out; the cgroup is
- * found to hold shmem or swap (reclaim may swap out the other page too), and
- * found empty again once the file is closed.
+ * A child in the memory cgroup cg_dir leaves memory behind: with @fd, two
+ * pages of that file (one swapped out); with @pipe_w, four pages of a memfd
+ * it writes, splices into that pipe and closes. True if it did.
+ */
+static bool leak_child(int fd, int pipe_w)
+{
+	int status = -1, mfd;
+	loff_t off = 0;
+	pid_t pid;
+	char *p;
+
+	pid = fork();
+	if (!pid) {
+		if (memcg_join())
+			_exit(1);
+		if (fd >= 0) {
+			p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+				 MAP_SHARED, fd, 0);
+			if (p == MAP_FAILED)
+				_exit(1);
+			STORE64(p, 1);
+			STORE64(p + page_size, 2);
+			madvise(p + page_size, page_size, MADV_PAGEOUT);
+			_exit(0);
+		}
+		mfd = memfd_create("uffd-continue-stress-X", MFD_CLOEXEC);
+		p = malloc(4 * page_size);
+		if (mfd < 0 || !p)
+			_exit(1);
+		memset(p, 0x5a, 4 * page_size);
+		if (pwrite(mfd, p, 4 * page_size, 0) != (ssize_t)(4 * page_size) ||
+		    splice(mfd, &off, pipe_w, NULL, 4 * page_size, 0) !=
+		    (ssize_t)(4 * page_size))
+			_exit(1);
+		close(mfd);
+		_exit(0);
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	return !status;
+}
+
+/*
+ * -X, the leak check, as the run calls it (leaks_wrong()), on what a child
+ * in a memory cgroup of our own leaves behind: pages of a memfd that this
+ * process keeps open (found as shmem or swap), then pages of a memfd it
+ * closed but spliced into a pipe that this process keeps open (neither shmem
+ * nor swap any more: found as memory still charged); once both are closed,
+ * nothing is found.
  */
 static void self_check_leaks(void)
 {
 	const char *why = memcg_create("uffd-continue-stress-X");
-	long shmem = -1, swap = -1;
-	int fd = -1, status = -1, i;
-	bool found = false;
-	char *p;
-	pid_t pid;
+	struct usage before = usage_now();
+	int fd = -1, pipefd[2] = { -1, -1 };
+	const char *found = NULL;
+	struct left l;
 
 	if (!why) {
 		fd = memfd_create("uffd-continue-stress-X", MFD_CLOEXEC);
 		if (fd < 0 || ftruncate(fd, 2 * page_size))
 			why = "no memfd";
 	}
+	if (!why && pipe(pipefd))
+		why = "no pipe";
 	if (why) {
 		ksft_test_result_skip("checker: %s\n", why);
 		ksft_test_result_skip("checker: %s\n", why);
-		if (fd >= 0)
-			close(fd);
-		memcg_remove();
-		return;
+		ksft_test_result_skip("checker: %s\n", why);
+		goto out;
 	}
-	pid = fork();
-	if (!pid) {
-		if (memcg_join())
-			_exit(1);
-		p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
-			 MAP_SHARED, fd, 0);
-		if (p == MAP_FAILED)
-			_exit(1);
-		STORE64(p, 1);
-		STORE64(p + page_size, 2);
-		madvise(p + page_size, page_size, MADV_PAGEOUT);
-		_exit(0);
-	}
-	if (pid > 0)
-		waitpid(pid, &status, 0);
-	if (!status) {
-		cg_left(&shmem, &swap);
-		found = shmem > 0 || swap > 0;
-	}
-	ksft_print_msg("checker: left in the cgroup with the file open: shmem %ld, swap %ld\n",
-		       shmem, swap);
-	ksft_test_result(found,
-			 "checker: finds the shmem or swap of a file still open\n");
+	if (leak_child(fd, -1))
+		found = leaks_wrong(before, 256, 0, &l);
+	ksft_print_msg("checker: a file still open: %s\n",
+		       found ? found : "nothing found");
+	ksft_test_result(found, "checker: finds the shmem or swap of a file still open\n");
 	close(fd);
-	for (i = 0; i < 50; i++) {
-		cg_left(&shmem, &swap);
-		if (!shmem && swap <= 0)
-			break;
-		usleep(100000);
-	}
-	ksft_print_msg("checker: left once it is closed: shmem %ld, swap %ld\n",
-		       shmem, swap);
-	ksft_test_result(found && !shmem && swap <= 0,
-			 "checker: finds nothing once it is closed\n");
+	fd = -1;
+
+	found = NULL;
+	if (leak_child(-1, pipefd[1]))
+		found = leaks_wrong(before, 256, 0, &l);
+	ksft_print_msg("checker: a page held by a pipe: %s\n",
+		       found ? found : "nothing found");
+	ksft_test_result(found && strstr(found, " still charged "),
+			 "checker: finds pages held by a pipe, their file closed\n");
+	close(pipefd[0]);
+	close(pipefd[1]);
+	pipefd[0] = pipefd[1] = -1;
+
+	found = leaks_wrong(before, 256, 0, &l);
+	ksft_print_msg("checker: all closed: %s; left in the cgroup: shmem %ld, swap %ld, all %ld bytes\n",
+		       found ? found : "nothing found", l.cg_shmem, l.cg_swap,
+		       l.cg_current);
+	ksft_test_result(!found, "checker: finds nothing once the file and the pipe are closed\n");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (pipefd[0] >= 0)
+		close(pipefd[0]);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
 	memcg_remove();
 }
 
@@ -1489,9 +1760,10 @@ int main(int argc, char **argv)
 
 	ksft_print_header();
 	if (check_checker) {
-		ksft_set_plan(8);
+		ksft_set_plan(1 + NR_SELF_CHECKS + 1 + 3);
 		self_check_torn();
 		self_check();
+		self_check_racers();
 		self_check_leaks();
 		ksft_finished();
 	}

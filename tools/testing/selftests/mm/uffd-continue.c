@@ -1763,6 +1763,13 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 	if (variant->private)
 		SKIP(return, "shared mappings only: a private one resolves to the same swap-in");
 	/*
+	 * Allocation failures are what this case is about: under fault
+	 * injection (uffd-continue.h), its CONTINUEs fail only where the
+	 * cgroup is full, and are not retried, so that each failed charge
+	 * makes the one OOM report expected of it.
+	 */
+	uffd_fi_paused = true;
+	/*
 	 * More pages than a memory cgroup keeps charged ahead per CPU (64), so
 	 * that its limit is reached: the mappings grow to a PMD's worth, n.
 	 */

@@ -282,6 +282,7 @@ struct uffd_fi_counts {
 static struct uffd_fi_counts *uffd_fi;	/* NULL: no injection */
 /* Of this process: a test of a kselftest_harness program runs in one. */
 static unsigned long uffd_fi_undocumented;
+static bool uffd_fi_paused;		/* no injection in this process */
 static pthread_key_t uffd_fi_key;
 /* This thread's make-it-fail, open, and the thread that opened it. */
 static __thread int uffd_fi_fd = -1;
@@ -399,7 +400,7 @@ static inline int uffd_continue_ioctl(int uffd, struct uffdio_continue *c)
 	__s64 done = 0;
 	int ret, err, first_err;
 
-	if (!uffd_fi)
+	if (!uffd_fi || uffd_fi_paused)
 		return ioctl(uffd, UFFDIO_CONTINUE, c);
 	if (!uffd_fi_set(true))
 		return ioctl(uffd, UFFDIO_CONTINUE, c);
