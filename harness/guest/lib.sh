@@ -17,6 +17,8 @@
 #   exit    NAME          rc    a program whose exit status is its result
 #   stats   NAME          IMPL  the mfill counters before and after the run
 #                               NAME, with IMPL selected
+#   faultinject NAME      -     the allocation failures injected into the run
+#                               NAME (fault-inject.sh)
 # Every program run is also marked in the kernel log ("uffdrs: run NAME",
 # "uffdrs: done NAME rc=N"), so that the host can tell which run a kernel
 # message belongs to.

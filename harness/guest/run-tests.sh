@@ -8,11 +8,16 @@
 # Writes $1/manifest, $1/logs/, $1/dmesg.txt (see lib.sh); the harness turns
 # them into results on the host and checks them against
 # harness/expected.toml: whatever is missing there fails the run.
+# On the test kernel booted for fault injection ("kernel=fault-injection"):
+# uffd-continue and uffd-continue-stress on each implementation, with
+# allocation failures injected into their CONTINUE calls (fault-inject.sh).
 # Then, optional: "kunit" to collect the KUnit results only (quick
 # iteration), "only=PROG[,PROG...]" to run only these selftest programs,
 # "stress=SECONDS" for the time uffd-continue-stress spends on each kind of
-# file (default 30), "kernel=production" (default "kernel=test").
+# file (default 30), "kernel=production" or "kernel=fault-injection"
+# (default "kernel=test").
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fault-inject.sh"
 ONLY= KUNIT_ONLY= STRESS_SECS=30 KERNEL=test
 for arg in "${@:2}"; do
 	case $arg in
@@ -35,6 +40,10 @@ require "sample device" have_sample_device
 if [ "$KERNEL" = production ]; then
 	require "production kernel" is_production
 	IMPLS=production
+elif [ "$KERNEL" = fault-injection ]; then
+	require switch have_switch rust rust-batch c
+	require "fault injection" have_fault_injection
+	IMPLS="rust rust-batch c"
 else
 	require switch have_switch rust rust-batch c
 	kunit_results
@@ -68,6 +77,10 @@ for impl in $IMPLS; do
 	log "implementation $impl: rc=$rc${IMPL:+, mfill_impl $(cat "$SWITCH")}"
 	# Not selected: its programs are missing from the results, which fails.
 	[ $rc = 0 ] || continue
+	if [ "$KERNEL" = fault-injection ]; then
+		want fault-injection && fi_programs "$impl" "$STRESS_SECS"
+		continue
+	fi
 	want uffd-unit-tests && run_tap "uffd-unit-tests[$impl]" 1800 "$ST/uffd-unit-tests"
 	for mem in anon shmem shmem-private; do
 		want uffd-stress &&

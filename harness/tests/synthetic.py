@@ -61,6 +61,23 @@ def oom_report(comm: str, memcg: str) -> List[str]:
             .replace("/uffd-continue-322:", f"{memcg}:") for line in lines[:end + 1]]
 
 
+def injection_report(comm: str) -> List[str]:
+    """A report of the fault injection, with its stack trace, as verbose=2
+    prints it (kernel-log/dmesg-fault-injection.txt)."""
+    lines = read_test_data("kernel-log", "dmesg-fault-injection.txt").splitlines()
+    start = next(i for i, line in enumerate(lines) if "FAULT_INJECTION: forcing" in line)
+    end = next(i for i, line in enumerate(lines) if i > start and "</TASK>" in line)
+    return [line.replace("Comm: uffd-continue ", f"Comm: {comm[:15]} ")
+            for line in lines[start:end + 1]]
+
+
+# What the guest records of a program run under fault injection.
+FAULT_INJECTED = ("failslab 7\nfail_page_alloc 5\n"
+                  "# fault injection: 812 CONTINUE under injection, 40 failed (9 ENOMEM, "
+                  "30 EFAULT, 1 partial) and were retried, 10 of them because of it; "
+                  "0 undocumented outcomes, 0 errors\n")
+
+
 class Run:
     """The run directories of a synthetic run, one per phase, under root,
     as the guest writes them for `scope` (`test --only`, `--kunit-only`)."""
@@ -109,11 +126,15 @@ class Run:
                         if not any(s.case == name for s in self.exp.skips):
                             for _ in range(o.per_case):
                                 log.extend(oom_report(o.comm, f"{o.memcg}42"))
+            if phase.fault_injection:
+                log.extend(injection_report(prog.name))
             log.append(f"[    2.000000] uffdrs: done {run} rc=0")
             if prog.kind == "tap":
                 entry("tap", run, "0", tap(self.exp, prog, impl))
             else:
                 entry("exit", run, "0", f"ok 1 {prog.name}\n")
+            if phase.fault_injection:
+                entry("faultinject", run, "-", FAULT_INJECTED)
             counters = self.exp.impls[selected].counters
             if counters:
                 entry("stats", run, selected, stats(self.exp, prog, selected))

@@ -19,7 +19,7 @@ from uffdrs_lib.common import HarnessError, read
 from uffdrs_lib.results import Results
 
 from . import HARNESS, test_data, use_kunit_tool
-from .synthetic import Run, oom_report
+from .synthetic import Run, injection_report, oom_report
 
 
 def setUpModule() -> None:
@@ -70,30 +70,38 @@ class CoverageTest(unittest.TestCase):
                       "1 once, 10 KUnit suites, 4 requirements", names)
         self.assertIn("expected coverage of the production kernel: 1 implementations x "
                       "6 programs, 0 once, 0 KUnit suites, 4 requirements", names)
-        self.assertIn("expected skips only (9 expected, 9 seen)", names)
+        self.assertIn("expected coverage of the fault-injection kernel: 3 implementations x "
+                      "2 programs, 0 once, 0 KUnit suites, 5 requirements", names)
+        self.assertIn("expected skips only (15 expected, 15 seen)", names)
         self.assertIn("kernel log: the memory-cgroup OOM reports expected, no other "
                       "(18 seen, 18 expected)", names)
         self.assertIn("production kernel: kernel log: the memory-cgroup OOM reports "
                       "expected, no other (6 seen, 6 expected)", names)
+        self.assertIn("fault-injection kernel: kernel log: the memory-cgroup OOM reports "
+                      "expected, no other (18 seen, 18 expected)", names)
         self.assertIn("uffd-continue: same outcome on every implementation "
                       "(c, production, rust, rust-batch; 116 cases)", names)
-        self.assertEqual(res.count(results.SKIP), 9)
+        self.assertIn("uffd-continue-stress under fault injection[c]: allocation failures "
+                      "injected", names)
+        self.assertEqual(res.count(results.SKIP), 15)
 
     def test_expected_toml(self) -> None:
         # The phases and implementations the guest knows, and a fault
         # injection phase is one more table.
-        self.assertEqual(list(EXP.phases), ["test", "production"])
+        self.assertEqual(list(EXP.phases), ["test", "production", "fault-injection"])
         self.assertEqual(EXP.phases["test"].impls, ("rust", "rust-batch", "c"))
         self.assertEqual(EXP.phase_of("production"), EXP.phases["production"])
+        self.assertTrue(EXP.phases["fault-injection"].fault_injection)
+        self.assertFalse(EXP.phases["test"].fault_injection)
         extra = coverage.parse(read(os.path.join(HARNESS, "expected.toml")) + """
-[phase.fault-injection]
-config = ["fault.config"]
-build = "build-fault"
+[phase.kasan-only]
+config = ["kasan.config"]
+build = "build-kasan-only"
 impls = ["rust"]
 require = ["swap"]
 programs = ["uffd-continue"]
 """)
-        self.assertEqual(extra.phases["fault-injection"].label, "fault-injection kernel: ")
+        self.assertEqual(extra.phases["kasan-only"].label, "kasan-only kernel: ")
         with self.assertRaisesRegex(HarnessError, "unknown program 'nope'"):
             coverage.parse('[phase.x]\nimpls = []\nprograms = ["nope"]\n')
         with self.assertRaisesRegex(HarnessError, "unknown implementation 'x'"):
@@ -414,6 +422,69 @@ programs = ["uffd-continue"]
                       "[    1.0] Memory cgroup stats for /uffd-continue-42:", 1)
         self.assertIn("WARNING: CPU: 1 PID: 1 at mm/memcontrol.c:1",
                       detail(self.syn.judge(), "kernel log clean"))
+
+    # --- 4. fault injection ---
+
+    def test_no_failure_injected(self) -> None:
+        # A run of the fault-injection phase that injected nothing fails,
+        # and so does one whose program saw no CONTINUE fail of it.
+        run = "uffd-continue under fault injection[rust-batch]"
+        log = self.syn.entry_log("fault-injection", "faultinject", run)
+        self.syn.edit("fault-injection", log, "failslab 7\nfail_page_alloc 5",
+                      "failslab 0\nfail_page_alloc 0")
+        self.syn.edit("fault-injection", log, "10 of them because of it",
+                      "0 of them because of it")
+        res = self.syn.judge()
+        self.assertEqual(failed(res), [f"{run}: allocation failures injected",
+                                       f"{run}: CONTINUE calls failed by them, and retried",
+                                       "uffd-continue under fault injection: same outcome on "
+                                       "every implementation (c, rust, rust-batch; 120 cases)"])
+        self.assertIn(f"{run}: 0 allocation failures injected (failslab 0, fail_page_alloc 0); "
+                      "812 CONTINUE under injection, 40 failed and were retried, 0 of them "
+                      "because of it", res.notes)
+
+    def test_failures_injected_not_recorded(self) -> None:
+        self.syn.drop_entries("fault-injection", r"^faultinject\tuffd-continue-stress under "
+                              r"fault injection\[c\]")
+        res = self.syn.judge()
+        self.assertFailsOn(res, "expected coverage of the fault-injection kernel")
+        self.assertIn("failures injected not recorded: uffd-continue-stress under fault "
+                      "injection[c]", detail(res, "expected coverage of the fault-injection"))
+
+    def test_injection_reports_elsewhere(self) -> None:
+        # The injection's report in the test kernel's log, and in the
+        # fault-injection kernel's log outside the runs of its programs.
+        report = "\n".join(injection_report("uffd-continue"))
+        self.syn.edit("test", "dmesg.txt", "[    2.000000] uffdrs: done uffd-continue[c] rc=0",
+                      report + "\n[    2.000000] uffdrs: done uffd-continue[c] rc=0")
+        self.syn.edit("fault-injection", "dmesg.txt",
+                      "uffdrs: done uffd-continue under fault injection[c] rc=0\n",
+                      "uffdrs: done uffd-continue under fault injection[c] rc=0\n"
+                      + report + "\n")
+        res = self.syn.judge()
+        self.assertEqual(failed(res), [
+            "kernel log clean (no WARN/BUG/Oops/lockdep/KASAN/hung task/bad page table)",
+            "fault-injection kernel: kernel log clean (no WARN/BUG/Oops/lockdep/KASAN/hung "
+            "task/bad page table)"])
+        for label in ("", "fault-injection kernel: "):
+            bad = detail(res, f"{label}kernel log clean").splitlines()
+            self.assertEqual([b for b in bad if "FAULT_INJECTION" in b or "Call Trace" in b],
+                             ["[   41.200000] FAULT_INJECTION: forcing a failure.",
+                              "[   41.200040] Call Trace:"])
+
+    def test_warning_in_a_fault_injection_run(self) -> None:
+        # Inside a run that may have the injection's reports, a WARN is still one,
+        # and so is a stack trace that is not a report's.
+        done = "[    2.000000] uffdrs: done uffd-continue under fault injection[rust] rc=0\n"
+        self.syn.edit("fault-injection", "dmesg.txt", done,
+                      "[   44.0] WARNING: CPU: 1 PID: 401 at mm/userfaultfd.c:412 x\n"
+                      "[   44.1] Call Trace:\n" + done, 1)
+        res = self.syn.judge()
+        self.assertEqual(failed(res), ["fault-injection kernel: kernel log clean (no WARN/BUG/"
+                                       "Oops/lockdep/KASAN/hung task/bad page table)"])
+        self.assertEqual(detail(res, "fault-injection kernel: kernel log clean").splitlines()[:3],
+                         ["dmesg.txt:", "[   44.0] WARNING: CPU: 1 PID: 401 at "
+                          "mm/userfaultfd.c:412 x", "[   44.1] Call Trace:"])
 
 
 class RecordedRunTest(unittest.TestCase):

@@ -403,6 +403,61 @@ class CompareTest(unittest.TestCase):
 
 class KernelLogTest(unittest.TestCase):
 
+    def test_fault_injection_reports(self) -> None:
+        """The fault injection's report and its stack trace are no problem
+        in a run that may have them, and are one anywhere else; a WARN in
+        such a run still is."""
+        log = read_test_data("kernel-log", "dmesg-fault-injection.txt")
+        run = "uffd-continue under fault injection[rust]"
+        reports = results.injection_reports(log)
+        self.assertEqual([r for r, _ in reports], [run])
+        lines = log.splitlines()
+        first, last = reports[0][1][0], reports[0][1][-1]
+        self.assertIn("FAULT_INJECTION: forcing a failure.", lines[first])
+        self.assertIn("</TASK>", lines[last])
+        self.assertEqual(results.kernel_log_problems(log, injection_allowed=lambda r: r == run),
+                         [])
+        bad = results.kernel_log_problems(log)
+        self.assertEqual(len(bad), 2)
+        self.assertIn("FAULT_INJECTION: forcing a failure.", bad[0])
+        self.assertIn("Call Trace:", bad[1])
+        warn = log.replace("[   41.200000] FAULT_INJECTION",
+                           "[   41.100000] WARNING: CPU: 1 PID: 401 at mm/userfaultfd.c:412 x\n"
+                           "[   41.200000] FAULT_INJECTION")
+        self.assertEqual(results.kernel_log_problems(warn, injection_allowed=lambda r: True),
+                         ["[   41.100000] WARNING: CPU: 1 PID: 401 at mm/userfaultfd.c:412 x"])
+        # Without its stack trace (verbose=1), the report is its first line;
+        # a trace that follows later is another's.
+        short = "\n".join(lines[:3] + ["[   42.0] x"] * 4 + lines[3:])
+        self.assertEqual(results.kernel_log_problems(short, injection_allowed=lambda r: True),
+                         ["[   41.200040] Call Trace:"])
+
+    def test_allocation_failure_warning(self) -> None:
+        log = ("[    1.0] uffdrs: run p[c]\n"
+               "[    2.0] uffd-continue: page allocation failure: order:0, "
+               "mode:0xcc0(GFP_KERNEL), nodemask=(null)\n"
+               "[    2.1] CPU: 0 UID: 0 PID: 3 Comm: uffd-continue Not tainted 7.3.4\n"
+               "[    2.2] Call Trace:\n[    2.3]  <TASK>\n[    2.4]  </TASK>\n"
+               "[    2.5] Mem-Info:\n[    3.0] uffdrs: done p[c] rc=0\n")
+        self.assertEqual(results.kernel_log_problems(log, injection_allowed=lambda r: r == "p[c]"),
+                         [])
+        self.assertEqual(len(results.kernel_log_problems(log)), 2)
+
+    def test_fault_injection_counts(self) -> None:
+        res = Results()
+        results.add_fault_injection(res, "p[c]", "failslab 3\nfail_page_alloc 0\n"
+                                    "# fault injection: 50 CONTINUE under injection, 4 failed "
+                                    "(1 ENOMEM, 3 EFAULT, 0 partial) and were retried, 2 of "
+                                    "them because of it; 0 undocumented outcomes, 0 errors\n")
+        self.assertEqual(outcomes(res), [("ok", "p[c]: allocation failures injected"),
+                                         ("ok", "p[c]: CONTINUE calls failed by them, and retried")])
+        self.assertEqual(res.notes, ["p[c]: 3 allocation failures injected (failslab 3, "
+                                     "fail_page_alloc 0); 50 CONTINUE under injection, 4 failed "
+                                     "and were retried, 2 of them because of it"])
+        res = Results()
+        results.add_fault_injection(res, "p[c]", "failslab 0\nfail_page_alloc 0\n")
+        self.assertEqual([s for s, _ in outcomes(res)], ["fail", "fail"])
+
     def test_clean(self) -> None:
         self.assertEqual(results.kernel_log_problems(read_test_data("run-pass", "dmesg.txt")), [])
 

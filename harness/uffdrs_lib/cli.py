@@ -143,8 +143,13 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     scope = coverage.Scope.of(args.only, args.kunit_only)
     phases = [p for p in exp.phases.values() if scope.runs(exp, p)]
     commits = series.update_tree(ctx)
+    built = set()
     for phase in phases:
-        build.build_kernel(phase_context(ctx, phase))
+        # Each kernel once: phases may boot the same one (fault-injection).
+        pctx = phase_context(ctx, phase)
+        if (pctx.build, pctx.extra_fragments) not in built:
+            build.build_kernel(pctx)
+            built.add((pctx.build, pctx.extra_fragments))
     build.build_selftests(ctx)
     runs = []
     for phase in phases:

@@ -51,6 +51,10 @@ class Phase:
     kunit: Tuple[str, ...]
     programs: Tuple[str, ...]  # on every implementation
     once: Tuple[str, ...]      # once, on the implementation selected
+    # Its programs run with allocation failures injected (fault-inject.sh):
+    # each run must say how many, and the injection's reports in the kernel
+    # log are allowed in their runs.
+    fault_injection: bool = False
 
     @property
     def label(self) -> str:
@@ -124,7 +128,8 @@ def parse(text: str) -> Expected:
              for name, i in d.get("impl", {}).items()}
     phases = {name: Phase(name, _strs(p, "config"), p.get("build", "build"),
                           _strs(p, "impls"), _strs(p, "require"), _strs(p, "kunit"),
-                          _strs(p, "programs"), _strs(p, "once"))
+                          _strs(p, "programs"), _strs(p, "once"),
+                          p.get("fault_injection", False) is True)
               for name, p in d.get("phase", {}).items()}
     exp = Expected(phases, programs, impls,
                    tuple(Skip(s["program"], s["case"], s["reason"], _strs(s, "impls"))
@@ -197,6 +202,9 @@ def check_coverage(res: Results, exp: Expected, scope: Scope) -> None:
         counted = any(exp.impls[i].counters for i in phase.impls)
         for prog, impl in runs:
             missing += program_missing(names, prog, impl, counted)
+            run = run_name(prog, impl)
+            if phase.fault_injection and f"{run}: allocation failures injected" not in names:
+                missing.append(f"failures injected not recorded: {run}")
         res.check(not missing,
                   f"expected coverage of the {phase.name} kernel: "
                   f"{len(phase.impls)} implementations x "
@@ -367,7 +375,8 @@ def check_ooms(res: Results, exp: Expected, log: Optional[str], phase: Phase) ->
     want: Dict[str, int] = {}
     for r in res.items:
         m = IMPL_NAME.match(r.name)
-        if not m or r.status == SKIP or m.group(2) not in phase.impls:
+        if not m or r.status == SKIP or m.group(2) not in phase.impls \
+                or m.group(1).strip() not in phase.programs:
             continue
         run = m.group(1) + f"[{m.group(2)}]"
         for o in exp.ooms:
@@ -386,6 +395,18 @@ def check_ooms(res: Results, exp: Expected, log: Optional[str], phase: Phase) ->
 
 
 # ---------------------------------------------------------------------------
+# Fault injection
+
+def injection_allowed(exp: Expected, phase: Phase, run: str) -> bool:
+    """Whether the fault injection's reports may appear in the kernel log
+    during program run `run` of `phase`: a run of one of its programs, in a
+    phase that injects failures."""
+    m = IMPL_NAME.match(run)
+    return (phase.fault_injection and m is not None and m.group(3) == ""
+            and m.group(1).strip() in phase.programs and m.group(2) in phase.impls)
+
+
+# ---------------------------------------------------------------------------
 # A whole test run
 
 def judge(res: Results, exp: Expected, scope: Scope, runs: Sequence[Tuple[Phase, str]]) -> None:
@@ -397,7 +418,9 @@ def judge(res: Results, exp: Expected, scope: Scope, runs: Sequence[Tuple[Phase,
         parse_guest_run(rundir, res, phase.label)
         check_counters(rundir, res, exp)
         log = scan_kernel_log(rundir, res, phase.label,
-                              excused=lambda r: oom_excused(exp, r))
+                              excused=lambda r: oom_excused(exp, r),
+                              injection_allowed=lambda run: injection_allowed(
+                                  exp, phase, run))
         check_ooms(res, exp, log, phase)
     check_coverage(res, exp, scope)
     check_skips(res, exp, scope)

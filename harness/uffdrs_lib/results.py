@@ -243,7 +243,8 @@ def parse_guest_run(rundir: str, res: Results, prefix: str = "") -> None:
         elif e.kind == "require":
             res.check(e.status == "0", f"{prefix}required: {e.name}", text)
         elif e.kind == "phase":
-            res.check(e.status == "0", f"phase [{e.name}]: implementation selected",
+            where = f" ({prefix.removesuffix(': ')})" if prefix else ""
+            res.check(e.status == "0", f"phase [{e.name}]{where}: implementation selected",
                       f"selecting {e.name} failed ({e.status}): its programs did not run")
         elif e.kind == "tap":
             add_tap_program(res, e.name, text)
@@ -253,6 +254,8 @@ def parse_guest_run(rundir: str, res: Results, prefix: str = "") -> None:
             res.check(exit_status_ok(e.status, tap=False), e.name, tail(log))
         elif e.kind == "stats":
             pass
+        elif e.kind == "faultinject":
+            add_fault_injection(res, e.name, text)
         else:
             res.fail(f"{prefix}guest manifest", f"unknown entry {e}")
     done = os.path.exists(os.path.join(rundir, "done"))
@@ -261,6 +264,39 @@ def parse_guest_run(rundir: str, res: Results, prefix: str = "") -> None:
     res.check(done, f"{prefix}guest run completed",
               "" if done else f"guest script did not finish (vng rc {rc}, see "
               f"{rundir}/console.log)")
+
+
+# The fault-injection phase (harness/guest/fault-inject.sh): for each program
+# run, the failures each fault attribute injected ("failslab 12") and the
+# program's own count ("# fault injection: 812 CONTINUE under injection, 40
+# failed (...) and were retried, 9 of them because of it; ...").
+FI_ATTRS = ("failslab", "fail_page_alloc")
+FI_SUMMARY = re.compile(r"^# fault injection: (\d+) CONTINUE under injection, (\d+) failed "
+                        r".* (\d+) of them because of it;")
+
+
+def add_fault_injection(res: Results, run: str, text: str) -> None:
+    """The results of a program run under fault injection: failures were
+    injected (a run that injected none fails), and some failed a CONTINUE
+    that was then retried; the counts go into the notes."""
+    injected: Dict[str, int] = {}
+    summary = None
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[0] in FI_ATTRS and re.fullmatch(r"-?\d+", f[1]):
+            injected[f[0]] = int(f[1])
+        summary = summary or FI_SUMMARY.match(line)
+    total = sum(injected.values())
+    calls, failed, caused = (int(g) for g in summary.groups()) if summary else (0, 0, 0)
+    res.notes.append(f"{run}: {total} allocation failures injected ("
+                     + (", ".join(f"{a} {injected[a]}" for a in FI_ATTRS if a in injected)
+                        or "none recorded")
+                     + f"); {calls} CONTINUE under injection, {failed} failed and were "
+                     f"retried, {caused} of them because of it")
+    res.check(len(injected) == len(FI_ATTRS) and total > 0,
+              f"{run}: allocation failures injected", text)
+    res.check(caused > 0, f"{run}: CONTINUE calls failed by them, and retried",
+              text if summary else "no summary line from the program\n" + text)
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +354,10 @@ KERNEL_LOG_BAD = re.compile(
     r"blocked for more than|soft lockup|hard LOCKUP|detected stall|"
     r"self-detected stall|"
     # An OOM report outside the ones expected (see OomReport).
-    r"invoked oom-killer)")
+    r"invoked oom-killer|"
+    # A failure injected, or the warning of one, outside the runs of the
+    # fault-injection phase (see injection_reports()).
+    r"FAULT_INJECTION:|page allocation failure:)")
 
 
 # An OOM report: from its first line to its end. Some are the kernel doing
@@ -372,23 +411,62 @@ def oom_reports(text: str) -> List[Tuple[OomReport, List[int]]]:
     return reports
 
 
+# The fault injection's own reports: fail_dump() prints its first line and
+# the attribute's ("name failslab, interval 1, ...") and, with verbose=2, a
+# dump_stack(); an allocation that fails because of it may warn
+# (warn_alloc(): "COMM: page allocation failure: order:0, ...", a
+# dump_stack(), the memory state).
+INJECTION_REPORT_START = re.compile(r"FAULT_INJECTION: forcing a failure|"
+                                    r": page allocation failure: ")
+DUMP_STACK_START = re.compile(r"CPU: \d+ .*Comm: ")
+
+
+def injection_reports(text: str) -> List[Tuple[str, List[int]]]:
+    """The fault-injection reports of a kernel log: the program run each
+    happened in ("" outside one) and the indexes of its lines, from its
+    first to the end of its stack trace (its first "</TASK>"), if a
+    dump_stack() starts within its next 3 lines."""
+    lines = text.splitlines()
+    reports: List[Tuple[str, List[int]]] = []
+    run = ""
+    for i, line in enumerate(lines):
+        m = RUN_MARK.search(line)
+        if m:
+            run = m.group(2) if m.group(1) == "run" else ""
+        if not INJECTION_REPORT_START.search(line):
+            continue
+        end = i
+        if any(DUMP_STACK_START.search(x) for x in lines[i + 1:i + 4]):
+            end = next((j for j in range(i + 1, min(len(lines), i + 200))
+                        if "</TASK>" in lines[j]), i)
+        reports.append((run, list(range(i, end + 1))))
+    return reports
+
+
 def kernel_log_problems(text: str,
-                        excused: Callable[[OomReport], bool] = lambda r: False
+                        excused: Callable[[OomReport], bool] = lambda r: False,
+                        injection_allowed: Callable[[str], bool] = lambda run: False
                         ) -> List[str]:
     """The lines of a kernel log that report a WARN, BUG, Oops, lockdep,
     KASAN, UBSAN or RCU problem, a hung task, a lockup, a broken page table
-    or swap entry, or a call trace; the lines of an OOM report that
-    `excused` accepts are not problems: their first line and their stack
-    trace's "Call Trace:" (anything else in them still is, a WARN of another
-    CPU printed in the middle of one, say)."""
+    or swap entry, an OOM, an injected failure, or a call trace; the lines of
+    an OOM report that `excused` accepts, and of a fault-injection report in
+    a program run that `injection_allowed` accepts, are not problems: their
+    first line and their stack trace's "Call Trace:" (anything else in them
+    still is, a WARN of another CPU printed in the middle of one, say)."""
     quiet = set()
     for report, lines in oom_reports(text):
         if excused(report):
             quiet.update(lines)
+    for run, lines in injection_reports(text):
+        if injection_allowed(run):
+            quiet.update(lines)
     bad = []
     for i, line in enumerate(text.splitlines()):
         m = KERNEL_LOG_BAD.search(line)
-        if m and not (i in quiet and m.group(0) in ("Call Trace:", "invoked oom-killer")):
+        if m and not (i in quiet and m.group(0) in (
+                "Call Trace:", "invoked oom-killer", "FAULT_INJECTION:",
+                "page allocation failure:")):
             bad.append(line.rstrip())
     return bad
 
@@ -413,7 +491,9 @@ def log_starts_at_boot(text: str) -> bool:
 
 def scan_kernel_log(rundir: str, res: Results, prefix: str = "",
                     excused: Callable[[OomReport], bool] = lambda r: False,
-                    finished: Optional[bool] = None) -> Optional[str]:
+                    finished: Optional[bool] = None,
+                    injection_allowed: Callable[[str], bool] = lambda run: False
+                    ) -> Optional[str]:
     """The guest's kernel log, as `dmesg` gave it at the end of the run
     (dmesg.txt) and as the serial console printed it (console.log): both
     must be clean, and dmesg.txt must start at boot (a log that wrapped has
@@ -436,7 +516,7 @@ def scan_kernel_log(rundir: str, res: Results, prefix: str = "",
             if path == console_path or finished:
                 bad.append(f"{path}: missing")
             continue
-        found = kernel_log_problems(text, excused)
+        found = kernel_log_problems(text, excused, injection_allowed)
         if found:
             bad += [f"{os.path.basename(path)}:"] + found[:30]
     res.check(not bad, f"{prefix}kernel log clean (no WARN/BUG/Oops/lockdep/KASAN/"

@@ -29,6 +29,12 @@
  * -t is the time per file kind (a memfd, and a file on a huge=always tmpfs
  * whose page cache holds PMD-sized folios); default 30 s each. -X checks the
  * checks instead: each violation, planted, must be found.
+ *
+ * With UFFD_FAULT_INJECT=1 in the environment, every CONTINUE (of the racing
+ * threads and of the fault handler) runs with the kernel's fault injection
+ * armed for its thread, and is retried without it where an allocation
+ * failure failed it (uffd-continue.h); one more result says that every
+ * CONTINUE under injection had a documented outcome.
  */
 #include "uffd-continue.h"
 
@@ -115,7 +121,7 @@ static const char * const op_name[OP_NR] = {
 };
 
 static size_t page_size, pmd_pages;
-static bool verbose, is_root, have_swap, check_checker;
+static bool verbose, is_root, have_swap, check_checker, fault_inject;
 static int nr_nodes;
 
 /* One file kind under stress. */
@@ -235,7 +241,7 @@ static enum outcome do_continue(struct stress *s, char *addr, size_t len,
 		.range = { .start = (uintptr_t)addr, .len = len },
 		.mode = mode,
 	};
-	int ret = ioctl(s->uffd, UFFDIO_CONTINUE, &c);
+	int ret = uffd_continue_ioctl(s->uffd, &c);
 	int err = ret ? errno : 0;
 	enum outcome o = classify(ret, err, c.mapped, len);
 	bool in_area = addr >= s->area && addr < s->area + s->n * page_size;
@@ -1761,7 +1767,10 @@ int main(int argc, char **argv)
 		self_check_leaks();
 		ksft_finished();
 	}
-	ksft_set_plan(ARRAY_SIZE(kinds) * NR_TESTS_PER_KIND + 1);
+	fault_inject = uffd_fi_init();
+	ksft_set_plan(ARRAY_SIZE(kinds) * NR_TESTS_PER_KIND + 1 + fault_inject);
+	if (fault_inject)
+		ksft_print_msg("fault injection: every UFFDIO_CONTINUE under make-it-fail\n");
 	ksft_print_msg("%u s per file kind, rounds of %u ms, seed %u, %d NUMA nodes%s\n",
 		       secs, round_ms, seed, nr_nodes,
 		       nr_nodes < 2 ? " (migration by compaction)" : "");
@@ -1788,5 +1797,8 @@ int main(int argc, char **argv)
 		ksft_inc_error_cnt();
 	/* Some slack: the rest of the system may use a page or two meanwhile. */
 	check_leaks(before, 256, r.rss);
+	if (fault_inject)
+		ksft_test_result(uffd_fi_report() && GET(uffd_fi->calls),
+				 "fault injection: every CONTINUE under it had a documented outcome\n");
 	ksft_finished();
 }

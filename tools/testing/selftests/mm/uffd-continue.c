@@ -24,6 +24,13 @@
  * its CONTINUEs mapped were not all counted by the implementation selected,
  * or if another one counted any. On a kernel without the switch it is
  * skipped, and says which implementation the kernel was built with.
+ *
+ * With UFFD_FAULT_INJECT=1 in the environment, every CONTINUE runs with the
+ * kernel's fault injection armed for the calling thread (make-it-fail), and
+ * one that an allocation failure failed is retried without it, so every case
+ * must still pass (see uffd-continue.h); a case fails if a CONTINUE under
+ * injection had an outcome the admin guide does not document, and the
+ * program if make-it-fail could not be set.
  */
 #include "uffd-continue.h"
 
@@ -160,7 +167,7 @@ static struct cres uffd_continue(int uffd, const void *addr, size_t len,
 	};
 	struct cres r;
 
-	r.ret = ioctl(uffd, UFFDIO_CONTINUE, &c);
+	r.ret = uffd_continue_ioctl(uffd, &c);
 	r.err = r.ret ? errno : 0;
 	r.mapped = c.mapped;
 	/* All of it, or partial progress (EAGAIN with "mapped" > 0). */
@@ -599,6 +606,9 @@ FIXTURE_TEARDOWN(uffd_continue)
 	if (self->kpageflags_fd >= 0)
 		close(self->kpageflags_fd);
 	memcg_leave();
+	/* Under fault injection (uffd-continue.h): what the case's calls did. */
+	EXPECT_EQ(0, uffd_fi_undocumented)
+		TH_LOG("fault injection: %s", uffd_fi->last);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1824,6 +1834,13 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 	if (variant->private)
 		SKIP(return, "shared mappings only: a private one resolves to the same swap-in");
 	/*
+	 * Allocation failures are what this case is about: under fault
+	 * injection (uffd-continue.h), its CONTINUEs fail only where the
+	 * cgroup is full, and are not retried, so that each failed charge
+	 * makes the one OOM report expected of it.
+	 */
+	uffd_fi_paused = true;
+	/*
 	 * More pages than a memory cgroup keeps charged ahead per CPU (64), so
 	 * that its limit is reached: the mappings grow to a PMD's worth, n.
 	 */
@@ -2425,6 +2442,7 @@ static void print_stats(void)
 int main(int argc, char **argv)
 {
 	uint64_t sz;
+	int ret;
 
 	page_size = sysconf(_SC_PAGESIZE);
 	sz = read_pmd_pagesize();
@@ -2440,5 +2458,11 @@ int main(int argc, char **argv)
 	print_file(DEBUGFS_UFFD "mfill_impl", "mfill_impl");
 	fflush(stdout);
 	atexit(print_stats);
-	return test_harness_run(argc, argv);
+	if (uffd_fi_init())
+		printf("# fault injection: every UFFDIO_CONTINUE under make-it-fail\n");
+	fflush(stdout);
+	ret = test_harness_run(argc, argv);
+	if (!uffd_fi_report())
+		ret = KSFT_FAIL;
+	return ret;
 }

@@ -244,6 +244,237 @@ static inline void memcg_remove(void)
 	cg_dir[0] = 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* UFFDIO_CONTINUE, with the kernel's allocation failures injected if asked */
+
+/*
+ * With UFFD_FAULT_INJECT=1 in the environment, every UFFDIO_CONTINUE that
+ * uffd_continue_ioctl() makes runs with the calling thread's
+ * /proc/thread-self/make-it-fail set, and only these calls: the kernel's
+ * fault injection (fail_page_alloc, failslab with task-filter=Y, configured
+ * by whoever runs the program; harness/guest/run-tests.sh) then fails some of
+ * the slab and page allocations of the call, and none of the program's own
+ * set-up. An allocation failure may fail a CONTINUE with ENOMEM (a page
+ * table, or the anon_vma of a private mapping, could not be allocated) or
+ * EFAULT (the page could not be swapped in: a folio, an xarray node), after
+ * pages were mapped or not (then EAGAIN and the bytes mapped). On any of
+ * these, the wrapper does what a VMM does: it retries the rest of the range,
+ * from start + mapped, without injection, and returns the outcome of the two
+ * calls together, which is that of one call without injection; so the
+ * callers' own checks (result, errno, mapped, pagemap, contents) hold as
+ * they are. Any other outcome is returned as it is. The first call's outcome
+ * must be one the admin guide documents for CONTINUE, or it is counted as
+ * undocumented (uffd_fi_failed()).
+ */
+#define UFFD_FI_ENV		"UFFD_FAULT_INJECT"
+
+/* Counts of all processes of the program (a shared page); see ADD(). */
+struct uffd_fi_counts {
+	unsigned long calls;		/* CONTINUE calls made under injection */
+	unsigned long failed;		/* of which failed and were retried */
+	unsigned long injected;		/* ... the retry did better: injected */
+	unsigned long enomem, efault, partial;	/* ... by outcome */
+	unsigned long undocumented;	/* first calls with an undocumented outcome */
+	unsigned long errors;		/* make-it-fail could not be set */
+	char last[160];			/* the last undocumented outcome or error */
+};
+
+static struct uffd_fi_counts *uffd_fi;	/* NULL: no injection */
+/* Of this process: a test of a kselftest_harness program runs in one. */
+static unsigned long uffd_fi_undocumented;
+static bool uffd_fi_paused;		/* no injection in this process */
+static pthread_key_t uffd_fi_key;
+/* This thread's make-it-fail, open, and the thread that opened it. */
+static __thread int uffd_fi_fd = -1;
+static __thread pid_t uffd_fi_tid;
+
+static void uffd_fi_close(void *fdp)
+{
+	close((int)(uintptr_t)fdp - 1);
+}
+
+/*
+ * Turns injection on if UFFD_FAULT_INJECT=1; call it once, before any
+ * thread or child is made. Returns whether it is on.
+ */
+static inline bool uffd_fi_init(void)
+{
+	const char *env = getenv(UFFD_FI_ENV);
+
+	if (!env || strcmp(env, "1"))
+		return false;
+	uffd_fi = mmap(NULL, sizeof(*uffd_fi), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (uffd_fi == MAP_FAILED ||
+	    pthread_key_create(&uffd_fi_key, uffd_fi_close)) {
+		fprintf(stderr, "%s=1: no memory for its counters\n",
+			UFFD_FI_ENV);
+		exit(KSFT_FAIL);
+	}
+	memset(uffd_fi, 0, sizeof(*uffd_fi));
+	return true;
+}
+
+static void uffd_fi_note(bool undocumented, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (undocumented) {
+		INC(uffd_fi->undocumented);
+		uffd_fi_undocumented++;
+	} else {
+		INC(uffd_fi->errors);
+	}
+	va_start(ap, fmt);
+	vsnprintf(uffd_fi->last, sizeof(uffd_fi->last), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Sets this thread's make-it-fail to @on. The file stays open (opening it
+ * allocates): a thread opens its own, closed when it exits, and a child of
+ * fork() opens its own too (/proc/thread-self is the opener's).
+ */
+static inline bool uffd_fi_set(bool on)
+{
+	static const char val[] = "01";
+	pid_t tid = syscall(SYS_gettid);
+
+	if (uffd_fi_fd < 0 || uffd_fi_tid != tid) {
+		/* A copy of our parent's, after fork(). */
+		if (uffd_fi_fd >= 0)
+			close(uffd_fi_fd);
+		uffd_fi_fd = open("/proc/thread-self/make-it-fail",
+				  O_WRONLY | O_CLOEXEC);
+		if (uffd_fi_fd < 0) {
+			uffd_fi_note(false, "/proc/thread-self/make-it-fail: %s",
+				     strerror(errno));
+			return false;
+		}
+		uffd_fi_tid = tid;
+		pthread_setspecific(uffd_fi_key,
+				    (void *)(uintptr_t)(uffd_fi_fd + 1));
+	}
+	if (pwrite(uffd_fi_fd, &val[on], 1, 0) != 1) {
+		uffd_fi_note(false, "make-it-fail = %d: %s", on,
+			     strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * An outcome the admin guide documents for a CONTINUE of @len bytes: all of
+ * it, part of it (EAGAIN and the bytes mapped), or -errno in mapped.
+ */
+static inline bool uffd_fi_documented(int ret, int err, __s64 mapped,
+				      __u64 len, size_t page)
+{
+	if (!ret)
+		return mapped == (__s64)len;
+	if (ret != -1)
+		return false;
+	if (err == EAGAIN && mapped > 0)
+		return mapped < (__s64)len && !(mapped % page);
+	switch (err) {
+	case EAGAIN:
+	case EEXIST:
+	case EFAULT:
+	case EINVAL:
+	case EIO:
+	case ENOENT:
+	case ENOMEM:
+	case ESRCH:
+	case EINTR:
+		/* Failed before any page, or validation left it alone. */
+		return mapped == -err || err == EINVAL;
+	}
+	return false;
+}
+
+/* ioctl(@uffd, UFFDIO_CONTINUE, @c), under injection if it is on. */
+static inline int uffd_continue_ioctl(int uffd, struct uffdio_continue *c)
+{
+	struct uffdio_continue rest = *c;
+	size_t page = getpagesize();
+	__s64 done = 0;
+	int ret, err, first_err;
+
+	if (!uffd_fi || uffd_fi_paused)
+		return ioctl(uffd, UFFDIO_CONTINUE, c);
+	if (!uffd_fi_set(true))
+		return ioctl(uffd, UFFDIO_CONTINUE, c);
+	ret = ioctl(uffd, UFFDIO_CONTINUE, c);
+	err = errno;
+	uffd_fi_set(false);
+	INC(uffd_fi->calls);
+	if (!uffd_fi_documented(ret, err, c->mapped, c->range.len, page)) {
+		uffd_fi_note(true, "CONTINUE(%#llx, %llu) under injection: ret %d errno %d mapped %lld",
+			     (unsigned long long)c->range.start,
+			     (unsigned long long)c->range.len, ret, err,
+			     (long long)c->mapped);
+		errno = err;
+		return ret;
+	}
+	if (!ret || (err != ENOMEM && err != EFAULT &&
+		     !(err == EAGAIN && c->mapped > 0))) {
+		errno = err;
+		return ret;
+	}
+	/* What an allocation failure may have done: retry the rest. */
+	first_err = err;
+	INC(uffd_fi->failed);
+	if (err == EAGAIN) {
+		done = c->mapped;
+		INC(uffd_fi->partial);
+	} else {
+		INC(*(err == ENOMEM ? &uffd_fi->enomem : &uffd_fi->efault));
+	}
+	rest.range.start += done;
+	rest.range.len -= done;
+	rest.mapped = 0;
+	ret = ioctl(uffd, UFFDIO_CONTINUE, &rest);
+	err = errno;
+	/*
+	 * Caused by injection unless the retry fails the same page: the page
+	 * after the part that was mapped, the same way if none was.
+	 */
+	if (!ret || rest.mapped > 0 || (!done && err != first_err))
+		INC(uffd_fi->injected);
+	if (!done) {
+		c->mapped = rest.mapped;
+		errno = err;
+		return ret;
+	}
+	if (!ret) {
+		c->mapped = c->range.len;
+		return 0;
+	}
+	/* Part of the range, as one call reports it. */
+	c->mapped = done + (rest.mapped > 0 ? rest.mapped : 0);
+	errno = EAGAIN;
+	return -1;
+}
+
+/*
+ * The summary: one "# fault injection: ..." line. Returns whether injection
+ * went as it should: make-it-fail could be set, no undocumented outcome.
+ */
+static inline bool uffd_fi_report(void)
+{
+	if (!uffd_fi)
+		return true;
+	printf("# fault injection: %lu CONTINUE under injection, %lu failed (%lu ENOMEM, %lu EFAULT, %lu partial) and were retried, %lu of them because of it; %lu undocumented outcomes, %lu errors\n",
+	       GET(uffd_fi->calls), GET(uffd_fi->failed), GET(uffd_fi->enomem),
+	       GET(uffd_fi->efault), GET(uffd_fi->partial),
+	       GET(uffd_fi->injected), GET(uffd_fi->undocumented),
+	       GET(uffd_fi->errors));
+	if (uffd_fi->last[0])
+		printf("# fault injection: last problem: %s\n", uffd_fi->last);
+	fflush(stdout);
+	return !GET(uffd_fi->undocumented) && !GET(uffd_fi->errors);
+}
+
 /* CLOCK_MONOTONIC in ns: under QEMU -icount shift=0, guest instructions. */
 static inline uint64_t now_ns(void)
 {
