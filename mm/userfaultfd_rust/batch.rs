@@ -1,14 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Batched `UFFDIO_CONTINUE`: as many pages as one step can map under one PTE table lock.
+//! Batched `UFFDIO_CONTINUE`: as many pages as one step can map under one page table lock.
 //!
 //! `mm/userfaultfd.c` calls this instead of the page-by-page step when `userfaultfd/mfill_impl`
 //! says `rust-batch`. The lookup of the first page and the installation checks are those of
 //! [`mfill_atomic_pte_continue`], page by page; only the locking and the page table updates are
-//! shared.
+//! shared. A step that starts a PMD range and covers all of it maps a PMD-sized folio there with
+//! one PMD, if the kernel could have mapped it so itself (see [`mfill_continue_pmd`]).
 
 use super::*;
 use kernel::{ffi::c_ulong, page::PAGE_SIZE};
+
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+use kernel::mm::{
+    pgtable::PMD_SIZE,
+    pmd::{PmdEntry, HPAGE_PMD_NR},
+    virt::flags as vm,
+};
+
+/// What one batched step did: the pages it mapped, and whether it mapped them with one PMD.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct BatchStep {
+    /// The pages mapped, at least one.
+    pub(crate) pages: usize,
+    /// Whether they were mapped with one PMD (then `pages` is `HPAGE_PMD_NR`).
+    pub(crate) pmd: bool,
+}
+
+impl BatchStep {
+    const fn ptes(pages: usize) -> Self {
+        Self { pages, pmd: false }
+    }
+}
 
 /// Returns the first file offset, in pages, beyond the end of the VMA's file, if it has one.
 ///
@@ -41,14 +64,24 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
     dst_end: usize,
     flags: UffdFlags,
 ) -> Result<usize> {
-    let vma = pmd.vma();
-    let dst_addr = pmd.addr();
-    // The range covers at least the page at `dst_addr`: the C caller passes the page-aligned
-    // end of the ioctl's range.
-    if dst_end < dst_addr.saturating_add(PAGE_SIZE) {
+    // The range covers at least the page at the PMD's address: the C caller passes the
+    // page-aligned end of the ioctl's range.
+    if dst_end < pmd.addr().saturating_add(PAGE_SIZE) {
         return Err(EINVAL);
     }
-    let mut folio = mfill_get_folio(vma, dst_addr)?;
+    let folio = mfill_get_folio(pmd.vma(), pmd.addr())?;
+    mfill_continue_ptes(pmd, folio, dst_end, flags)
+}
+
+/// The PTE part of [`mfill_atomic_pte_continue_batch`], from the folio its lookup returned.
+fn mfill_continue_ptes(
+    pmd: &Pmd<'_>,
+    mut folio: LockedFolio,
+    dst_end: usize,
+    flags: UffdFlags,
+) -> Result<usize> {
+    let vma = pmd.vma();
+    let dst_addr = pmd.addr();
     // `mfill_get_folio()` found both.
     let (Some(ops), Some(file)) = (vma.uffd_ops(), vma.file()) else {
         return Err(EINVAL);
@@ -108,14 +141,112 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
     Ok(done)
 }
 
-/// `rust_mfill_atomic_pte_continue_batch()`: [`mfill_atomic_pte_continue_batch`] for C.
+/// Returns whether a step from `dst_addr` to `dst_end` may map a whole PMD: it starts a PMD
+/// range, covers all of it, and is not asked to write-protect what it maps (a file PMD has no
+/// uffd-wp bit). For such a step, and only for such a step, `mfill_establish_pmd()` leaves an
+/// empty PMD entry empty instead of allocating a PTE table, so the two tests must agree.
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+#[inline(always)]
+fn mfill_pmd_step(dst_addr: usize, dst_end: usize, flags: UffdFlags) -> bool {
+    !flags.wp() && dst_addr % PMD_SIZE == 0 && dst_end.saturating_sub(dst_addr) >= PMD_SIZE
+}
+
+/// A batched step that may map a whole PMD ([`mfill_pmd_step`]), from the PMD entry of
+/// `entry.addr()`, which may be empty.
 ///
-/// Returns 0 and the number of pages mapped (at least one) in `*nr_pages`, or a negative errno.
+/// If the entry is empty, the folio at the step's offset is looked up as for any step (the same
+/// errors), and [`mfill_continue_pmd`] maps it with one PMD if it can. Otherwise, or if that
+/// refuses, the entry gets a PTE table if it has none (as `mfill_establish_pmd()` would have
+/// done: `EEXIST` for a huge PMD) and the step maps PTEs from the same folio, with the result of
+/// [`mfill_atomic_pte_continue_batch`].
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+fn mfill_continue_pmd_or_ptes(
+    entry: &PmdEntry<'_>,
+    dst_end: usize,
+    flags: UffdFlags,
+) -> Result<BatchStep> {
+    if !entry.is_none_lockless() {
+        let pmd = entry.pte_alloc()?;
+        return mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes);
+    }
+    let folio = mfill_get_folio(entry.vma(), entry.addr())?;
+    let folio = match mfill_continue_pmd(entry, folio) {
+        Ok(()) => {
+            return Ok(BatchStep {
+                pages: HPAGE_PMD_NR,
+                pmd: true,
+            })
+        }
+        Err(folio) => folio,
+    };
+    let pmd = entry.pte_alloc()?;
+    mfill_continue_ptes(&pmd, folio, dst_end, flags).map(BatchStep::ptes)
+}
+
+/// Maps the folio that the lookup of a [`mfill_pmd_step`] returned with one PMD, at the empty
+/// entry `entry`, if the VMA is shared and [`PmdGuard::set_pmd_file`] accepts it: the folio is
+/// PMD-sized, is the page cache at the offset the PMD maps, uptodate, not hwpoisoned and inside
+/// the file, the VMA may map a huge PMD there, is not registered for write protection, and the
+/// entry is still empty. Otherwise the folio comes back, locked, for the PTEs.
+///
+/// Private mappings keep PTEs: the first write to a page of a PMD would split the PMD, which
+/// unmaps all of it, and raise minor faults again for the pages it mapped.
+///
+/// [`PmdGuard::set_pmd_file`]: kernel::mm::pmd::PmdGuard::set_pmd_file
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+fn mfill_continue_pmd(entry: &PmdEntry<'_>, folio: LockedFolio) -> Result<(), LockedFolio> {
+    // The cheap tests first: only a shared mapping of a PMD-sized folio is worth the lock.
+    if entry.vma().flags() & vm::SHARED == 0 || folio.nr_pages() != HPAGE_PMD_NR {
+        return Err(folio);
+    }
+    let Ok(mut pmd) = entry.pmd_lock() else {
+        return Err(folio);
+    };
+    pmd.set_pmd_file(folio).map_err(|(_, folio)| folio)
+}
+
+/// One batched step from `dst_addr`, for C: a whole PMD where [`mfill_pmd_step`] allows it,
+/// PTEs otherwise.
 ///
 /// # Safety
 ///
-/// As for [`rust_mfill_atomic_pte_continue`]; `dst_end` is the end of the ioctl's range and
-/// `nr_pages` is valid for writes.
+/// As for [`rust_mfill_atomic_pte_continue_batch`]; `dst_pmd` may be an empty entry only for a
+/// step that [`mfill_pmd_step`] accepts.
+#[inline(always)]
+unsafe fn mfill_continue_batch(
+    dst_vma: *mut bindings::vm_area_struct,
+    dst_pmd: *mut bindings::pmd_t,
+    dst_addr: usize,
+    dst_end: usize,
+    flags: UffdFlags,
+) -> Result<BatchStep> {
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    if mfill_pmd_step(dst_addr, dst_end, flags) {
+        let dst_pmd = core::ptr::NonNull::new(dst_pmd).ok_or(EINVAL)?;
+        // SAFETY: The caller guarantees the invariants of `VmaPteMapped` for the call.
+        let vma = unsafe { VmaPteMapped::from_raw(dst_vma) };
+        // SAFETY: The caller found or allocated `dst_pmd` for `dst_addr` in `vma`, which stays
+        // locked.
+        let entry = unsafe { PmdEntry::from_raw(vma, dst_pmd, dst_addr) };
+        return mfill_continue_pmd_or_ptes(&entry, dst_end, flags);
+    }
+    // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
+    let pmd = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }?;
+    mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes)
+}
+
+/// `rust_mfill_atomic_pte_continue_batch()`: a batched step for C, see
+/// [`mfill_atomic_pte_continue_batch`] and [`mfill_continue_pmd`].
+///
+/// Returns 0 and the number of pages mapped (at least one) in `*nr_pages`, and in `*pmd_mapped`
+/// whether they were mapped with one PMD; or a negative errno.
+///
+/// # Safety
+///
+/// As for [`rust_mfill_atomic_pte_continue`], except that `dst_pmd` may be an empty PMD entry
+/// for a step from a PMD-aligned `dst_addr` that covers the whole PMD range without
+/// `MFILL_ATOMIC_WP` (`mfill_establish_pmd()` leaves it so for such a step); `dst_end` is the
+/// end of the ioctl's range, and `nr_pages` and `pmd_mapped` are valid for writes.
 #[export]
 pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
     dst_vma: *mut bindings::vm_area_struct,
@@ -124,14 +255,18 @@ pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
     dst_end: c_ulong,
     flags: bindings::uffd_flags_t,
     nr_pages: *mut c_ulong,
+    pmd_mapped: *mut bool,
 ) -> c_int {
-    // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
-    let res = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }
-        .and_then(|pmd| mfill_atomic_pte_continue_batch(&pmd, dst_end, UffdFlags::from_raw(flags)));
-    match res {
-        Ok(nr) => {
-            // SAFETY: The caller passes a pointer valid for writes.
-            unsafe { *nr_pages = nr };
+    // SAFETY: The caller upholds the requirements of `mfill_continue_batch()`.
+    match unsafe {
+        mfill_continue_batch(dst_vma, dst_pmd, dst_addr, dst_end, UffdFlags::from_raw(flags))
+    } {
+        Ok(step) => {
+            // SAFETY: The caller passes pointers valid for writes.
+            unsafe {
+                *nr_pages = step.pages;
+                *pmd_mapped = step.pmd;
+            }
             0
         }
         Err(e) => e.to_errno(),
