@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""check-series: every patch of the series built on its own, in several
+"""check-series: every patch of every series built on its own (each series on
+the base and the series it requires, as it is posted), in several
 configurations, and its rustdoc with Rust on; check-arch: the series
 cross-built for another architecture. Both fail on any warning line."""
 
@@ -76,30 +77,33 @@ def build_patch(ctx: Context, vname: str, odir: str, phase: str) -> Tuple[bool, 
 
 
 def check_one_patch(ctx: Context, res: Results, vname: str, frag: str, odir: str,
-                    n: int, total: int, commit: str, subj: str) -> None:
-    """Builds one commit of the series in configuration `vname` (in ctx.tree,
-    the configuration's worktree)."""
+                    n: int, total: int, commit: str, subj: str, sname: str = "") -> None:
+    """Builds one commit of series `sname` in configuration `vname` (in
+    ctx.tree, the configuration's worktree)."""
     git("checkout", "-q", "-f", "--detach", commit, cwd=ctx.tree)
     tree = git("rev-parse", f"{commit}^{{tree}}", cwd=ctx.tree)
     build.configure(ctx, [frag], odir=odir, strict=False)
     with open(os.path.join(odir, ".config"), "rb") as f:
         cfg = f.read()
+    where = f"{sname} {n}/{total}" if sname else f"{n}/{total}"
     ok = check_once(ctx, res, record_key("build", tree, cfg), vname,
-                    f"build {vname} patch {n}: {subj}",
+                    f"build {vname} {where}: {subj}",
                     lambda: build_patch(ctx, vname, odir,
-                                        f"check-series {vname} {n}/{total} {subj}"))
+                                        f"check-series {vname} {where} {subj}"))
     if vname == "rust-on" and ok:
         # Intra-doc links must resolve at every patch too.
         def doc() -> Tuple[bool, str]:
-            with ctx.phase(f"check-series rustdoc {n}/{total}"):
+            with ctx.phase(f"check-series rustdoc {where}"):
                 return rustdoc(ctx, odir)
         check_once(ctx, res, record_key("rustdoc", tree, cfg), vname,
-                   f"rustdoc {vname} patch {n}: {subj}", doc)
+                   f"rustdoc {vname} {where}: {subj}", doc)
 
 
-def check_series(ctx: Context, commits: Sequence[Tuple[str, str]],
+def check_series(ctx: Context, groups: Sequence[Tuple[str, Sequence[Tuple[str, str]]]],
                  variants: Sequence[str]) -> Results:
-    """Builds every commit of the series on its own in each configuration."""
+    """Builds every commit on its own in each configuration; `groups` are
+    (series name, its commits), each series on the base and what it
+    requires, as it is posted."""
     base_frag = build.config_fragments(ctx)[0]
     res = Results()
     # One worktree and one build directory for every configuration, taken
@@ -118,8 +122,10 @@ def check_series(ctx: Context, commits: Sequence[Tuple[str, str]],
         with open(frag, "w") as f:
             f.write(read(base_frag) + "\n" + "\n".join(VARIANTS[vname]) + "\n")
         wctx = dataclasses.replace(ctx, tree=wt)
-        for n, (c, subj) in enumerate(commits, 1):
-            check_one_patch(wctx, res, vname, frag, odir, n, len(commits), c, subj)
+        for sname, commits in groups:
+            for n, (c, subj) in enumerate(commits, 1):
+                check_one_patch(wctx, res, vname, frag, odir, n, len(commits), c, subj,
+                                sname)
     return res
 
 

@@ -6,7 +6,8 @@ Phases (each one is idempotent and skips what is already done):
   setup    install the host tools (Debian packages, bindgen, rust-src,
            virtme-ng, mypy)
   fetch    download and verify the pinned base (Debian linux-source-7.3)
-  tree     assemble a git tree: base commit + one commit per patch of the series
+  tree     assemble a git tree: base commit + one commit per patch of every
+           series (fixes, rust, batch: series/series.toml)
   build    configure and build the kernel (O= in the cache) and the selftests
   boot     boot the kernel in QEMU with virtme-ng and run a guest script
 
@@ -17,12 +18,13 @@ Commands (see README.md):
                   and every gate; last line is "N passed, N failed"
   unit            the harness's unit tests and type check only (seconds)
   shell           interactive shell in the booted test kernel
-  series          write the mailable series (git format-patch --cover-letter)
-  gates           the review gates only (checkpatch, git am, clippy, rustfmt,
-                  rustdoc, mypy)
+  series          write the mailable series, each in out/series/<name>/
+                  (git format-patch --cover-letter --base)
+  gates           the review gates only (checkpatch, git am of each series on
+                  what it requires, clippy, rustfmt, rustdoc, mypy)
   bench           boot with -icount and run the CONTINUE benchmark on the
                   production kernel (--debug: on the test kernel)
-  check-series    build every patch of the series on its own, in several
+  check-series    build every patch of every series on its own, in several
                   configurations, and its rustdoc (slow)
   check-arch ARCH cross-build the series for ARCH (arm64) with no warning
   clean           remove the build directories and check worktrees (next
@@ -170,9 +172,12 @@ def cmd_shell(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_series(ctx: Context, args: argparse.Namespace) -> int:
     base.fetch(ctx)
     with ctx.phase("format-patch"):
-        patches = series.write_series(ctx, args.out or os.path.join(ctx.out, "series"))
-    for p in patches:
-        print(p)
+        postings = series.write_series(ctx, args.out or os.path.join(ctx.out, "series"))
+    for post in postings:
+        on = "+".join(("base", *post.on))
+        print(f"{post.name}: {len(post.commits)} patches on {on}, in {post.directory}")
+        for p in post.files:
+            print(f"  {os.path.basename(p)}")
     return 0
 
 
@@ -216,13 +221,21 @@ def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_check_series(ctx: Context, args: argparse.Namespace) -> int:
-    commits = prepare(ctx)
     variants = args.variants.split(",") if args.variants else list(check_series.VARIANTS)
     unknown = [v for v in variants if v not in check_series.VARIANTS]
     if unknown:
         raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: "
                            + ",".join(check_series.VARIANTS))
-    return finish(check_series.check_series(ctx, commits, variants))
+    prepare(ctx)
+    asm = series.Assembly(ctx)
+    names = args.series.split(",") if args.series else asm.default()
+    known = [d.name for d in asm.defs]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise HarnessError(f"unknown series {', '.join(unknown)}; known: {','.join(known)}")
+    # Each series as it is posted: on the base and the series it requires.
+    groups = [(n, asm.own_commits(n)) for n in known if n in names]
+    return finish(check_series.check_series(ctx, groups, variants))
 
 
 def cmd_check_arch(ctx: Context, args: argparse.Namespace) -> int:
@@ -245,8 +258,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--kasan", action="store_true",
                     help="build and boot a KASAN kernel (build-kasan/ in the cache)")
     ap.add_argument("--without-fixes", action="store_true",
-                    help="assemble (tree, build, test, ...) the series without "
-                    "its patches marked fix = true")
+                    help="assemble (tree, build, test, ...) without the series "
+                    "marked fix = true (the fixes of the base)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("setup", "fetch", "tree", "build", "demo", "shell", "clean",
                  "gates", "unit"):
@@ -284,6 +297,9 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-series")
     c.add_argument("--variants", default="",
                    help="comma-separated subset of " + ",".join(check_series.VARIANTS))
+    c.add_argument("--series", default="",
+                   help="comma-separated series of series/series.toml to check "
+                   "(default: all; --without-fixes: all but the fixes)")
     return ap
 
 

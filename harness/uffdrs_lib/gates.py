@@ -19,24 +19,25 @@ from .common import (BASE_IDENT, BASE_REF, Context, git, read, run, tool_env,
 from .results import Results
 
 
-def gate_checkpatch(ctx: Context, res: Results, patches: Sequence[str]) -> None:
-    commits = git("rev-list", "--reverse", f"{BASE_REF}..HEAD", cwd=ctx.tree).split()
-    for p in patches:
-        name = os.path.basename(p)
-        if name.startswith("0000-"):
-            continue
-        # UNKNOWN_COMMIT_ID: the base is a source tarball without upstream
-        # history, in which checkpatch cannot look up the commits of the
-        # fixes' Fixes: tags.
-        r = run(["perl", os.path.join(ctx.tree, "scripts/checkpatch.pl"), "--strict",
-                 "--no-tree", "--quiet", "--show-types",
-                 "--ignore", "UNKNOWN_COMMIT_ID", p],
-                capture=True, check=False)
-        n = int(name.split("-", 1)[0])
-        maintainers = (git("show", f"{commits[n - 1]}:MAINTAINERS", cwd=ctx.tree)
-                       if 0 < n <= len(commits) else "")
-        res.check(checkpatch_ok(r.stdout, read(p), maintainers),
-                  f"gate: checkpatch --strict {name}", r.stdout)
+def gate_checkpatch(ctx: Context, res: Results, postings: Sequence[series.Posting]) -> None:
+    """checkpatch --strict on every patch of every series."""
+    for post in postings:
+        for p in post.files:
+            name = os.path.basename(p)
+            if name.startswith("0000-"):
+                continue
+            # UNKNOWN_COMMIT_ID: the base is a source tarball without upstream
+            # history, in which checkpatch cannot look up the commits of the
+            # fixes' Fixes: tags.
+            r = run(["perl", os.path.join(ctx.tree, "scripts/checkpatch.pl"), "--strict",
+                     "--no-tree", "--quiet", "--show-types",
+                     "--ignore", "UNKNOWN_COMMIT_ID", p],
+                    capture=True, check=False)
+            n = int(name.split("-", 1)[0])
+            maintainers = (git("show", f"{post.commits[n - 1][0]}:MAINTAINERS", cwd=ctx.tree)
+                           if 0 < n <= len(post.commits) else "")
+            res.check(checkpatch_ok(r.stdout, read(p), maintainers),
+                      f"gate: checkpatch --strict {post.name}/{name}", r.stdout)
 
 
 def checkpatch_ok(output: str, patch: str, maintainers: str = "") -> bool:
@@ -97,12 +98,16 @@ def added_files(patch: str) -> List[str]:
     return files
 
 
-def gate_git_am(ctx: Context, res: Results, patches: Sequence[str], tip_tree: str) -> None:
+def am_check(ctx: Context, start: str, patches: Sequence[str], tree: str
+             ) -> Tuple[bool, str]:
+    """`git am` of `patches` on a fresh checkout of commit `start` (in the
+    am-check worktree of the cache); ok if they all apply and the result
+    is the source tree `tree`."""
     am = ctx.am_check
     if not os.path.isdir(am):
         git("worktree", "add", "-f", "--detach", am, BASE_REF, cwd=ctx.tree)
     git("am", "--abort", cwd=am, check=False)
-    git("checkout", "-q", "-f", "--detach", BASE_REF, cwd=am)
+    git("checkout", "-q", "-f", "--detach", start, cwd=am)
     pp = [p for p in patches if not os.path.basename(p).startswith("0000-")]
     r = subprocess.run(["git", "am", "-q", "--whitespace=error-all", *pp],
                        cwd=am, capture_output=True, text=True,
@@ -110,9 +115,37 @@ def gate_git_am(ctx: Context, res: Results, patches: Sequence[str], tip_tree: st
     got = git("rev-parse", "HEAD^{tree}", cwd=am) if r.returncode == 0 else ""
     if r.returncode != 0:
         git("am", "--abort", cwd=am, check=False)
-    res.check(r.returncode == 0 and got == tip_tree,
-              f"gate: git am of the {len(pp)} patches on a fresh base gives the series tree",
-              r.stdout + r.stderr + (f"\ntree {got} != {tip_tree}" if got else ""))
+    return (r.returncode == 0 and got == tree,
+            r.stdout + r.stderr + (f"\ntree {got} != {tree}" if got and got != tree else ""))
+
+
+def am_bases(defs: Sequence[series.SeriesDef], post: series.Posting) -> List[Tuple[str, ...]]:
+    """What a series is applied on by the git am gate: the series it
+    requires; and, for a series that does not require the fix series, those
+    and the series it requires (the fixes go to stable on their own, and the
+    other series must apply both before and after they land)."""
+    fixes = [d.name for d in defs if d.fix and d.name != post.name and d.name not in post.on]
+    bases = [post.on]
+    if fixes and not any(d.fix for d in defs if d.name == post.name):
+        bases.append(tuple(d.name for d in defs if d.name in fixes or d.name in post.on))
+    return bases
+
+
+def gate_git_am(ctx: Context, res: Results, postings: Sequence[series.Posting],
+                asm: series.Assembly) -> None:
+    """Each series, as written by `series`, applied with git am on each of
+    its am_bases() gives the tree that the harness assembles for it there."""
+    posted = [p.name for p in postings]
+    defs = [d for d in asm.defs if d.name in posted]
+    for post in postings:
+        for on in am_bases(defs, post):
+            ok, details = am_check(ctx, asm.tip(on), post.files,
+                                   git("rev-parse", f"{asm.tip((*on, post.name))}^{{tree}}",
+                                       cwd=ctx.tree))
+            where = "+".join(("base", *on))
+            k = len(post.commits)
+            res.check(ok, f"gate: git am of {post.name} ({k} patch{'es' if k != 1 else ''}) "
+                      f"on {where} gives the assembled tree", details)
 
 
 def warnings_in_files(text: str, files: Sequence[str]) -> List[str]:
@@ -170,9 +203,10 @@ def gate_rustdoc(ctx: Context, res: Results) -> None:
 
 def run_gates(ctx: Context, res: Results) -> None:
     with ctx.phase("gates"):
-        patches = series.write_series(ctx, os.path.join(ctx.cache, "series-check"))
-        gate_checkpatch(ctx, res, patches)
-        gate_git_am(ctx, res, patches, git("rev-parse", "series^{tree}", cwd=ctx.tree))
+        asm = series.Assembly(ctx)
+        postings = series.write_series(ctx, os.path.join(ctx.cache, "series-check"), asm)
+        gate_checkpatch(ctx, res, postings)
+        gate_git_am(ctx, res, postings, asm)
         gate_build_warnings(ctx, res)
         gate_rustfmt(ctx, res)
         gate_rustdoc(ctx, res)
