@@ -286,6 +286,7 @@ mod tests {
             pgtable::{PMD_SIZE, PTRS_PER_PTE},
             pte::PteMarker,
             shmem::{shmem_get_folio, SgpType},
+            virt::flags as vm,
             MmCounter,
         },
     };
@@ -563,6 +564,243 @@ mod tests {
         assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(1));
         assert!(filemap_lock_folio_nowait(m.file.inode(), 2).is_some());
         assert_eq!(&*present(m.addr, 4)?, &[true, false, false, false]);
+        Ok(())
+    }
+    /// A [`kunit::ThpFile`] mapped whole at a PMD-aligned address with `prot` and `flags`, THPs
+    /// allowed, and registered for minor faults (and write protection if `wp`); `None` (the test
+    /// skipped) if there is none.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    fn thp_registered(
+        prot: usize,
+        flags: usize,
+        wp: bool,
+    ) -> Result<Option<(kunit::ThpFile, usize, Uffd)>> {
+        let Some(t) = kunit::ThpFile::new(c"userfaultfd_rust_batch")? else {
+            return Ok(None);
+        };
+        let addr = kunit::vm_mmap(Some(&t.file), PMD_SIZE, prot, flags, 0)?;
+        if addr % PMD_SIZE != 0 {
+            kernel::kunit::mark_skipped(c"the mapping is not PMD aligned");
+            return Ok(None);
+        }
+        let uffd = Uffd::new()?;
+        let modes = vm::UFFD_MINOR | if wp { vm::UFFD_WP } else { 0 };
+        uffd.register(addr, PMD_SIZE, modes)?;
+        Ok(Some((t, addr, uffd)))
+    }
+
+    /// One step of `UFFDIO_CONTINUE` from `addr` to `end` as `mfill_atomic()` takes it with the
+    /// batched implementation: `mfill_establish_pmd()` leaves an empty PMD entry empty for a
+    /// step that may map a PMD, and gives it a PTE table otherwise.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    fn c_step(addr: usize, end: usize, wp: bool) -> Result<BatchStep> {
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        let vma = vma.as_pte_mapped().ok_or(EINVAL)?;
+        let entry = PmdEntry::alloc(vma, addr)?;
+        if !mfill_pmd_step(addr, end, flags(wp)) {
+            entry.pte_alloc()?;
+        }
+        // SAFETY: The VMA is read-locked and in its mm's VMA tree; `entry` is the PMD entry of
+        // `addr`, empty only for a step that `mfill_pmd_step()` accepts.
+        unsafe { mfill_continue_batch(vma.as_ptr(), entry.as_ptr(), addr, end, flags(wp)) }
+    }
+
+    /// Returns whether `addr` is mapped by a huge PMD.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    fn pmd_mapped(addr: usize) -> Result<bool> {
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        let entry = PmdEntry::alloc(vma.as_pte_mapped().ok_or(EINVAL)?, addr)?;
+        let pmd = entry.pmd_lock()?.pmdp_get();
+        Ok(pmd.present() && pmd.leaf())
+    }
+
+    /// A step over a whole PMD-sized folio from the start of its PMD range maps it with one PMD,
+    /// with the counters and mapcounts of one mapping of the whole folio.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_maps_a_whole_thp_with_one_pmd() -> Result {
+        let Some((t, addr, _uffd)) =
+            thp_registered(prot::READ | prot::WRITE, prot::MAP_SHARED, false)?
+        else {
+            return Ok(());
+        };
+        let mm = kunit::current_mm()?;
+        let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
+        let refs = kunit::settled_ref_count(&t.folio);
+        assert_eq!(
+            c_step(addr, addr + 2 * PMD_SIZE, false),
+            Ok(BatchStep {
+                pages: HPAGE_PMD_NR,
+                pmd: true
+            })
+        );
+        assert!(pmd_mapped(addr)?);
+        assert_eq!(t.folio.mapcount(), 1);
+        // SAFETY: The folio is valid.
+        assert_eq!(unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) }, 1);
+        assert_eq!(kunit::settled_ref_count(&t.folio), refs + 1);
+        assert_eq!(
+            mm.get_mm_counter_sum(MmCounter::ShmemPages),
+            shmem + HPAGE_PMD_NR
+        );
+        for n in [0, 7, HPAGE_PMD_NR - 1] {
+            assert_eq!(read8(addr + n * PAGE_SIZE)?, page_tag(n));
+        }
+        // As for the page-by-page loop, a mapped range is EEXIST.
+        assert_eq!(c_step(addr, addr + PMD_SIZE, false), Err(EEXIST));
+        assert_eq!(c_step(addr + PAGE_SIZE, addr + PMD_SIZE, false), Err(EEXIST));
+        Ok(())
+    }
+
+    /// Checks a step that must not map a PMD: it maps `pages` pages with PTEs from `from`, and
+    /// the folio is mapped once per page.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    fn ptes_mapped(t: &kunit::ThpFile, base: usize, step: Result<BatchStep>, from: usize, pages: usize) -> Result {
+        assert_eq!(step, Ok(BatchStep::ptes(pages)));
+        assert!(!pmd_mapped(base)?);
+        assert_eq!(t.folio.mapcount(), pages as i32);
+        // SAFETY: The folio is valid.
+        assert_eq!(unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) }, 0);
+        let first = read_pte(base + from * PAGE_SIZE)?;
+        assert!(first.present());
+        assert_eq!(first.pfn(), t.folio.pfn() + from);
+        assert!(read_pte(base + (from + pages - 1) * PAGE_SIZE)?.present());
+        if from > 0 {
+            assert!(read_pte(base + (from - 1) * PAGE_SIZE)?.none());
+        }
+        if from + pages < HPAGE_PMD_NR {
+            assert!(read_pte(base + (from + pages) * PAGE_SIZE)?.none());
+        }
+        Ok(())
+    }
+
+    /// A step that does not start a PMD range, or does not cover it, or asks for
+    /// write protection, maps PTEs, never more than the range.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_pmd_needs_the_whole_aligned_range() -> Result {
+        let rw = prot::READ | prot::WRITE;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
+            return Ok(());
+        };
+        let step = c_step(addr, addr + PMD_SIZE - PAGE_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR - 1)?;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
+            return Ok(());
+        };
+        let step = c_step(addr + PAGE_SIZE, addr + PMD_SIZE, false);
+        ptes_mapped(&t, addr, step, 1, HPAGE_PMD_NR - 1)?;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, true)? else {
+            return Ok(());
+        };
+        let step = c_step(addr, addr + PMD_SIZE, true);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        assert!(read_pte(addr)?.uffd());
+        Ok(())
+    }
+
+    /// Where the kernel would not map the folio with a PMD, the step maps it with PTEs, as the
+    /// page-by-page loop does: a VMA registered for write protection (without `MODE_WP`), a
+    /// private one, one with `MADV_NOHUGEPAGE`, a folio with a hwpoisoned page.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_pmd_refusals_map_ptes() -> Result {
+        let rw = prot::READ | prot::WRITE;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, true)? else {
+            return Ok(());
+        };
+        let step = c_step(addr, addr + PMD_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_PRIVATE, false)? else {
+            return Ok(());
+        };
+        let step = c_step(addr, addr + PMD_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        assert!(!read_pte(addr)?.write());
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
+            return Ok(());
+        };
+        kunit::madvise(addr, PMD_SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
+        let step = c_step(addr, addr + PMD_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        if cfg!(CONFIG_MEMORY_FAILURE) {
+            let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
+                return Ok(());
+            };
+            // SAFETY: The folio is ours for the test; the flag is cleared below.
+            unsafe { bindings::folio_set_has_hwpoisoned(t.folio.as_ptr()) };
+            let step = c_step(addr, addr + PMD_SIZE, false);
+            // SAFETY: As above.
+            unsafe { bindings::folio_clear_has_hwpoisoned(t.folio.as_ptr()) };
+            ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        }
+        Ok(())
+    }
+
+    /// A PTE table in place (a page mapped already) keeps the step on PTEs, up to that page.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_pmd_not_over_a_pte_table() -> Result {
+        let Some((t, addr, _uffd)) =
+            thp_registered(prot::READ | prot::WRITE, prot::MAP_SHARED, false)?
+        else {
+            return Ok(());
+        };
+        assert_eq!(do_continue(addr + 5 * PAGE_SIZE, false), Ok(()));
+        assert_eq!(
+            c_step(addr, addr + PMD_SIZE, false),
+            Ok(BatchStep::ptes(5))
+        );
+        assert!(!pmd_mapped(addr)?);
+        assert_eq!(t.folio.mapcount(), 6);
+        Ok(())
+    }
+
+    /// A PMD-sized folio that crosses the end of the file: PTEs up to the end of the file, and
+    /// `EFAULT` for the next step, as page by page.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_pmd_not_across_eof() -> Result {
+        let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
+            kernel::kunit::mark_skipped(c"no tmpfs");
+            return Ok(());
+        };
+        let file = tmpfs.file(c"userfaultfd_rust_batch", 10 * PS)?;
+        kunit::file_write(&file, 0, &page_tag(0))?;
+        let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .unlock();
+        if folio.nr_pages() != HPAGE_PMD_NR {
+            kernel::kunit::mark_skipped(c"shmem did not allocate a PMD-sized folio");
+            return Ok(());
+        }
+        let addr = kunit::vm_mmap(
+            Some(&file),
+            PMD_SIZE,
+            prot::READ | prot::WRITE,
+            prot::MAP_SHARED,
+            0,
+        )?;
+        if addr % PMD_SIZE != 0 {
+            kernel::kunit::mark_skipped(c"the mapping is not PMD aligned");
+            return Ok(());
+        }
+        let uffd = Uffd::new()?;
+        uffd.register(addr, PMD_SIZE, vm::UFFD_MINOR)?;
+        assert_eq!(
+            c_step(addr, addr + PMD_SIZE, false),
+            Ok(BatchStep::ptes(10))
+        );
+        assert!(!pmd_mapped(addr)?);
+        assert_eq!(folio.mapcount(), 10);
+        assert_eq!(
+            c_step(addr + 10 * PAGE_SIZE, addr + PMD_SIZE, false),
+            Err(EFAULT)
+        );
         Ok(())
     }
 }
