@@ -56,6 +56,10 @@ for impl in $IMPLS; do
 	if [ -x "$ST/uffd-continue" ] && want uffd-continue; then
 		run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
 	fi
+	# Whole PMD-sized folios: one PMD where the implementation maps PMDs.
+	if [ -x "$ST/uffd-continue-pmd" ] && want uffd-continue-pmd; then
+		run_tap "uffd-continue-pmd[$impl]" 600 "$ST/uffd-continue-pmd"
+	fi
 	# Threads racing CONTINUE against truncation, swap, migration, fork,
 	# mremap...: two kinds of file, STRESS_SECS each, plus the checks.
 	if [ -x "$ST/uffd-continue-stress" ] && want uffd-continue-stress; then

@@ -14,7 +14,7 @@ from .common import (GCC, LLVM, Context, HarnessError, git, jobs, read, run, say
 
 # Upstream selftests the harness builds and runs, and our own.
 SELFTEST_PROGRAMS = ["uffd-unit-tests", "uffd-stress", "uffd-continue",
-                     "uffd-continue-stress", "uffd-continue-bench",
+                     "uffd-continue-pmd", "uffd-continue-stress", "uffd-continue-bench",
                      "pt-reclaim-truncate", "guard-uffd-wp"]
 
 # A diagnostic of rustc, clippy, rustdoc or the C compiler in a build log:
