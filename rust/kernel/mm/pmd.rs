@@ -351,7 +351,7 @@ impl<'a> PmdGuard<'a> {
         // SAFETY: The entry is still locked; no TLB flush: it was empty before.
         unsafe {
             bindings::update_mmu_cache_pmd(vma, haddr, self.pmd.as_ptr());
-            bindings::count_vm_event(bindings::THP_FILE_MAPPED);
+            bindings::count_vm_event(bindings::vm_event_item_THP_FILE_MAPPED);
         }
         Ok(())
     }
@@ -451,11 +451,11 @@ mod tests {
 
     /// How many PMD mappings of file THPs were counted (`THP_FILE_MAPPED`, all CPUs).
     fn thp_file_mapped() -> Result<usize> {
-        let mut events = KVec::with_capacity(bindings::NR_VM_EVENT_ITEMS as usize, GFP_KERNEL)?;
-        events.resize(bindings::NR_VM_EVENT_ITEMS as usize, 0, GFP_KERNEL)?;
+        let mut events = KVec::with_capacity(bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize, GFP_KERNEL)?;
+        events.resize(bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize, 0, GFP_KERNEL)?;
         // SAFETY: `events` has room for every event counter.
         unsafe { bindings::all_vm_events(events.as_mut_ptr()) };
-        Ok(events[bindings::THP_FILE_MAPPED as usize] as usize)
+        Ok(events[bindings::vm_event_item_THP_FILE_MAPPED as usize] as usize)
     }
 
     /// The state a refused mapping must leave alone.
