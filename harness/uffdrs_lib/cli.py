@@ -211,12 +211,15 @@ def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
                         *(["--without-fixes"] if ctx.without_fixes else []), "bench",
                         *(["--debug"] if args.debug else []),
                         *([f"--cc {args.cc}"] if args.cc != "both" else []),
-                        *([f"--rounds {args.rounds}"] if args.rounds != 2 else [])])
+                        *([f"--rounds {args.rounds}"] if args.rounds != 2 else []),
+                        *([f"--restore-mib {args.restore_mib}"]
+                          if args.restore_mib != 1024 else [])])
     if args.debug or ctx.kasan:
-        print(bench.bench(ctx, "bench-debug", command, args.rounds), end="")
+        print(bench.bench(ctx, "bench-debug", command, args.rounds, args.restore_mib),
+              end="")
         return 0
     for name, kctx in bench_kernels(ctx, args.cc):
-        print(bench.bench(kctx, name, command, args.rounds), end="")
+        print(bench.bench(kctx, name, command, args.rounds, args.restore_mib), end="")
     return 0
 
 
@@ -274,6 +277,9 @@ def parser() -> argparse.ArgumentParser:
                    "(default), one after the other")
     b.add_argument("--rounds", type=int, default=2,
                    help="rounds per implementation (default 2)")
+    b.add_argument("--restore-mib", type=int, default=1024, metavar="N",
+                   help="memory of the restore workload uffd-restore, in MiB "
+                   "(default 1024; 0: do not run it)")
     t = sub.add_parser("test")
     t.add_argument("--no-gates", action="store_true",
                    help="skip checkpatch/rustfmt/clippy/rustdoc/git-am/mypy gates")

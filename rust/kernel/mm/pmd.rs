@@ -368,15 +368,19 @@ impl<'a> PmdGuard<'a> {
             return Err(EINVAL);
         };
         let vma = self.vma.as_ptr();
+        if vm_flags & (flags::UFFD_WP | flags::UFFD_RWP) != 0 {
+            return Err(EINVAL);
+        }
         // As `do_set_pmd()`: an existing large folio may be mapped whole unless THPs are
-        // disabled for the VMA or the whole process (it is not asked whether new ones may be
-        // allocated for it).
-        // SAFETY: The VMA is valid and read-locked.
-        if vm_flags & (flags::UFFD_WP | flags::UFFD_RWP) != 0
-            || unsafe { bindings::thp_disabled_by_hw() }
-            || unsafe { bindings::vma_thp_disabled(vma, vm_flags, true) }
-            || !unsafe { bindings::thp_vma_suitable_order(vma, haddr, HPAGE_PMD_ORDER as i32) }
-        {
+        // disabled by the hardware or for the VMA or the whole process (it is not asked whether
+        // new ones may be allocated for it).
+        // SAFETY: The VMA is valid and read-locked; the helpers only read it and its mm.
+        let allowed = unsafe {
+            !bindings::thp_disabled_by_hw()
+                && !bindings::vma_thp_disabled(vma, vm_flags, true)
+                && bindings::thp_vma_suitable_order(vma, haddr, HPAGE_PMD_ORDER as i32)
+        };
+        if !allowed {
             return Err(EINVAL);
         }
         // SAFETY: The file of a read-locked VMA is valid, and so is its `f_mapping`.
@@ -455,7 +459,7 @@ mod tests {
         events.resize(bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize, 0, GFP_KERNEL)?;
         // SAFETY: `events` has room for every event counter.
         unsafe { bindings::all_vm_events(events.as_mut_ptr()) };
-        Ok(events[bindings::vm_event_item_THP_FILE_MAPPED as usize] as usize)
+        Ok(events[bindings::vm_event_item_THP_FILE_MAPPED as usize])
     }
 
     /// The state a refused mapping must leave alone.
