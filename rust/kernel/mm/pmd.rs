@@ -480,8 +480,13 @@ mod tests {
         Ok(Seen {
             none: read_pmd(addr)?.none(),
             mapcount: folio.mapcount(),
-            // SAFETY: The folio is valid.
-            entire: unsafe { bindings::folio_entire_mapcount(folio.as_ptr()) },
+            // Only a large folio has an entire mapcount.
+            entire: if folio.test_large() {
+                // SAFETY: The folio is valid and large.
+                unsafe { bindings::folio_entire_mapcount(folio.as_ptr()) }
+            } else {
+                0
+            },
             locked: folio.test_locked(),
             refs: kunit::settled_ref_count(folio),
             shmem: mm.get_mm_counter_sum(MmCounter::ShmemPages),
