@@ -22,12 +22,15 @@
  *   pagemap shows not present fault, once each, and the others do not.
  *
  * A handler thread resolves every minor fault with a CONTINUE of the
- * faulting page alone, and records which pages faulted.
+ * faulting page alone, and records which pages faulted. khugepaged is kept
+ * away from the registered mappings (PR_THP_DISABLE_EXCEPT_ADVISED), so that
+ * only the operations under test change what they map.
  */
 #include "uffd-continue.h"
 
 #include <linux/falloc.h>
 #include <linux/mempolicy.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -292,9 +295,16 @@ static void *handler_fn(void *arg)
 					.start = addr, .len = page_size,
 				};
 
+				int err = errno;
+
 				/* Raced with a CONTINUE of ours: wake. */
-				if (errno != EEXIST ||
-				    ioctl(self->uffd, UFFDIO_WAKE, &r))
+				if (err != EEXIST) {
+					INC(self->bad);
+					printf("# CONTINUE of page %zu: %s\n",
+					       idx, strerror(err));
+					fflush(stdout);
+				}
+				if (ioctl(self->uffd, UFFDIO_WAKE, &r))
 					INC(self->bad);
 			}
 		}
@@ -335,7 +345,7 @@ static const char *memfd_thp_setup(SELF *self)
  * Fills pages [0, self->npages) of the file through a mapping of its own,
  * which gives the page cache PMD-sized folios; NULL, or why not.
  */
-static const char *fill_file(SELF *self, bool memfd)
+static const char *fill_file(SELF *self)
 {
 	const char *why = NULL;
 	long kb;
@@ -345,7 +355,7 @@ static const char *fill_file(SELF *self, bool memfd)
 	alias = mmap_aligned(self->size, pmd_size, MAP_SHARED, self->fd);
 	if (alias == MAP_FAILED)
 		return "cannot map the file";
-	if (memfd && madvise(alias, self->size, MADV_HUGEPAGE))
+	if (madvise(alias, self->size, MADV_HUGEPAGE))
 		why = "MADV_HUGEPAGE failed";
 	for (i = 0; !why && i < self->npages; i++)
 		pg_fill(alias + i * page_size, i);
@@ -407,7 +417,7 @@ FIXTURE_SETUP(pmd)
 			SKIP(return, "%s", why);
 	}
 	ASSERT_EQ(0, ftruncate(self->fd, self->size));
-	why = fill_file(self, variant->memfd);
+	why = fill_file(self);
 	if (why)
 		SKIP(return, "%s", why);
 
@@ -655,15 +665,14 @@ static size_t folio_pages_at(SELF *self, size_t idx)
 }
 
 /* Fills pages [0, @n) of the file again, through a mapping: 0 or -errno. */
-static int refill(SELF *self, size_t n, bool memfd)
+static int refill(SELF *self, size_t n)
 {
 	char *alias = mmap_aligned(self->size, pmd_size, MAP_SHARED, self->fd);
 	size_t i;
 
 	if (alias == MAP_FAILED)
 		return -errno;
-	if (memfd)
-		madvise(alias, self->size, MADV_HUGEPAGE);
+	madvise(alias, self->size, MADV_HUGEPAGE);
 	for (i = 0; i < n; i++)
 		pg_fill(alias + i * page_size, i);
 	munmap(alias, self->size);
@@ -678,7 +687,7 @@ TEST_F(pmd, crossing_eof)
 	/* A file that ends 10 pages into its last PMD-sized folio. */
 	ASSERT_EQ(0, ftruncate(self->fd, 0));
 	ASSERT_EQ(0, ftruncate(self->fd, (last + inside) * page_size));
-	ASSERT_EQ(0, refill(self, last + inside, variant->memfd));
+	ASSERT_EQ(0, refill(self, last + inside));
 	if (folio_pages_at(self, last) != pmd_pages)
 		SKIP(return, "no PMD-sized folio across the end of the file (not root?)");
 	ASSERT_EQ(0, start(self, false));
@@ -838,6 +847,18 @@ int main(int argc, char **argv)
 		want_pmd = PMD_UNKNOWN;
 	else
 		want_pmd = strcmp(impl, "rust-batch") ? PMD_NEVER : PMD_ALWAYS;
+	/*
+	 * khugepaged must not collapse the registered mappings behind our
+	 * back (it may PMD-map a THP whose pages are all PTE-mapped, or
+	 * retract the page tables of a file's other mappings): THPs only
+	 * where MADV_HUGEPAGE asks for them, which the mappings that fill
+	 * the page cache do, and the registered ones do not. A whole folio
+	 * that CONTINUE maps is not concerned: like a fault, it maps an
+	 * existing THP unless THPs are disabled altogether.
+	 */
+	if (prctl(PR_SET_THP_DISABLE, 1, PR_THP_DISABLE_EXCEPT_ADVISED, 0, 0))
+		printf("# PR_SET_THP_DISABLE(PR_THP_DISABLE_EXCEPT_ADVISED): %s\n",
+		       strerror(errno));
 	printf("# mfill_impl: %s; PMD mappings %s\n", impl[0] ? impl : "-",
 	       want_pmd == PMD_ALWAYS ? "expected" :
 	       want_pmd == PMD_NEVER ? "not expected" : "not checked");
