@@ -81,37 +81,6 @@ static bool pg_ok(const char *p, size_t idx)
 /* ------------------------------------------------------------------------ */
 /* /proc and sysfs */
 
-/*
- * The value in kB of @key in the /proc/self/smaps entry of the VMA that
- * contains @addr, or -1.
- */
-static long smaps_kb(const void *addr, const char *key)
-{
-	unsigned long start, end, want = (unsigned long)addr;
-	size_t n = strlen(key);
-	bool in = false;
-	char line[512];
-	long v = -1;
-	FILE *f;
-
-	f = fopen("/proc/self/smaps", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
-		    strchr(line, '-') < strchr(line, ' ')) {
-			in = want >= start && want < end;
-			continue;
-		}
-		if (in && !strncmp(line, key, n) && line[n] == ':') {
-			v = strtol(line + n + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
 /* A counter of debugfs userfaultfd/stats, or -1 if there is none. */
 static long mfill_stat(const char *name)
 {
@@ -149,19 +118,6 @@ static int sysfs_read(const char *path, char *buf, size_t size)
 	buf[n] = 0;
 	buf[strcspn(buf, "\n")] = 0;
 	return 0;
-}
-
-static int sysfs_write(const char *path, const char *val)
-{
-	int fd, ret = 0;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
 }
 
 /* The selected word of a sysfs setting ("always [never]" gives "never"). */
@@ -324,7 +280,7 @@ static const char *memfd_thp_setup(SELF *self)
 	    strcmp(sel, "force")) {
 		snprintf(self->shmem_enabled, sizeof(self->shmem_enabled), "%s",
 			 sel);
-		if (sysfs_write(THP_SYSFS "shmem_enabled", "advise"))
+		if (cg_write(THP_SYSFS, "shmem_enabled", "advise"))
 			return "cannot set shmem_enabled to advise (not root?)";
 	}
 	if (!sysfs_read(THP_SYSFS "hugepages-2048kB/shmem_enabled", buf,
@@ -333,7 +289,7 @@ static const char *memfd_thp_setup(SELF *self)
 		if (!strcmp(sel, "never")) {
 			snprintf(self->shmem_enabled_pmd,
 				 sizeof(self->shmem_enabled_pmd), "%s", sel);
-			if (sysfs_write(THP_SYSFS "hugepages-2048kB/shmem_enabled",
+			if (cg_write(THP_SYSFS, "hugepages-2048kB/shmem_enabled",
 					"inherit"))
 				return "cannot enable PMD-sized shmem THPs";
 		}
@@ -455,9 +411,9 @@ FIXTURE_TEARDOWN(pmd)
 	if (self->pagemap_fd >= 0)
 		close(self->pagemap_fd);
 	if (self->shmem_enabled[0])
-		sysfs_write(THP_SYSFS "shmem_enabled", self->shmem_enabled);
+		cg_write(THP_SYSFS, "shmem_enabled", self->shmem_enabled);
 	if (self->shmem_enabled_pmd[0])
-		sysfs_write(THP_SYSFS "hugepages-2048kB/shmem_enabled",
+		cg_write(THP_SYSFS, "hugepages-2048kB/shmem_enabled",
 			    self->shmem_enabled_pmd);
 	free(self->faulted);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * What uffd-continue, uffd-continue-stress and uffd-continue-bench share:
- * accessors of test pages and shared variables, their userfaultfd, the
+ * accessors of test pages and shared variables, their userfaultfd, smaps, the
  * shmem files whose minor faults they resolve (a file on a tmpfs, or on a
  * huge=always tmpfs of their own), PMD-aligned mappings of them, and a
  * memory cgroup of their own.
@@ -95,6 +95,34 @@ static inline char *mmap_aligned(size_t size, size_t align, int flags, int fd)
 	if (end > p + size)
 		munmap(p + size, end - (p + size));
 	return p;
+}
+
+/* The value in kB of @field for the mapping at @addr in /proc/self/smaps. */
+static inline long smaps_kb(const void *addr, const char *field)
+{
+	unsigned long start, end;
+	bool in = false;
+	char line[256];
+	long kb = -1;
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
+			continue;
+		}
+		if (in && !strncmp(line, field, strlen(field)) &&
+		    line[strlen(field)] == ':') {
+			kb = atol(line + strlen(field) + 1);
+			break;
+		}
+	}
+	fclose(f);
+	return kb;
 }
 
 /* An unnamed file on the tmpfs at @dir, or -1 and why not in *@why. */
