@@ -27,9 +27,7 @@
  *	uffd-continue-stress -X
  *
  * -t is the time per file kind (a memfd, and a file on a huge=always tmpfs
- * whose page cache holds PMD-sized folios, registered with and without
- * write protection: without it, a CONTINUE of a whole PMD-sized block may
- * map it with one PMD); default 30 s each. -X checks the
+ * whose page cache holds PMD-sized folios); default 30 s each. -X checks the
  * checks instead: each violation, planted, must be found.
  */
 #include "uffd-continue.h"
@@ -998,8 +996,7 @@ static int setup(struct stress *s, const char *kind, const char **why)
 		*why = "out of memory";
 		return -1;
 	}
-	s->wp = (avail & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) &&
-		strcmp(kind, "thp-pmd");
+	s->wp = avail & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	err = uffd_register(s->uffd, s->area, s->n * page_size, false, s->wp,
 			    true);
 	if (err && s->wp) {
@@ -1107,29 +1104,10 @@ static void report(struct stress *s, unsigned int rounds, struct check *c)
 
 #define NR_TESTS_PER_KIND	7
 
-/* The PMD mappings CONTINUE made (debugfs userfaultfd/stats), or -1. */
-static long mfill_pmds(void)
-{
-	static const char key[] = "continue_rust_batch_pmd ";
-	char line[128];
-	long v = -1;
-	FILE *f;
-
-	f = fopen(DEBUGFS_UFFD "stats", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, sizeof(key) - 1))
-			v = strtol(line + sizeof(key) - 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 static void stress_kind(const char *kind, unsigned int secs,
 			unsigned int round_ms, unsigned int seed)
 {
 	struct check c = { 0 };
-	long pmds;
 	struct stress s;
 	const char *why = NULL;
 	unsigned int rounds = 0;
@@ -1143,7 +1121,6 @@ static void stress_kind(const char *kind, unsigned int secs,
 			ksft_test_result_skip("%s: %s\n", kind, why);
 		return;
 	}
-	pmds = mfill_pmds();
 	end = now_ns() + secs * 1000000000ULL;
 	do {
 		started &= round_run(&s, seed + rounds, round_ms);
@@ -1154,9 +1131,6 @@ static void stress_kind(const char *kind, unsigned int secs,
 			report(&s, rounds, &c);
 	} while (now_ns() < end && !c.what[0] && !s.outcomes[O_BAD]);
 	report(&s, rounds, &c);
-	if (pmds >= 0)
-		ksft_print_msg("%s: %ld PMD mappings made by CONTINUE\n", kind,
-			       mfill_pmds() - pmds);
 
 	ksft_test_result(started && !s.op_errors[OP_FORK] &&
 			 !s.op_errors[OP_MREMAP] && !s.op_errors[OP_MUNMAP] &&
@@ -1463,13 +1437,7 @@ static void self_check_leaks(void)
 
 int main(int argc, char **argv)
 {
-	/*
-	 * "thp-pmd": the huge=always tmpfs file again, registered for minor
-	 * faults only, so that the CONTINUEs of whole PMD-sized blocks may map
-	 * them with one PMD (file PMDs carry no uffd-wp bit: a VMA registered
-	 * for write protection gets PTEs).
-	 */
-	static const char * const kinds[] = { "memfd", "thp", "thp-pmd" };
+	static const char * const kinds[] = { "memfd", "thp" };
 	unsigned int secs = 30, round_ms = 1000, seed = 1, i;
 	struct sigaction sa = {
 		.sa_sigaction = sig_handler,
