@@ -259,7 +259,13 @@ pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
 ) -> c_int {
     // SAFETY: The caller upholds the requirements of `mfill_continue_batch()`.
     match unsafe {
-        mfill_continue_batch(dst_vma, dst_pmd, dst_addr, dst_end, UffdFlags::from_raw(flags))
+        mfill_continue_batch(
+            dst_vma,
+            dst_pmd,
+            dst_addr,
+            dst_end,
+            UffdFlags::from_raw(flags),
+        )
     } {
         Ok(step) => {
             // SAFETY: The caller passes pointers valid for writes.
@@ -641,7 +647,10 @@ mod tests {
         assert!(pmd_mapped(addr)?);
         assert_eq!(t.folio.mapcount(), 1);
         // SAFETY: The folio is valid.
-        assert_eq!(unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) }, 1);
+        assert_eq!(
+            unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) },
+            1
+        );
         assert_eq!(kunit::settled_ref_count(&t.folio), refs + 1);
         assert_eq!(
             mm.get_mm_counter_sum(MmCounter::ShmemPages),
@@ -652,19 +661,31 @@ mod tests {
         }
         // As for the page-by-page loop, a mapped range is EEXIST.
         assert_eq!(c_step(addr, addr + PMD_SIZE, false), Err(EEXIST));
-        assert_eq!(c_step(addr + PAGE_SIZE, addr + PMD_SIZE, false), Err(EEXIST));
+        assert_eq!(
+            c_step(addr + PAGE_SIZE, addr + PMD_SIZE, false),
+            Err(EEXIST)
+        );
         Ok(())
     }
 
     /// Checks a step that must not map a PMD: it maps `pages` pages with PTEs from `from`, and
     /// the folio is mapped once per page.
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
-    fn ptes_mapped(t: &kunit::ThpFile, base: usize, step: Result<BatchStep>, from: usize, pages: usize) -> Result {
+    fn ptes_mapped(
+        t: &kunit::ThpFile,
+        base: usize,
+        step: Result<BatchStep>,
+        from: usize,
+        pages: usize,
+    ) -> Result {
         assert_eq!(step, Ok(BatchStep::ptes(pages)));
         assert!(!pmd_mapped(base)?);
         assert_eq!(t.folio.mapcount(), pages as i32);
         // SAFETY: The folio is valid.
-        assert_eq!(unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) }, 0);
+        assert_eq!(
+            unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) },
+            0
+        );
         let first = read_pte(base + from * PAGE_SIZE)?;
         assert!(first.present());
         assert_eq!(first.pfn(), t.folio.pfn() + from);
@@ -751,10 +772,7 @@ mod tests {
             return Ok(());
         };
         assert_eq!(do_continue(addr + 5 * PAGE_SIZE, false), Ok(()));
-        assert_eq!(
-            c_step(addr, addr + PMD_SIZE, false),
-            Ok(BatchStep::ptes(5))
-        );
+        assert_eq!(c_step(addr, addr + PMD_SIZE, false), Ok(BatchStep::ptes(5)));
         assert!(!pmd_mapped(addr)?);
         assert_eq!(t.folio.mapcount(), 6);
         Ok(())

@@ -59,9 +59,7 @@ struct Args {
 }
 
 fn usage() -> ! {
-    eprintln!(
-        "usage: uffd-restore [--size-mib N (1024)] [--threads N (4)] [--thp] [--seed N (1)]"
-    );
+    eprintln!("usage: uffd-restore [--size-mib N (1024)] [--threads N (4)] [--thp] [--seed N (1)]");
     exit(2);
 }
 
@@ -153,7 +151,10 @@ impl Mapping {
         // SAFETY: The parts of the reservation around the mapping are ours.
         unsafe {
             libc::munmap(resv, start - resv as usize);
-            libc::munmap((start + len) as *mut libc::c_void, resv as usize + align - start);
+            libc::munmap(
+                (start + len) as *mut libc::c_void,
+                resv as usize + align - start,
+            );
         }
         if addr == libc::MAP_FAILED {
             return Err(err);
@@ -345,7 +346,8 @@ fn main() {
         fail(4, "pipe2", io::Error::last_os_error());
     }
     // SAFETY: The two new descriptors are ours.
-    let (stop_rd, stop_wr) = unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    let (stop_rd, stop_wr) =
+        unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
     let unit = if args.thp { pmd } else { page };
     let h = {
         let uffd = Arc::clone(&uffd);
@@ -384,7 +386,8 @@ fn main() {
     start.wait();
     let t0 = now_ns();
     for v in vcpus {
-        v.join().unwrap_or_else(|_| fail(1, "vCPU thread", "panicked"));
+        v.join()
+            .unwrap_or_else(|_| fail(1, "vCPU thread", "panicked"));
     }
     let ns = now_ns() - t0;
 
@@ -404,7 +407,10 @@ fn main() {
         npages as f64 * 1e9 / ns.max(1) as f64,
     );
     if wrong != 0 || failures != 0 {
-        let _ = writeln!(out, "# {wrong} pages read wrong, {failures} failures in the handler");
+        let _ = writeln!(
+            out,
+            "# {wrong} pages read wrong, {failures} failures in the handler"
+        );
         exit(1);
     }
 }

@@ -145,7 +145,11 @@ impl VmaPteMapped {
     /// `vm_flags` are the VMA's flags, read once by the caller, who checked `VM_WRITE`;
     /// `prot_writable` is whether the VMA's `vm_page_prot` allows writes.
     #[inline(always)]
-    pub(crate) fn maps_page_cache_writable(&self, vm_flags: vm_flags_t, prot_writable: bool) -> bool {
+    pub(crate) fn maps_page_cache_writable(
+        &self,
+        vm_flags: vm_flags_t,
+        prot_writable: bool,
+    ) -> bool {
         vm_flags & flags::SHARED != 0
             && !self.ops_want_writenotify()
             && (prot_writable || !self.file_can_writeback())

@@ -455,8 +455,15 @@ mod tests {
 
     /// How many PMD mappings of file THPs were counted (`THP_FILE_MAPPED`, all CPUs).
     fn thp_file_mapped() -> Result<usize> {
-        let mut events = KVec::with_capacity(bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize, GFP_KERNEL)?;
-        events.resize(bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize, 0, GFP_KERNEL)?;
+        let mut events = KVec::with_capacity(
+            bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize,
+            GFP_KERNEL,
+        )?;
+        events.resize(
+            bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize,
+            0,
+            GFP_KERNEL,
+        )?;
         // SAFETY: `events` has room for every event counter.
         unsafe { bindings::all_vm_events(events.as_mut_ptr()) };
         Ok(events[bindings::vm_event_item_THP_FILE_MAPPED as usize])
@@ -529,7 +536,13 @@ mod tests {
 
     /// A PMD-aligned address with `pmds` PMD ranges of address space reserved after it.
     fn aligned_window(pmds: usize) -> Result<usize> {
-        let base = kunit::vm_mmap(None, (pmds + 1) * PMD_SIZE, prot::READ, prot::MAP_PRIVATE, 0)?;
+        let base = kunit::vm_mmap(
+            None,
+            (pmds + 1) * PMD_SIZE,
+            prot::READ,
+            prot::MAP_PRIVATE,
+            0,
+        )?;
         Ok(base.next_multiple_of(PMD_SIZE))
     }
 
