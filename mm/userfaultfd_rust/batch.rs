@@ -256,15 +256,17 @@ unsafe fn mfill_continue_batch(
         // SAFETY: The caller found or allocated `dst_pmd` for `dst_addr` in `vma`, which stays
         // locked.
         let entry = unsafe { PmdEntry::from_raw(vma, dst_pmd, dst_addr) };
-        if entry.is_none_lockless() {
-            return mfill_continue_pmd_or_ptes(&entry, dst_end, flags);
-        }
+        // An entry that is not empty may have become a huge PMD since `mfill_establish_pmd()`
+        // left it empty (a concurrent PMD step or fault): `EEXIST`, as for a mapped page.
+        mfill_continue_pmd_or_ptes(&entry, dst_end, flags)
     }
-    // SAFETY: The caller upholds the requirements of `mfill_pmd()`; with transparent huge pages,
-    // the entry was found not empty, so it is established (`mfill_establish_pmd()` checked what
-    // it held then, and `pte_offset_map_lock()` checks it again).
-    let pmd = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }?;
-    mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes)
+    #[cfg(not(CONFIG_TRANSPARENT_HUGEPAGE))]
+    {
+        // SAFETY: The caller upholds the requirements of `mfill_pmd()`: without transparent huge
+        // pages, `mfill_establish_pmd()` gave the entry a PTE table.
+        let pmd = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }?;
+        mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes)
+    }
 }
 
 /// `rust_mfill_atomic_pte_continue_batch()`: a batched step for C, see
