@@ -217,8 +217,13 @@ pub struct ThpFile {
 }
 
 impl ThpFile {
-    /// The size of the file, and of its folio.
-    pub const SIZE: usize = bindings::PTRS_PER_PTE as usize * crate::page::PAGE_SIZE;
+    /// Returns the size of the file, and of its folio: `PMD_SIZE`, a variable on 64-bit book3s
+    /// powerpc.
+    pub fn size() -> usize {
+        // SAFETY: Reads a constant, or a variable that is set once, at boot.
+        let ptrs_per_pte = unsafe { bindings::ptrs_per_pte() } as usize;
+        ptrs_per_pte * crate::page::PAGE_SIZE
+    }
 
     /// Creates a [`ThpFile`]; `None`, and the test marked skipped, if there is no tmpfs or no
     /// PMD-sized folio could be had (tmpfs falls back to smaller folios when memory is
@@ -229,9 +234,9 @@ impl ThpFile {
             crate::kunit::mark_skipped(c"no tmpfs");
             return Ok(None);
         };
-        let file = tmpfs.file(name, Self::SIZE as i64)?;
-        let mut data = KVec::with_capacity(Self::SIZE, GFP_KERNEL)?;
-        for n in 0..Self::SIZE / page {
+        let file = tmpfs.file(name, Self::size() as i64)?;
+        let mut data = KVec::with_capacity(Self::size(), GFP_KERNEL)?;
+        for n in 0..Self::size() / page {
             data.extend_from_slice(&page_tag(n), GFP_KERNEL)?;
             data.resize((n + 1) * page, 0, GFP_KERNEL)?;
         }
@@ -239,7 +244,7 @@ impl ThpFile {
         let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::Read)?
             .ok_or(ENOENT)?
             .unlock();
-        if folio.nr_pages() != Self::SIZE / page {
+        if folio.nr_pages() != Self::size() / page {
             crate::kunit::mark_skipped(c"shmem did not allocate a PMD-sized folio");
             return Ok(None);
         }
@@ -259,12 +264,12 @@ impl ThpFile {
     pub fn map(&self) -> Result<usize> {
         let addr = vm_mmap(
             Some(&self.file),
-            Self::SIZE,
+            Self::size(),
             prot::READ | prot::WRITE,
             prot::MAP_SHARED,
             0,
         )?;
-        madvise(addr, Self::SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
+        madvise(addr, Self::size(), bindings::MADV_NOHUGEPAGE as i32)?;
         Ok(addr)
     }
 }

@@ -34,11 +34,28 @@ use crate::{
 };
 use core::{ops::Deref, ptr::NonNull};
 
-/// The number of entries in a PTE table (`PTRS_PER_PTE`).
-pub const PTRS_PER_PTE: usize = bindings::PTRS_PER_PTE as usize;
+/// Returns the number of entries in a PTE table (`PTRS_PER_PTE`).
+///
+/// A constant on every architecture but 64-bit book3s powerpc, where the MMU found at boot
+/// (radix or hash) decides it, and it is read from the kernel's variable.
+#[inline(always)]
+pub fn ptrs_per_pte() -> usize {
+    #[cfg(not(CONFIG_PPC_BOOK3S_64))]
+    let n = bindings::PTRS_PER_PTE;
+    #[cfg(CONFIG_PPC_BOOK3S_64)]
+    let n = {
+        // SAFETY: Reads a variable that is set once, at boot.
+        unsafe { bindings::ptrs_per_pte() }
+    };
+    n as usize
+}
 
-/// The size of the virtual range one PMD entry covers (`PMD_SIZE`).
-pub const PMD_SIZE: usize = PTRS_PER_PTE * PAGE_SIZE;
+/// Returns the size of the virtual range one PMD entry covers (`PMD_SIZE`): [`ptrs_per_pte()`]
+/// pages (which `rust/helpers/pgtable.c` checks at build time where both are constants).
+#[inline(always)]
+pub fn pmd_size() -> usize {
+    ptrs_per_pte() * PAGE_SIZE
+}
 
 /// A VMA whose pages are mapped by PTE tables of ordinary pages, in which this module may
 /// allocate page tables and install page-cache or anonymous pages.
@@ -285,7 +302,8 @@ impl<'a> PteTableGuard<'a> {
     #[inline]
     pub fn max_nr(&self) -> usize {
         // The entries left in the table: at least one, so no overflow.
-        let in_table = PTRS_PER_PTE - (self.addr / PAGE_SIZE) % PTRS_PER_PTE;
+        let ptrs = ptrs_per_pte();
+        let in_table = ptrs - (self.addr / PAGE_SIZE) % ptrs;
         // `addr` is inside the VMA, so `end() > addr`.
         let in_vma = self.vma.end().saturating_sub(self.addr) / PAGE_SIZE;
         core::cmp::min(in_table, in_vma)
@@ -927,7 +945,7 @@ mod tests {
         if nr > 1 {
             assert_eq!(moved, (addr + PAGE_SIZE, nr - 1));
         }
-        // The VMA is 4 pages; a PTE table holds PTRS_PER_PTE entries and the VMA may straddle
+        // The VMA is 4 pages; a PTE table holds `ptrs_per_pte()` entries and the VMA may straddle
         // two tables.
         assert!((1..=4).contains(&nr));
         assert!(last.is_some_and(|p| p.none()));

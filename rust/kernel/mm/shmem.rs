@@ -184,7 +184,8 @@ mod tests {
             return Ok(());
         };
         // A PMD-sized folio: PTRS_PER_PTE pages.
-        let ptrs_per_pte = bindings::PTRS_PER_PTE as usize;
+        // SAFETY: Reads a constant, or a variable that is set once, at boot.
+        let ptrs_per_pte = unsafe { bindings::ptrs_per_pte() } as usize;
         let huge = (ptrs_per_pte * PAGE_SIZE) as i64;
         let file = tmpfs.file(c"rust_mm_pagecache_thp", 2 * huge)?;
         // A 2 MiB aligned write of 2 MiB makes a PMD-sized folio on a huge=always tmpfs.
