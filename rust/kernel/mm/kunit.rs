@@ -18,7 +18,7 @@ use crate::{
     error::{code::*, to_result, Error, Result},
     fs::File,
     mm::{
-        folio::Folio,
+        folio::{Folio, FolioPage},
         pgtable::Pmd,
         pte::Pte,
         shmem::{shmem_file_setup, shmem_get_folio, SgpType},
@@ -133,6 +133,30 @@ pub fn page_tag(n: usize) -> [u8; 8] {
     t[6] = b'0' + (n / 10 % 10) as u8;
     t[7] = b'0' + (n % 10) as u8;
     t
+}
+
+/// Reads `buf.len()` bytes at byte `offset` of a page of a folio (`memcpy_from_page()`).
+///
+/// Fails with `EINVAL`, reading nothing, if the range is not inside the page.
+///
+/// # Safety
+///
+/// Nothing may write to those bytes during the call (the folio is locked, or the test is the only
+/// writer).
+pub unsafe fn read_folio_page(page: FolioPage<'_>, offset: usize, buf: &mut [u8]) -> Result {
+    let size = crate::page::PAGE_SIZE;
+    if offset > size || buf.len() > size - offset {
+        return Err(EINVAL);
+    }
+    // SAFETY: The page is a page of a folio that the caller holds a reference on; the mapping is
+    // local to this task and undone before returning; `offset + buf.len()` is inside the page, and
+    // the caller guarantees that nothing writes those bytes meanwhile.
+    unsafe {
+        let addr = bindings::kmap_local_page(page.as_ptr()).cast::<u8>();
+        core::ptr::copy_nonoverlapping(addr.add(offset), buf.as_mut_ptr(), buf.len());
+        bindings::kunmap_local(addr.cast());
+    }
+    Ok(())
 }
 
 /// Creates a shmem file of `pages` pages, writes [`page_tag`] at the start of each page in

@@ -24,12 +24,12 @@ use crate::{
     error::{code::*, Error, Result},
     fs::File,
     mm::{
-        folio::{LockedFolio, NewAnonFolio, PgOff},
+        folio::{FolioPage, LockedFolio, NewAnonFolio, PgOff},
         pte::{Pte, PteMarker},
         virt::{flags, vm_flags_t, VmaRef},
         MmCounter,
     },
-    page::{BorrowedPage, Page, PAGE_SIZE},
+    page::PAGE_SIZE,
     types::NotThreadSafe,
 };
 use core::{ops::Deref, ptr::NonNull};
@@ -389,7 +389,13 @@ impl<'a> PteTableGuard<'a> {
     /// `vm_flags` are the VMA's flags, read once by the caller.
     // Always inlined: both callers are per-page paths, and the PTE is built in registers.
     #[inline(always)]
-    fn mk_fill_pte(&self, page: &Page, vm_flags: vm_flags_t, page_in_cache: bool, wp: bool) -> Pte {
+    fn mk_fill_pte(
+        &self,
+        page: FolioPage<'_>,
+        vm_flags: vm_flags_t,
+        page_in_cache: bool,
+        wp: bool,
+    ) -> Pte {
         let mut pte = Pte::mk_pte(page, self.vma.page_prot());
         let writable = vm_flags & flags::WRITE != 0
             && (!page_in_cache
@@ -505,9 +511,9 @@ impl<'a> PteTableGuard<'a> {
         if let Err(e) = self.check_entries_fillable(nr) {
             return Err((e, folio));
         }
-        // SAFETY: `first` is a valid page that lives as long as the folio reference we hold.
-        let first_page = unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(first)) };
-        let pte = self.mk_fill_pte(&first_page, vm_flags, true, wp);
+        // SAFETY: `first` is a page of the folio, which we hold a reference on.
+        let first_page = unsafe { FolioPage::from_raw(first) };
+        let pte = self.mk_fill_pte(first_page, vm_flags, true, wp);
         let vma = self.vma.as_ptr();
         let mm = self.vma.mm().as_raw();
         let counter = MmCounter::of_folio(&folio);
@@ -622,7 +628,7 @@ impl<'a> PteTableGuard<'a> {
         if let Err(e) = self.check_fillable(1) {
             return Err((e, folio));
         }
-        let pte = self.mk_fill_pte(&folio.page(), vm_flags, false, wp);
+        let pte = self.mk_fill_pte(folio.page(), vm_flags, false, wp);
         let vma = self.vma.as_ptr();
         let mm = self.vma.mm().as_raw();
         let raw = folio.as_ptr();
@@ -814,7 +820,7 @@ mod tests {
             let mmap = mm.mmap_read_lock();
             let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
             let page = folio.page(0).ok_or(EINVAL)?;
-            let clean = Pte::mk_pte(&page, vma.page_prot());
+            let clean = Pte::mk_pte(page, vma.page_prot());
             let dirty = clean.mkdirty();
             let write = dirty.mkwrite(vma);
             (clean, dirty, write, write.mkuffd())
@@ -962,7 +968,14 @@ mod tests {
 /// - installing a hand-made PTE value: the installation methods build the entry themselves from
 ///   the VMA and the folio, and take no [`Pte`];
 /// - getting a [`Folio`] (and so an `ARef<Folio>`) from a [`NewAnonFolio`]: it has no `Deref`
-///   to `Folio`, only [`NewAnonFolio::pfn`] and [`NewAnonFolio::page`];
+///   to `Folio`, only [`NewAnonFolio::pfn`];
+/// - mapping a page of a folio with a function of the kernel crate that takes a
+///   [`Page`](crate::page::Page), such as `VmaMixedMap::vm_insert_page()`, which would map a
+///   page-cache page outside its file's `i_mmap` (truncation would not unmap it) or the page of a
+///   [`NewAnonFolio`] before its anonymous reverse mapping exists: [`Folio::page`] and
+///   [`Folio::file_page`] give a [`FolioPage`], which is not a `Page` and does not deref to one,
+///   and a [`NewAnonFolio`] gives out no page (`harness/uffdrs gates` checks that a module doing
+///   the former does not compile: `harness/compile-fail/`);
 /// - a PMD entry or PTE table of a VMA that may not have one: [`Pmd::establish`] takes a
 ///   [`VmaPteMapped`], which only [`VmaRef::as_pte_mapped`] gives out (checked below for
 ///   hugetlb);
