@@ -25,6 +25,6 @@ pub fn insert(vma: &VmaMixedMap, folio: &Folio, index: usize) -> Result {
     #[cfg(misuse)]
     vma.vm_insert_page(vma.start(), &page)?;
     #[cfg(not(misuse))]
-    let _ = (vma.start(), page.pfn());
+    let _ = (vma.start(), page.as_ptr());
     Ok(())
 }

@@ -22,7 +22,8 @@ class CompileFailTest(unittest.TestCase):
         template = compile_fail.saved_command("# cannot\n" + CMD)
         args, env = compile_fail.check_command(template, "/h/compile-fail/a-b.rs", "/tmp/x",
                                                misuse=True)
-        self.assertEqual(env, {"OBJTREE": "/c/build", "RUST_MODFILE": "mm/userfaultfd_rust"})
+        self.assertEqual(env, {"RUSTC_BOOTSTRAP": "1", "OBJTREE": "/c/build",
+                               "RUST_MODFILE": "mm/userfaultfd_rust"})
         self.assertEqual(args, [
             "rustc", "--edition=2021", "-Dunsafe_op_in_unsafe_fn",
             "--target=./scripts/target.json", "@./include/generated/rustc_cfg",

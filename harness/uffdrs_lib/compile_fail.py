@@ -49,7 +49,8 @@ def check_command(template: str, source: str, outdir: str,
     """The rustc command line (and environment) that type-checks `source`
     the way kbuild compiled the object of `template`."""
     words = shlex.split(template)
-    env: Dict[str, str] = {}
+    # The kernel's Makefile exports it: kbuild uses unstable options (-Z).
+    env: Dict[str, str] = {"RUSTC_BOOTSTRAP": "1"}
     while words and "=" in words[0] and not words[0].startswith("-"):
         k, v = words.pop(0).split("=", 1)
         env[k] = v

@@ -39,7 +39,12 @@ __rust_helper unsigned long rust_helper_pte_pfn(pte_t pte)
 	return pte_pfn(pte);
 }
 
-__rust_helper pteval_t rust_helper_pte_val(pte_t pte)
+/*
+ * u64: pteval_t is not defined on every architecture (powerpc, riscv,
+ * loongarch, s390 and um have none), and pte_val() returns an unsigned long
+ * or an unsigned long long.
+ */
+__rust_helper u64 rust_helper_pte_val(pte_t pte)
 {
 	return pte_val(pte);
 }

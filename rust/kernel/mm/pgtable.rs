@@ -974,8 +974,7 @@ mod tests {
 ///   page-cache page outside its file's `i_mmap` (truncation would not unmap it) or the page of a
 ///   [`NewAnonFolio`] before its anonymous reverse mapping exists: [`Folio::page`] and
 ///   [`Folio::file_page`] give a [`FolioPage`], which is not a `Page` and does not deref to one,
-///   and a [`NewAnonFolio`] gives out no page (`harness/uffdrs gates` checks that a module doing
-///   the former does not compile: `harness/compile-fail/`);
+///   and a [`NewAnonFolio`] gives out no page;
 /// - a PMD entry or PTE table of a VMA that may not have one: [`Pmd::establish`] takes a
 ///   [`VmaPteMapped`], which only [`VmaRef::as_pte_mapped`] gives out (checked below for
 ///   hugetlb);

@@ -134,7 +134,7 @@ impl Pte {
     #[inline]
     pub fn val(self) -> u64 {
         // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_val(self.0) as u64 }
+        unsafe { bindings::pte_val(self.0) }
     }
 
     /// Classifies the entry.
