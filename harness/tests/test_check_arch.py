@@ -52,3 +52,29 @@ class CheckArchTest(unittest.TestCase):
             "| s390 | s390 | 64-bit | cannot be built here: the base wants rustc 1.96.0 | 0 s |",
             "| um | um | user-mode Linux on x86_64 | not run | 0 s |",
         ])
+
+    def test_base_warnings(self) -> None:
+        log = "\n".join([
+            "  RUSTC L rust/core.o",
+            "warning: unstable feature specified for `-Ctarget-feature`: `altivec`",
+            "  |",
+            "  = note: this feature is not stably supported",
+            "warning: 4 warnings emitted",
+            "  CLIPPY L rust/kernel.o",
+            "warning: unused import: `Page`",
+            " --> rust/kernel/mm/pte.rs:26:5",
+            "warning: 1 warning emitted",
+        ])
+        bad, base = check_arch.judge_warnings("ppc64le", log)
+        self.assertEqual(base, ["warning: unstable feature specified for `-Ctarget-feature`: "
+                                "`altivec`"])
+        self.assertEqual(len(bad), 1)
+        self.assertTrue(bad[0].startswith("warning: unused import: `Page`"))
+        # Elsewhere, the same line is a warning like any other.
+        bad, base = check_arch.judge_warnings("arm64", log)
+        self.assertEqual((len(bad), base), (2, []))
+        res = Results()
+        res.ok("check-arch ppc64le: vmlinux builds")
+        res.notes.append("check-arch ppc64le: 4 warning lines of the base itself, not counted")
+        self.assertEqual(check_arch.outcome(res, "ppc64le"),
+                         "passed (4 warning lines of the base itself, not counted)")
