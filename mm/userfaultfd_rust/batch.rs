@@ -155,7 +155,7 @@ mod tests {
         mm::{
             folio::filemap_lock_folio_nowait,
             kunit::{self, page_tag, prot, read_pte, with_pmd},
-            pgtable::{PMD_SIZE, PTRS_PER_PTE},
+            pgtable::{pmd_size, ptrs_per_pte},
             pte::PteMarker,
             shmem::{shmem_get_folio, SgpType},
             virt::flags as vm,
@@ -317,10 +317,10 @@ mod tests {
         assert_eq!(read8(addr + 14 * PAGE_SIZE)?, page_tag(14));
         // The rest of the folio, to the end of the range and of the PTE table.
         assert_eq!(
-            do_batch(addr + 15 * PAGE_SIZE, addr + PMD_SIZE),
-            Ok(PTRS_PER_PTE - 15)
+            do_batch(addr + 15 * PAGE_SIZE, addr + pmd_size()),
+            Ok(ptrs_per_pte() - 15)
         );
-        assert_eq!(folio.mapcount(), PTRS_PER_PTE as i32 - 5);
+        assert_eq!(folio.mapcount(), ptrs_per_pte() as i32 - 5);
         Ok(())
     }
 
