@@ -1137,6 +1137,33 @@ mod misuse_tests {
         Ok(())
     }
 
+    /// A page with a hardware memory error is not mapped: `EIO`, even when the caller did not
+    /// look (the check under the PTE table lock is the installation's own; C's installation
+    /// trusts `UFFDIO_CONTINUE`'s lookup to have checked before).
+    #[test]
+    fn hwpoison_page_is_refused() -> Result {
+        let (file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
+        let held: ARef<Folio> = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .unlock();
+        let page = held.page(0).ok_or(EINVAL)?;
+        let before = seen(addr, &held)?;
+        // SAFETY: The page is the test's own: nothing maps it, and the flag is cleared below.
+        unsafe { bindings::SetPageHWPoison(page.as_ptr()) };
+        let folio = LockedFolio::lock(held.clone());
+        let res = try_install(addr, folio, 1, false);
+        // SAFETY: As above.
+        unsafe { bindings::ClearPageHWPoison(page.as_ptr()) };
+        if !cfg!(CONFIG_MEMORY_FAILURE) {
+            crate::kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
+            return Ok(());
+        }
+        assert_eq!(res?, Some((EIO, true)));
+        assert_eq!(seen(addr, &held)?, before);
+        assert!(read_pte(addr)?.none());
+        Ok(())
+    }
+
     /// A guard marker that keeps the uffd-wp bit, as `MADV_GUARD_INSTALL` leaves it over a
     /// uffd-wp marker in a file VMA registered for write protection: still a guard, refused.
     #[test]

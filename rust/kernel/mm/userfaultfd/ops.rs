@@ -401,7 +401,7 @@ mod tests {
     /// Only shmem inodes are looked up: a locked folio of another file system's page cache in
     /// the hands of safe code could be changed behind the file system's back. A hugetlbfs file
     /// with a folio at offset 0 gives nothing, and the folio is left alone.
-    #[cfg(all(CONFIG_USERFAULTFD_RUST_TEST, CONFIG_HUGETLBFS))]
+    #[cfg(CONFIG_HUGETLBFS)]
     #[test]
     fn lock_folio_nowait_shmem_only() -> Result {
         use crate::{mm::folio::Folio, sync::aref::ARef};
