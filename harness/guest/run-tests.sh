@@ -87,6 +87,8 @@ for impl in $IMPLS; do
 			run_one "uffd-stress $mem 32 16 [$impl]" 600 "$ST/uffd-stress" "$mem" 32 16
 	done
 	want uffd-continue && run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
+	# Whole PMD-sized folios: one PMD where the implementation maps PMDs.
+	want uffd-continue-pmd && run_tap "uffd-continue-pmd[$impl]" 600 "$ST/uffd-continue-pmd"
 	# Threads racing CONTINUE against truncation, swap, migration, fork,
 	# mremap...: two kinds of file, STRESS_SECS each, plus the checks.
 	want uffd-continue-stress &&
