@@ -58,6 +58,8 @@ class CheckArchTest(unittest.TestCase):
             "  RUSTC L rust/core.o",
             "warning: unstable feature specified for `-Ctarget-feature`: `altivec`",
             "  |",
+            "warning: unknown and unstable feature specified for `-Ctarget-feature`: `mma`",
+            "  |",
             "  = note: this feature is not stably supported",
             "warning: 4 warnings emitted",
             "  CLIPPY L rust/kernel.o",
@@ -67,12 +69,14 @@ class CheckArchTest(unittest.TestCase):
         ])
         bad, base = check_arch.judge_warnings("ppc64le", log)
         self.assertEqual(base, ["warning: unstable feature specified for `-Ctarget-feature`: "
-                                "`altivec`"])
+                                "`altivec`",
+                                "warning: unknown and unstable feature specified for "
+                                "`-Ctarget-feature`: `mma`"])
         self.assertEqual(len(bad), 1)
         self.assertTrue(bad[0].startswith("warning: unused import: `Page`"))
         # Elsewhere, the same line is a warning like any other.
         bad, base = check_arch.judge_warnings("arm64", log)
-        self.assertEqual((len(bad), base), (2, []))
+        self.assertEqual((len(bad), base), (3, []))
         res = Results()
         res.ok("check-arch ppc64le: vmlinux builds")
         res.notes.append("check-arch ppc64le: 4 warning lines of the base itself, not counted")
