@@ -515,7 +515,7 @@ mod tests {
         let Some(t) = ThpFile::new(c"rust_mm_pmd")? else {
             return Ok(None);
         };
-        let addr = kunit::vm_mmap(Some(&t.file), ThpFile::SIZE, prot, flags, 0)?;
+        let addr = kunit::vm_mmap(Some(&t.file), ThpFile::size(), prot, flags, 0)?;
         if addr % pmd_size() != 0 {
             crate::kunit::mark_skipped(c"the mapping is not PMD aligned");
             return Ok(None);
