@@ -308,16 +308,14 @@ pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
 mod tests {
     use super::*;
     use crate::tests::*;
-    use kernel::{
-        mm::{
-            folio::filemap_lock_folio_nowait,
-            kunit::{self, page_tag, prot, read_pte, with_pmd},
-            pgtable::{pmd_size, ptrs_per_pte},
-            pte::PteMarker,
-            shmem::{shmem_get_folio, SgpType},
-            virt::flags as vm,
-            MmCounter,
-        },
+    use kernel::mm::{
+        folio::filemap_lock_folio_nowait,
+        kunit::{self, page_tag, prot, read_pte, with_pmd},
+        pgtable::{pmd_size, ptrs_per_pte},
+        pte::PteMarker,
+        shmem::{shmem_get_folio, SgpType},
+        virt::flags as vm,
+        MmCounter,
     };
 
     /// One batched step from `addr`, with the range ending at `end`.
@@ -726,8 +724,8 @@ mod tests {
         );
         assert!(pmd_mapped(addr)?);
         assert_eq!(t.folio.mapcount(), 1);
-        // SAFETY: The folio is valid.
         assert_eq!(
+            // SAFETY: The folio is valid.
             unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) },
             1
         );
@@ -761,8 +759,8 @@ mod tests {
         assert_eq!(step, Ok(BatchStep::ptes(pages)));
         assert!(!pmd_mapped(base)?);
         assert_eq!(t.folio.mapcount(), pages as i32);
-        // SAFETY: The folio is valid.
         assert_eq!(
+            // SAFETY: The folio is valid.
             unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) },
             0
         );

@@ -250,7 +250,7 @@ impl<'a> PmdGuard<'a> {
     }
 
     /// Returns the first address the entry maps: [`addr`](Self::addr) rounded down to a
-    /// multiple of [`PMD_SIZE`].
+    /// multiple of [`pmd_size()`].
     #[inline]
     pub fn pmd_addr(&self) -> usize {
         self.addr & !(pmd_size() - 1)
@@ -270,12 +270,12 @@ impl<'a> PmdGuard<'a> {
     }
 
     /// Maps the whole PMD-sized page-cache folio `folio` with this entry: the file pages that
-    /// the VMA maps from [`pmd_addr`](Self::pmd_addr) on, all [`HPAGE_PMD_NR`] of them.
+    /// the VMA maps from [`pmd_addr`](Self::pmd_addr) on, all [`hpage_pmd_nr()`] of them.
     ///
     /// The entry is built here, as for a PTE of a fill: dirty, writable only if the VMA is shared
     /// and writable and its file does not ask to be told of the first write (see
     /// [`PteTableGuard::set_ptes_file`]). Then, as `do_set_pmd()` maps a page-cache folio:
-    /// [`HPAGE_PMD_NR`] pages are added to the mm counter of the folio, the file reverse mapping
+    /// [`hpage_pmd_nr()`] pages are added to the mm counter of the folio, the file reverse mapping
     /// of the whole folio is added (`folio_add_file_rmap_pmd()`), the preallocated page table is
     /// deposited where the architecture wants one, the entry is written (`set_pmd_at()`), the
     /// folio is unlocked, the MMU cache updated (`update_mmu_cache_pmd()`) and the mapping
@@ -287,9 +287,9 @@ impl<'a> PmdGuard<'a> {
     ///   userfaultfd write protection (a file PMD has no place for the uffd-wp bit of each page),
     ///   transparent huge pages are disabled for it or its process (`MADV_NOHUGEPAGE`,
     ///   `PR_SET_THP_DISABLE`, the hardware), or it does not cover the whole PMD range at a file
-    ///   offset that is a multiple of [`HPAGE_PMD_NR`] (`thp_vma_suitable_order()`);
+    ///   offset that is a multiple of [`hpage_pmd_nr()`] (`thp_vma_suitable_order()`);
     /// - `EINVAL` if the folio is not the uptodate page cache of the VMA's file at the offset the
-    ///   entry maps, or not of [`HPAGE_PMD_ORDER`];
+    ///   entry maps, or not of [`hpage_pmd_order()`];
     /// - `EIO` if a page of the folio has a hardware memory error
     ///   (`folio_test_has_hwpoisoned()`);
     /// - `EEXIST` if the entry is not empty;
