@@ -560,8 +560,8 @@ mod tests {
         assert_eq!(read8(addr)?, *b"private!");
         let mut buf = [0u8; 8];
         let page = folio.page(0).ok_or(EINVAL)?;
-        // SAFETY: `buf` has 8 bytes; the page is not being written.
-        unsafe { page.read_raw(buf.as_mut_ptr(), 0, 8)? };
+        // SAFETY: The page is not being written.
+        unsafe { kunit::read_folio_page(page, 0, &mut buf)? };
         assert_eq!(buf, page_tag(1));
         Ok(())
     }

@@ -14,7 +14,10 @@
                    and OOM reports
   gates.py         checkpatch, git am, clippy, rustfmt, rustdoc, mypy, and
                    the harness's unit tests
-  check_series.py  check-series (every patch on its own) and check-arch
+  compile_fail.py  the gate of misuses that must not compile (harness/compile-fail/)
+  docs.py          the documentation gate (docutils on the series' .rst files)
+  check_series.py  check-series (every patch on its own)
+  check_arch.py    check-arch: cross-builds for every architecture with Rust
   bench.py         bench: the -icount boot and its table
   cli.py           the command line
 """

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """check-series: every patch of every series built on its own (each series on
 the base and the series it requires, as it is posted), in several
-configurations, and its rustdoc with Rust on; check-arch: the series
-cross-built for another architecture. Both fail on any warning line."""
+configurations, and its rustdoc with Rust on; it fails on any warning line.
+(check-arch, the cross-builds, is check_arch.py.)"""
 
 from __future__ import annotations
 
@@ -126,51 +126,4 @@ def check_series(ctx: Context, groups: Sequence[Tuple[str, Sequence[Tuple[str, s
             for n, (c, subj) in enumerate(commits, 1):
                 check_one_patch(wctx, res, vname, frag, odir, n, len(commits), c, subj,
                                 sname)
-    return res
-
-
-# check-arch: cross-builds, built but not booted. Name -> (ARCH=, fragment).
-CHECK_ARCHES = {
-    "arm64": ("arm64", "arm64.config"),
-}
-
-
-def check_arch(ctx: Context, name: str) -> Results:
-    """Cross-builds the series for another architecture, with no warning.
-
-    The same LLVM 22 toolchain as the x86 build (clang, lld and rustc 1.95
-    build for every architecture; the kernel builds `core` from rust-src for
-    the target), allnoconfig plus harness/config/<arch>.config, vmlinux with
-    CLIPPY=1 in build-<arch>/ of the cache. Any warning line of the build
-    (C, rustc, clippy) is a failure: a static inline or macro that bindgen
-    does not wrap on that architecture is an error here.
-    """
-    arch, frag = CHECK_ARCHES[name]
-    odir = os.path.join(ctx.cache, f"build-{name}")
-    actx = dataclasses.replace(ctx, make_arch=arch, build=odir)
-    os.makedirs(odir, exist_ok=True)
-    res = Results()
-    log = os.path.join(odir, "uffdrs-build.log")
-    truncate(log)
-    objs = build.series_objects(ctx.tree, series.series_files(ctx))
-    with ctx.phase(f"check-arch {name}: vmlinux with CLIPPY=1 (output in {log})"):
-        build.check_rust_available(actx)
-        build.configure(actx, [os.path.join(ctx.harness, "config", frag)])
-        build.make(actx, "olddefconfig", log=log)
-        build.remove_objects(odir, objs)
-        p = build.make(actx, "vmlinux", log=log, extra=["CLIPPY=1"], check=False)
-    text = read(log)
-    lines = text.splitlines()
-    warns = ["\n".join(lines[i:i + 4]) for i, _ in build.diagnostics(text)]
-    res.check(p.returncode == 0, f"check-arch {name}: vmlinux builds", text[-3000:])
-    res.check(not warns, f"check-arch {name}: no warning in the build "
-              f"({len(warns)} warning lines)", "\n".join(warns[:20]))
-    helpers = ("rust/helpers/helpers.bc" if "CONFIG_RUST_INLINE_HELPERS=y" in
-               read(os.path.join(odir, ".config")).splitlines()
-               else "rust/helpers/helpers.o")
-    want = [o for o in objs if not o.startswith("rust/helpers/")] + [helpers]
-    missing = [o for o in want if not os.path.exists(os.path.join(odir, o))]
-    res.check(not missing, f"check-arch {name}: the series' objects were "
-              f"built ({len(want) - len(missing)} of {len(want)}: {', '.join(want)})",
-              "missing: " + ", ".join(missing))
     return res

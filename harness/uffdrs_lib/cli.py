@@ -28,7 +28,9 @@ Commands (see README.md):
                   production kernel (--debug: on the test kernel)
   check-series    build every patch of every series on its own, in several
                   configurations, and its rustdoc (slow)
-  check-arch ARCH cross-build the series for ARCH (arm64) with no warning
+  check-arch ARCH cross-build the series for ARCH (x86_64, arm64, arm,
+                  loongarch, ppc64le, ppc32, riscv, s390, um; or all) with
+                  no warning
   clean           remove the build directories and check worktrees (next
                   builds are from scratch)
 """
@@ -41,7 +43,8 @@ import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import (base, bench, boot, build, check_series, coverage, gates, host_setup,
+from . import (base, bench, boot, build, check_arch, check_series, coverage, gates,
+               host_setup,
                results, series)
 from .common import Context, HarnessError, elapsed, say, tail, tool_env
 from .results import Results
@@ -274,7 +277,10 @@ def cmd_check_series(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_check_arch(ctx: Context, args: argparse.Namespace) -> int:
     prepare(ctx)
-    return finish(check_series.check_arch(ctx, args.arch))
+    if args.arch == "all":
+        return finish(check_arch.check_all(ctx, list(check_arch.ARCHES),
+                                           clean_passed=args.clean_passed))
+    return finish(check_arch.check_arch(ctx, args.arch))
 
 
 COMMANDS: Dict[str, Callable[[Context, argparse.Namespace], int]] = {
@@ -331,7 +337,12 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("series")
     s.add_argument("--out", default="", help="directory (default: out/series)")
     a = sub.add_parser("check-arch")
-    a.add_argument("arch", choices=sorted(check_series.CHECK_ARCHES))
+    a.add_argument("arch", choices=[*check_arch.ARCHES, "all"],
+                   help="an architecture that selects HAVE_RUST, or all of them, "
+                   "one after the other")
+    a.add_argument("--clean-passed", action="store_true",
+                   help="with all: remove the build directory of each "
+                   "architecture that passed")
     c = sub.add_parser("check-series")
     c.add_argument("--variants", default="",
                    help="comma-separated subset of " + ",".join(check_series.VARIANTS))

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Review gates, run on the host and counted in the result line: checkpatch,
-git am, a CLIPPY=1 rebuild of the series' objects, rustfmt, rustdoc; and the
+git am, a CLIPPY=1 rebuild of the series' objects, rustfmt, rustdoc, the
+compile-fail checks (compile_fail.py), the documentation (docs.py); and the
 harness's own checks: its unit tests and its static type check (mypy)."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import unittest
 from typing import Any, List, Optional, Sequence, Tuple
 
-from . import build, results, series
+from . import build, compile_fail, docs, results, series
 from .common import (BASE_IDENT, BASE_REF, Context, git, read, run, tool_env,
                      truncate)
 from .results import Results
@@ -210,6 +211,8 @@ def run_gates(ctx: Context, res: Results) -> None:
         gate_build_warnings(ctx, res)
         gate_rustfmt(ctx, res)
         gate_rustdoc(ctx, res)
+        compile_fail.gate_compile_fail(ctx, res)
+        docs.gate_docs(ctx, res)
         gate_mypy(ctx, res)
 
 

@@ -23,10 +23,12 @@ DEB_PACKAGES = [
     "perl", "python3", "python3-ply", "git", "procps",
 ]
 # Python packages, pinned, installed with pip for the Python running the
-# harness: virtme-ng boots the kernels, mypy is the harness's type check.
+# harness: virtme-ng boots the kernels, mypy is the harness's type check,
+# docutils renders the series' documentation (the documentation gate).
 PIP_PACKAGES = {
     "virtme-ng": "1.42",
     "mypy": "2.4.1",
+    "docutils": "0.19",
 }
 
 BACKPORTS_SOURCES = "/etc/apt/sources.list.d/uffdrs-trixie-backports.sources"

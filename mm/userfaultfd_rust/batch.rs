@@ -18,8 +18,8 @@ use kernel::{
 
 #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
 use kernel::mm::{
-    pgtable::PMD_SIZE,
-    pmd::{PmdEntry, HPAGE_PMD_NR},
+    pgtable::pmd_size,
+    pmd::{hpage_pmd_nr, PmdEntry},
     virt::flags as vm,
 };
 
@@ -175,8 +175,8 @@ fn mfill_continue_ptes(
 #[inline(always)]
 fn mfill_pmd_step(vma: &VmaRef, dst_addr: usize, dst_end: usize, flags: UffdFlags) -> bool {
     !flags.wp()
-        && dst_addr % PMD_SIZE == 0
-        && dst_end.saturating_sub(dst_addr) >= PMD_SIZE
+        && dst_addr % pmd_size() == 0
+        && dst_end.saturating_sub(dst_addr) >= pmd_size()
         && vma.flags() & (vm::SHARED | vm::UFFD_WP | vm::UFFD_RWP) == vm::SHARED
 }
 
@@ -203,7 +203,7 @@ fn mfill_continue_pmd_or_ptes(
         let folio = mfill_get_folio(entry.vma(), entry.addr())?;
         if mfill_continue_pmd(entry, folio).is_ok() {
             return Ok(BatchStep {
-                pages: HPAGE_PMD_NR,
+                pages: hpage_pmd_nr(),
                 pmd: true,
             });
         }
@@ -225,7 +225,7 @@ fn mfill_continue_pmd_or_ptes(
 #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
 fn mfill_continue_pmd(entry: &PmdEntry<'_>, folio: LockedFolio) -> Result<(), LockedFolio> {
     // The cheap test first: only a PMD-sized folio is worth the lock.
-    if folio.nr_pages() != HPAGE_PMD_NR {
+    if folio.nr_pages() != hpage_pmd_nr() {
         return Err(folio);
     }
     let Ok(mut pmd) = entry.pmd_lock() else {
@@ -321,7 +321,7 @@ mod tests {
     use kernel::mm::{
         folio::filemap_lock_folio_nowait,
         kunit::{self, page_tag, prot, read_pte, with_pmd},
-        pgtable::{PMD_SIZE, PTRS_PER_PTE},
+        pgtable::{pmd_size, ptrs_per_pte},
         pte::PteMarker,
         shmem::{shmem_get_folio, SgpType},
         virt::flags as vm,
@@ -482,10 +482,10 @@ mod tests {
         assert_eq!(read8(addr + 14 * PAGE_SIZE)?, page_tag(14));
         // The rest of the folio, to the end of the range and of the PTE table.
         assert_eq!(
-            do_batch(addr + 15 * PAGE_SIZE, addr + PMD_SIZE),
-            Ok(PTRS_PER_PTE - 15)
+            do_batch(addr + 15 * PAGE_SIZE, addr + pmd_size()),
+            Ok(ptrs_per_pte() - 15)
         );
-        assert_eq!(folio.mapcount(), PTRS_PER_PTE as i32 - 5);
+        assert_eq!(folio.mapcount(), ptrs_per_pte() as i32 - 5);
         Ok(())
     }
 
@@ -672,14 +672,14 @@ mod tests {
         let Some(t) = kunit::ThpFile::new(c"userfaultfd_rust_batch")? else {
             return Ok(None);
         };
-        let addr = kunit::vm_mmap(Some(&t.file), PMD_SIZE, prot, flags, 0)?;
-        if addr % PMD_SIZE != 0 {
+        let addr = kunit::vm_mmap(Some(&t.file), pmd_size(), prot, flags, 0)?;
+        if addr % pmd_size() != 0 {
             kernel::kunit::mark_skipped(c"the mapping is not PMD aligned");
             return Ok(None);
         }
         let uffd = Uffd::new()?;
         let modes = vm::UFFD_MINOR | if wp { vm::UFFD_WP } else { 0 };
-        uffd.register(addr, PMD_SIZE, modes)?;
+        uffd.register(addr, pmd_size(), modes)?;
         Ok(Some((t, addr, uffd)))
     }
 
@@ -723,31 +723,31 @@ mod tests {
         let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
         let refs = kunit::settled_ref_count(&t.folio);
         assert_eq!(
-            c_step(addr, addr + 2 * PMD_SIZE, false),
+            c_step(addr, addr + 2 * pmd_size(), false),
             Ok(BatchStep {
-                pages: HPAGE_PMD_NR,
+                pages: hpage_pmd_nr(),
                 pmd: true
             })
         );
         assert!(pmd_mapped(addr)?);
         assert_eq!(t.folio.mapcount(), 1);
-        // SAFETY: The folio is valid.
         assert_eq!(
+            // SAFETY: The folio is valid.
             unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) },
             1
         );
         assert_eq!(kunit::settled_ref_count(&t.folio), refs + 1);
         assert_eq!(
             mm.get_mm_counter_sum(MmCounter::ShmemPages),
-            shmem + HPAGE_PMD_NR
+            shmem + hpage_pmd_nr()
         );
-        for n in [0, 7, HPAGE_PMD_NR - 1] {
+        for n in [0, 7, hpage_pmd_nr() - 1] {
             assert_eq!(read8(addr + n * PAGE_SIZE)?, page_tag(n));
         }
         // As for the page-by-page loop, a mapped range is EEXIST.
-        assert_eq!(c_step(addr, addr + PMD_SIZE, false), Err(EEXIST));
+        assert_eq!(c_step(addr, addr + pmd_size(), false), Err(EEXIST));
         assert_eq!(
-            c_step(addr + PAGE_SIZE, addr + PMD_SIZE, false),
+            c_step(addr + PAGE_SIZE, addr + pmd_size(), false),
             Err(EEXIST)
         );
         Ok(())
@@ -766,8 +766,8 @@ mod tests {
         assert_eq!(step, Ok(BatchStep::ptes(pages)));
         assert!(!pmd_mapped(base)?);
         assert_eq!(t.folio.mapcount(), pages as i32);
-        // SAFETY: The folio is valid.
         assert_eq!(
+            // SAFETY: The folio is valid.
             unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) },
             0
         );
@@ -778,7 +778,7 @@ mod tests {
         if from > 0 {
             assert!(read_pte(base + (from - 1) * PAGE_SIZE)?.none());
         }
-        if from + pages < HPAGE_PMD_NR {
+        if from + pages < hpage_pmd_nr() {
             assert!(read_pte(base + (from + pages) * PAGE_SIZE)?.none());
         }
         Ok(())
@@ -793,18 +793,18 @@ mod tests {
         let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
             return Ok(());
         };
-        let step = c_step(addr, addr + PMD_SIZE - PAGE_SIZE, false);
-        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR - 1)?;
+        let step = c_step(addr, addr + pmd_size() - PAGE_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, hpage_pmd_nr() - 1)?;
         let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
             return Ok(());
         };
-        let step = c_step(addr + PAGE_SIZE, addr + PMD_SIZE, false);
-        ptes_mapped(&t, addr, step, 1, HPAGE_PMD_NR - 1)?;
+        let step = c_step(addr + PAGE_SIZE, addr + pmd_size(), false);
+        ptes_mapped(&t, addr, step, 1, hpage_pmd_nr() - 1)?;
         let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, true)? else {
             return Ok(());
         };
-        let step = c_step(addr, addr + PMD_SIZE, true);
-        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        let step = c_step(addr, addr + pmd_size(), true);
+        ptes_mapped(&t, addr, step, 0, hpage_pmd_nr())?;
         assert!(read_pte(addr)?.uffd());
         Ok(())
     }
@@ -819,30 +819,30 @@ mod tests {
         let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, true)? else {
             return Ok(());
         };
-        let step = c_step(addr, addr + PMD_SIZE, false);
-        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        let step = c_step(addr, addr + pmd_size(), false);
+        ptes_mapped(&t, addr, step, 0, hpage_pmd_nr())?;
         let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_PRIVATE, false)? else {
             return Ok(());
         };
-        let step = c_step(addr, addr + PMD_SIZE, false);
-        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        let step = c_step(addr, addr + pmd_size(), false);
+        ptes_mapped(&t, addr, step, 0, hpage_pmd_nr())?;
         assert!(!read_pte(addr)?.write());
         let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
             return Ok(());
         };
-        kunit::madvise(addr, PMD_SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
-        let step = c_step(addr, addr + PMD_SIZE, false);
-        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        kunit::madvise(addr, pmd_size(), bindings::MADV_NOHUGEPAGE as i32)?;
+        let step = c_step(addr, addr + pmd_size(), false);
+        ptes_mapped(&t, addr, step, 0, hpage_pmd_nr())?;
         if cfg!(CONFIG_MEMORY_FAILURE) {
             let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
                 return Ok(());
             };
             // SAFETY: The folio is ours for the test; the flag is cleared below.
             unsafe { bindings::folio_set_has_hwpoisoned(t.folio.as_ptr()) };
-            let step = c_step(addr, addr + PMD_SIZE, false);
+            let step = c_step(addr, addr + pmd_size(), false);
             // SAFETY: As above.
             unsafe { bindings::folio_clear_has_hwpoisoned(t.folio.as_ptr()) };
-            ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+            ptes_mapped(&t, addr, step, 0, hpage_pmd_nr())?;
         }
         Ok(())
     }
@@ -857,7 +857,10 @@ mod tests {
             return Ok(());
         };
         assert_eq!(do_continue(addr + 5 * PAGE_SIZE, false), Ok(()));
-        assert_eq!(c_step(addr, addr + PMD_SIZE, false), Ok(BatchStep::ptes(5)));
+        assert_eq!(
+            c_step(addr, addr + pmd_size(), false),
+            Ok(BatchStep::ptes(5))
+        );
         assert!(!pmd_mapped(addr)?);
         assert_eq!(t.folio.mapcount(), 6);
         Ok(())
@@ -877,31 +880,31 @@ mod tests {
         let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
             .ok_or(ENOENT)?
             .unlock();
-        if folio.nr_pages() != HPAGE_PMD_NR {
+        if folio.nr_pages() != hpage_pmd_nr() {
             kernel::kunit::mark_skipped(c"shmem did not allocate a PMD-sized folio");
             return Ok(());
         }
         let addr = kunit::vm_mmap(
             Some(&file),
-            PMD_SIZE,
+            pmd_size(),
             prot::READ | prot::WRITE,
             prot::MAP_SHARED,
             0,
         )?;
-        if addr % PMD_SIZE != 0 {
+        if addr % pmd_size() != 0 {
             kernel::kunit::mark_skipped(c"the mapping is not PMD aligned");
             return Ok(());
         }
         let uffd = Uffd::new()?;
-        uffd.register(addr, PMD_SIZE, vm::UFFD_MINOR)?;
+        uffd.register(addr, pmd_size(), vm::UFFD_MINOR)?;
         assert_eq!(
-            c_step(addr, addr + PMD_SIZE, false),
+            c_step(addr, addr + pmd_size(), false),
             Ok(BatchStep::ptes(10))
         );
         assert!(!pmd_mapped(addr)?);
         assert_eq!(folio.mapcount(), 10);
         assert_eq!(
-            c_step(addr + 10 * PAGE_SIZE, addr + PMD_SIZE, false),
+            c_step(addr + 10 * PAGE_SIZE, addr + pmd_size(), false),
             Err(EFAULT)
         );
         Ok(())

@@ -39,7 +39,12 @@ __rust_helper unsigned long rust_helper_pte_pfn(pte_t pte)
 	return pte_pfn(pte);
 }
 
-__rust_helper pteval_t rust_helper_pte_val(pte_t pte)
+/*
+ * u64: pteval_t is not defined on every architecture (powerpc, riscv,
+ * loongarch, s390 and um have none), and pte_val() returns an unsigned long
+ * or an unsigned long long.
+ */
+__rust_helper u64 rust_helper_pte_val(pte_t pte)
 {
 	return pte_val(pte);
 }
@@ -188,6 +193,26 @@ __rust_helper unsigned long rust_helper_get_mm_counter_sum(struct mm_struct *mm,
 {
 	return get_mm_counter_sum(mm, member);
 }
+
+/*
+ * PTRS_PER_PTE, for Rust code that reads it at run time: on 64-bit book3s
+ * powerpc, a variable set at boot (1 << __pte_index_size), for the MMU found
+ * there (radix or hash). Elsewhere kernel::mm::pgtable::ptrs_per_pte() has
+ * the constant (RUST_CONST_HELPER_PTRS_PER_PTE), and only tests call this.
+ */
+__rust_helper unsigned int rust_helper_ptrs_per_pte(void)
+{
+	return PTRS_PER_PTE;
+}
+
+/*
+ * kernel::mm::pgtable::pmd_size() is PTRS_PER_PTE pages: check it on every
+ * architecture where both are constants (on 64-bit book3s powerpc, PMD_SHIFT
+ * is PAGE_SHIFT + __pte_index_size, which says the same).
+ */
+#ifndef CONFIG_PPC_BOOK3S_64
+static_assert(PMD_SIZE == PTRS_PER_PTE * PAGE_SIZE);
+#endif
 
 /*
  * Entry constructors, for the KUnit tests of the PTE classification only:

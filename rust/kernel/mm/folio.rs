@@ -14,22 +14,24 @@
 //!   lookup such as `shmem_get_folio()` or `vm_uffd_ops->get_folio_noalloc()` hands back, and
 //!   what a PTE installation consumes (see [`PteTableGuard`]),
 //! - [`NewAnonFolio`], a freshly allocated folio that no one else can see yet, about to become
-//!   anonymous memory of a VMA.
+//!   anonymous memory of a VMA,
+//! - [`FolioPage`], a page of a folio: not a [`Page`], which owns its allocation and which the
+//!   functions that map a page anywhere take.
 //!
 //! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h),
 //! [`include/linux/pagemap.h`](srctree/include/linux/pagemap.h)
 //!
+//! [`Page`]: crate::page::Page
 //! [`PteTableGuard`]: crate::mm::pgtable::PteTableGuard
 
 use crate::{
     bindings,
     error::{code::*, Result},
     mm::{virt::VmaRef, MmWithUser},
-    page::BorrowedPage,
     sync::aref::{ARef, AlwaysRefCounted},
     types::Opaque,
 };
-use core::{mem::ManuallyDrop, ops::Deref, ptr::NonNull};
+use core::{marker::PhantomData, mem::ManuallyDrop, ops::Deref, ptr::NonNull};
 
 /// A page-cache offset, in units of pages (`pgoff_t`).
 pub type PgOff = usize;
@@ -194,7 +196,7 @@ impl Folio {
 
     /// Returns the `n`th page of the folio (`folio_page()`), or `None` if `n` is out of range.
     #[inline]
-    pub fn page(&self, n: usize) -> Option<BorrowedPage<'_>> {
+    pub fn page(&self, n: usize) -> Option<FolioPage<'_>> {
         if n >= self.nr_pages() {
             return None;
         }
@@ -202,7 +204,7 @@ impl Folio {
         let page = unsafe { bindings::folio_page(self.as_ptr(), n) };
         // SAFETY: A page of a folio is valid for as long as the folio is, which is at least the
         // lifetime of `&self` by the type invariants.
-        Some(unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(page)) })
+        Some(unsafe { FolioPage::from_raw(page) })
     }
 
     /// Returns the page of the folio that holds file offset `index` (`folio_file_page()`).
@@ -210,11 +212,11 @@ impl Folio {
     /// `index` must be an index the folio covers in its file; the page returned is the one at
     /// `index` modulo the folio size, which is the right one in that case.
     #[inline]
-    pub fn file_page(&self, index: PgOff) -> BorrowedPage<'_> {
+    pub fn file_page(&self, index: PgOff) -> FolioPage<'_> {
         // SAFETY: The folio is valid; `folio_file_page()` always returns a page inside it.
         let page = unsafe { bindings::folio_file_page(self.as_ptr(), index) };
         // SAFETY: As in `page()`: the page lives as long as the folio.
-        unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(page)) }
+        unsafe { FolioPage::from_raw(page) }
     }
 
     /// Returns the position of the page holding file offset `index` within the folio.
@@ -238,10 +240,7 @@ impl Folio {
     /// Returns `false` when `n` is out of range.
     #[inline]
     pub fn page_hwpoison(&self, n: usize) -> bool {
-        self.page(n).is_some_and(|page| {
-            // SAFETY: The page is valid for the duration of the borrow.
-            unsafe { bindings::PageHWPoison(page.as_ptr()) }
-        })
+        self.page(n).is_some_and(FolioPage::hwpoison)
     }
 
     /// Locks the folio (`folio_lock()`), sleeping until the lock is available.
@@ -265,6 +264,72 @@ impl Folio {
         } else {
             None
         }
+    }
+}
+
+/// A page of a folio, borrowed from a reference to the folio (`folio_page()`,
+/// `folio_file_page()`).
+///
+/// This is deliberately not a [`Page`] (nor a [`BorrowedPage`], which derefs to one): a `Page`
+/// stands for a page that its owner allocated, and the functions that take one may map it
+/// wherever they like. `VmaMixedMap::vm_insert_page()` gives the page a file reverse mapping and a
+/// reference in a `VM_MIXEDMAP` VMA, outside the `i_mmap` tree of any file: for a page-cache page,
+/// truncation would never find that mapping and would remove the folio from the page cache still
+/// mapped; for the page of a [`NewAnonFolio`], it would be mapped and shared before its anonymous
+/// reverse mapping exists. A page of a folio is mapped only by the PTE installation of
+/// `kernel::mm::pgtable`, which takes the folio itself and checks it.
+///
+/// What it gives is what is safe to have: its page frame number, its hardware-poison flag, and
+/// its raw pointer for C. Code that turns the pointer into a [`Page`] or [`BorrowedPage`] (both
+/// `unsafe`) must not hand the result to anything that maps or frees pages.
+///
+/// # Invariants
+///
+/// `page` is a page of a folio on which a reference is held for at least `'a`.
+///
+/// [`Page`]: crate::page::Page
+/// [`BorrowedPage`]: crate::page::BorrowedPage
+#[derive(Clone, Copy)]
+pub struct FolioPage<'a> {
+    page: NonNull<bindings::page>,
+    _folio: PhantomData<&'a Folio>,
+}
+
+impl FolioPage<'_> {
+    /// Wraps a page of a folio.
+    ///
+    /// # Safety
+    ///
+    /// `page` must be a page of a folio on which a reference is held for the lifetime of the
+    /// returned value.
+    #[inline]
+    pub(crate) unsafe fn from_raw(page: *mut bindings::page) -> Self {
+        // INVARIANT: Guaranteed by the caller.
+        Self {
+            // SAFETY: A page of a folio is not null.
+            page: unsafe { NonNull::new_unchecked(page) },
+            _folio: PhantomData,
+        }
+    }
+
+    /// Returns a raw pointer to the `struct page`.
+    #[inline]
+    pub fn as_ptr(self) -> *mut bindings::page {
+        self.page.as_ptr()
+    }
+
+    /// Returns the page frame number of the page (`page_to_pfn()`).
+    #[inline]
+    pub fn pfn(self) -> usize {
+        // SAFETY: The page is valid by the type invariants.
+        unsafe { bindings::page_to_pfn(self.as_ptr()) }
+    }
+
+    /// Returns whether the page has a hardware memory error (`PageHWPoison()`).
+    #[inline]
+    pub fn hwpoison(self) -> bool {
+        // SAFETY: The page is valid by the type invariants.
+        unsafe { bindings::PageHWPoison(self.as_ptr()) }
     }
 }
 
@@ -389,14 +454,6 @@ impl LockedFolio {
         let raw = unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.mapping };
         core::ptr::eq(raw, mapping)
     }
-
-    /// Marks the folio dirty (`folio_mark_dirty()`).
-    #[inline]
-    pub fn mark_dirty(&self) -> bool {
-        // SAFETY: The folio is valid and locked, as `folio_mark_dirty()` wants for a page-cache
-        // folio.
-        unsafe { bindings::folio_mark_dirty(self.as_ptr()) }
-    }
 }
 
 impl Deref for LockedFolio {
@@ -418,8 +475,8 @@ impl Drop for LockedFolio {
     }
 }
 
-/// Looks up the folio at `index` in the page cache of `inode` and locks it if its lock is free
-/// (`__filemap_get_folio()` with `FGP_LOCK | FGP_NOWAIT`).
+/// Looks up the folio at `index` in the page cache of the shmem inode `inode` and locks it if
+/// its lock is free (`__filemap_get_folio()` with `FGP_LOCK | FGP_NOWAIT`).
 ///
 /// Returns the folio, still in the page cache at `index`, locked and with a reference, or `None`
 /// for a hole (or a swap or shadow entry) and for a folio that someone else holds locked. Neither
@@ -427,11 +484,19 @@ impl Drop for LockedFolio {
 /// lie beyond the end of the file. May be called with a spinlock held: the lookup of a
 /// [`GetFolioNowait`] implementation.
 ///
+/// Only shmem inodes are looked up (`shmem_mapping()`); any other inode gives `None`. The page
+/// cache of a file system that writes back is not for a lookup that bypasses it: a locked folio
+/// of such a file, in the hands of safe code, is a way to write to it behind the file system's
+/// back (what `set_page_dirty()` on pages pinned with GUP did).
+///
 /// [`GetFolioNowait`]: crate::mm::userfaultfd::GetFolioNowait
 pub fn filemap_lock_folio_nowait(
     inode: &crate::fs::inode::Inode,
     index: PgOff,
 ) -> Option<LockedFolio> {
+    if !crate::mm::shmem::is_shmem_inode(inode) {
+        return None;
+    }
     // SAFETY: `inode` is valid, and so is its mapping; with `FGP_NOWAIT` the lookup does not
     // sleep, and without `FGP_CREAT` it does not allocate.
     let folio = unsafe {
@@ -457,7 +522,7 @@ pub fn filemap_lock_folio_nowait(
 ///
 /// There is deliberately no way to get a [`Folio`] (and so an [`ARef<Folio>`]) from it: another
 /// owner could lock or map the folio while the reverse map is being set up non-atomically. It
-/// only gives out its page frame number and its page.
+/// only gives out its page frame number.
 ///
 /// # Invariants
 ///
@@ -525,15 +590,6 @@ impl NewAnonFolio {
         self.folio.pfn()
     }
 
-    /// Returns the folio's page (`folio_page(folio, 0)`).
-    #[inline]
-    pub fn page(&self) -> BorrowedPage<'_> {
-        // SAFETY: The folio is valid; an order-0 folio has a page 0.
-        let page = unsafe { bindings::folio_page(self.folio.as_ptr(), 0) };
-        // SAFETY: The page lives as long as the folio, which lives at least as long as `&self`.
-        unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(page)) }
-    }
-
     /// Returns whether the folio was charged to `mm`, the mm it may be mapped into.
     #[inline]
     pub fn is_for_mm(&self, mm: &MmWithUser) -> bool {
@@ -546,6 +602,15 @@ impl NewAnonFolio {
     #[inline]
     pub(crate) fn as_ptr(&self) -> *mut bindings::folio {
         self.folio.as_ptr()
+    }
+
+    /// Returns the folio's page (`folio_page(folio, 0)`), for the PTE installation that maps it.
+    #[inline]
+    pub(crate) fn page(&self) -> FolioPage<'_> {
+        // SAFETY: The folio is valid; an order-0 folio has a page 0.
+        let page = unsafe { bindings::folio_page(self.folio.as_ptr(), 0) };
+        // SAFETY: The page lives as long as the folio, which lives at least as long as `&self`.
+        unsafe { FolioPage::from_raw(page) }
     }
 
     /// Leaks the reference to whoever now owns it (a page table entry).

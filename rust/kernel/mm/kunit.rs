@@ -18,7 +18,7 @@ use crate::{
     error::{code::*, to_result, Error, Result},
     fs::File,
     mm::{
-        folio::Folio,
+        folio::{Folio, FolioPage},
         pgtable::Pmd,
         pte::Pte,
         shmem::{shmem_file_setup, shmem_get_folio, SgpType},
@@ -135,6 +135,30 @@ pub fn page_tag(n: usize) -> [u8; 8] {
     t
 }
 
+/// Reads `buf.len()` bytes at byte `offset` of a page of a folio (`memcpy_from_page()`).
+///
+/// Fails with `EINVAL`, reading nothing, if the range is not inside the page.
+///
+/// # Safety
+///
+/// Nothing may write to those bytes during the call (the folio is locked, or the test is the only
+/// writer).
+pub unsafe fn read_folio_page(page: FolioPage<'_>, offset: usize, buf: &mut [u8]) -> Result {
+    let size = crate::page::PAGE_SIZE;
+    if offset > size || buf.len() > size - offset {
+        return Err(EINVAL);
+    }
+    // SAFETY: The page is a page of a folio that the caller holds a reference on; the mapping is
+    // local to this task and undone before returning; `offset + buf.len()` is inside the page, and
+    // the caller guarantees that nothing writes those bytes meanwhile.
+    unsafe {
+        let addr = bindings::kmap_local_page(page.as_ptr()).cast::<u8>();
+        core::ptr::copy_nonoverlapping(addr.add(offset), buf.as_mut_ptr(), buf.len());
+        bindings::kunmap_local(addr.cast());
+    }
+    Ok(())
+}
+
 /// Creates a shmem file of `pages` pages, writes [`page_tag`] at the start of each page in
 /// `written`, and maps the first `map_pages` pages of it with `prot` and `flags` (see [`prot`]).
 ///
@@ -217,8 +241,13 @@ pub struct ThpFile {
 }
 
 impl ThpFile {
-    /// The size of the file, and of its folio.
-    pub const SIZE: usize = bindings::PTRS_PER_PTE as usize * crate::page::PAGE_SIZE;
+    /// Returns the size of the file, and of its folio: `PMD_SIZE`, a variable on 64-bit book3s
+    /// powerpc.
+    pub fn size() -> usize {
+        // SAFETY: Reads a constant, or a variable that is set once, at boot.
+        let ptrs_per_pte = unsafe { bindings::ptrs_per_pte() } as usize;
+        ptrs_per_pte * crate::page::PAGE_SIZE
+    }
 
     /// Creates a [`ThpFile`]; `None`, and the test marked skipped, if there is no tmpfs or no
     /// PMD-sized folio could be had (tmpfs falls back to smaller folios when memory is
@@ -229,9 +258,9 @@ impl ThpFile {
             crate::kunit::mark_skipped(c"no tmpfs");
             return Ok(None);
         };
-        let file = tmpfs.file(name, Self::SIZE as i64)?;
-        let mut data = KVec::with_capacity(Self::SIZE, GFP_KERNEL)?;
-        for n in 0..Self::SIZE / page {
+        let file = tmpfs.file(name, Self::size() as i64)?;
+        let mut data = KVec::with_capacity(Self::size(), GFP_KERNEL)?;
+        for n in 0..Self::size() / page {
             data.extend_from_slice(&page_tag(n), GFP_KERNEL)?;
             data.resize((n + 1) * page, 0, GFP_KERNEL)?;
         }
@@ -239,7 +268,7 @@ impl ThpFile {
         let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::Read)?
             .ok_or(ENOENT)?
             .unlock();
-        if folio.nr_pages() != Self::SIZE / page {
+        if folio.nr_pages() != Self::size() / page {
             crate::kunit::mark_skipped(c"shmem did not allocate a PMD-sized folio");
             return Ok(None);
         }
@@ -259,12 +288,12 @@ impl ThpFile {
     pub fn map(&self) -> Result<usize> {
         let addr = vm_mmap(
             Some(&self.file),
-            Self::SIZE,
+            Self::size(),
             prot::READ | prot::WRITE,
             prot::MAP_SHARED,
             0,
         )?;
-        madvise(addr, Self::SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
+        madvise(addr, Self::size(), bindings::MADV_NOHUGEPAGE as i32)?;
         Ok(addr)
     }
 }

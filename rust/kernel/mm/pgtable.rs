@@ -24,12 +24,12 @@ use crate::{
     error::{code::*, Error, Result},
     fs::File,
     mm::{
-        folio::{LockedFolio, NewAnonFolio, PgOff},
+        folio::{FolioPage, LockedFolio, NewAnonFolio, PgOff},
         pte::{Pte, PteMarker},
         virt::{flags, vm_flags_t, VmaRef},
         MmCounter,
     },
-    page::{BorrowedPage, Page, PAGE_SIZE},
+    page::PAGE_SIZE,
     types::NotThreadSafe,
 };
 use core::{ops::Deref, ptr::NonNull};
@@ -56,11 +56,28 @@ pub unsafe trait FolioAddLruVma {
     unsafe fn folio_add_lru_vma(folio: *mut bindings::folio, vma: *mut bindings::vm_area_struct);
 }
 
-/// The number of entries in a PTE table (`PTRS_PER_PTE`).
-pub const PTRS_PER_PTE: usize = bindings::PTRS_PER_PTE as usize;
+/// Returns the number of entries in a PTE table (`PTRS_PER_PTE`).
+///
+/// A constant on every architecture but 64-bit book3s powerpc, where the MMU found at boot
+/// (radix or hash) decides it, and it is read from the kernel's variable.
+#[inline(always)]
+pub fn ptrs_per_pte() -> usize {
+    #[cfg(not(CONFIG_PPC_BOOK3S_64))]
+    let n = bindings::PTRS_PER_PTE;
+    #[cfg(CONFIG_PPC_BOOK3S_64)]
+    let n = {
+        // SAFETY: Reads a variable that is set once, at boot.
+        unsafe { bindings::ptrs_per_pte() }
+    };
+    n as usize
+}
 
-/// The size of the virtual range one PMD entry covers (`PMD_SIZE`).
-pub const PMD_SIZE: usize = PTRS_PER_PTE * PAGE_SIZE;
+/// Returns the size of the virtual range one PMD entry covers (`PMD_SIZE`): [`ptrs_per_pte()`]
+/// pages (which `rust/helpers/pgtable.c` checks at build time where both are constants).
+#[inline(always)]
+pub fn pmd_size() -> usize {
+    ptrs_per_pte() * PAGE_SIZE
+}
 
 /// A VMA whose pages are mapped by PTE tables of ordinary pages, in which this module may
 /// allocate page tables and install page-cache or anonymous pages.
@@ -386,7 +403,8 @@ impl<'a> PteTableGuard<'a> {
     #[inline]
     pub fn max_nr(&self) -> usize {
         // The entries left in the table: at least one, so no overflow.
-        let in_table = PTRS_PER_PTE - (self.addr / PAGE_SIZE) % PTRS_PER_PTE;
+        let ptrs = ptrs_per_pte();
+        let in_table = ptrs - (self.addr / PAGE_SIZE) % ptrs;
         // `addr` is inside the VMA, so `end() > addr`.
         let in_vma = self.vma.end().saturating_sub(self.addr) / PAGE_SIZE;
         core::cmp::min(in_table, in_vma)
@@ -470,7 +488,13 @@ impl<'a> PteTableGuard<'a> {
     /// `vm_flags` are the VMA's flags, read once by the caller.
     // Always inlined: both callers are per-page paths, and the PTE is built in registers.
     #[inline(always)]
-    fn mk_fill_pte(&self, page: &Page, vm_flags: vm_flags_t, page_in_cache: bool, wp: bool) -> Pte {
+    fn mk_fill_pte(
+        &self,
+        page: FolioPage<'_>,
+        vm_flags: vm_flags_t,
+        page_in_cache: bool,
+        wp: bool,
+    ) -> Pte {
         let mut pte = Pte::mk_pte(page, self.vma.page_prot());
         let writable = vm_flags & flags::WRITE != 0
             && (!page_in_cache || self.vma.maps_page_cache_writable(vm_flags, pte.write()));
@@ -558,9 +582,9 @@ impl<'a> PteTableGuard<'a> {
         if let Err(e) = self.check_entries_fillable(nr) {
             return Err((e, folio));
         }
-        // SAFETY: `first` is a valid page that lives as long as the folio reference we hold.
-        let first_page = unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(first)) };
-        let pte = self.mk_fill_pte(&first_page, vm_flags, true, wp);
+        // SAFETY: `first` is a page of the folio, which we hold a reference on.
+        let first_page = unsafe { FolioPage::from_raw(first) };
+        let pte = self.mk_fill_pte(first_page, vm_flags, true, wp);
         let vma = self.vma.as_ptr();
         let mm = self.vma.mm().as_raw();
         let counter = MmCounter::of_folio(&folio);
@@ -676,7 +700,7 @@ impl<'a> PteTableGuard<'a> {
         if let Err(e) = self.check_fillable(1) {
             return Err((e, folio));
         }
-        let pte = self.mk_fill_pte(&folio.page(), vm_flags, false, wp);
+        let pte = self.mk_fill_pte(folio.page(), vm_flags, false, wp);
         let vma = self.vma.as_ptr();
         let mm = self.vma.mm().as_raw();
         let raw = folio.as_ptr();
@@ -870,7 +894,7 @@ mod tests {
             let mmap = mm.mmap_read_lock();
             let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
             let page = folio.page(0).ok_or(EINVAL)?;
-            let clean = Pte::mk_pte(&page, vma.page_prot());
+            let clean = Pte::mk_pte(page, vma.page_prot());
             let dirty = clean.mkdirty();
             let write = dirty.mkwrite(vma);
             (clean, dirty, write, write.mkuffd())
@@ -959,7 +983,7 @@ mod tests {
         if nr > 1 {
             assert_eq!(moved, (addr + PAGE_SIZE, nr - 1));
         }
-        // The VMA is 4 pages; a PTE table holds PTRS_PER_PTE entries and the VMA may straddle
+        // The VMA is 4 pages; a PTE table holds `ptrs_per_pte()` entries and the VMA may straddle
         // two tables.
         assert!((1..=4).contains(&nr));
         assert!(last.is_some_and(|p| p.none()));
@@ -976,7 +1000,13 @@ mod tests {
 /// - installing a hand-made PTE value: the installation methods build the entry themselves from
 ///   the VMA and the folio, and take no [`Pte`];
 /// - getting a [`Folio`] (and so an `ARef<Folio>`) from a [`NewAnonFolio`]: it has no `Deref`
-///   to `Folio`, only [`NewAnonFolio::pfn`] and [`NewAnonFolio::page`];
+///   to `Folio`, only [`NewAnonFolio::pfn`];
+/// - mapping a page of a folio with a function of the kernel crate that takes a
+///   [`Page`](crate::page::Page), such as `VmaMixedMap::vm_insert_page()`, which would map a
+///   page-cache page outside its file's `i_mmap` (truncation would not unmap it) or the page of a
+///   [`NewAnonFolio`] before its anonymous reverse mapping exists: [`Folio::page`] and
+///   [`Folio::file_page`] give a [`FolioPage`], which is not a `Page` and does not deref to one,
+///   and a [`NewAnonFolio`] gives out no page;
 /// - a PMD entry or PTE table of a VMA that may not have one: [`Pmd::establish`] takes a
 ///   [`VmaPteMapped`], which only [`VmaRef::as_pte_mapped`] gives out (checked below for
 ///   hugetlb);
@@ -1153,6 +1183,33 @@ mod misuse_tests {
         assert_eq!(try_install(addr, folio, 1, false)?, Some((EEXIST, true)));
         assert_eq!(seen(addr, &held)?, before);
         assert_eq!(read_pte(addr)?, guard);
+        Ok(())
+    }
+
+    /// A page with a hardware memory error is not mapped: `EIO`, even when the caller did not
+    /// look (the check under the PTE table lock is the installation's own; C's installation
+    /// trusts `UFFDIO_CONTINUE`'s lookup to have checked before).
+    #[test]
+    fn hwpoison_page_is_refused() -> Result {
+        let (file, addr) = mapped_file(1, prot::READ | prot::WRITE, prot::MAP_SHARED)?;
+        let held: ARef<Folio> = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .unlock();
+        let page = held.page(0).ok_or(EINVAL)?;
+        let before = seen(addr, &held)?;
+        // SAFETY: The page is the test's own: nothing maps it, and the flag is cleared below.
+        unsafe { bindings::SetPageHWPoison(page.as_ptr()) };
+        let folio = LockedFolio::lock(held.clone());
+        let res = try_install(addr, folio, 1, false);
+        // SAFETY: As above.
+        unsafe { bindings::ClearPageHWPoison(page.as_ptr()) };
+        if !cfg!(CONFIG_MEMORY_FAILURE) {
+            crate::kunit::mark_skipped(c"CONFIG_MEMORY_FAILURE is off");
+            return Ok(());
+        }
+        assert_eq!(res?, Some((EIO, true)));
+        assert_eq!(seen(addr, &held)?, before);
+        assert!(read_pte(addr)?.none());
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use crate::{
     error::{code::*, Error, Result},
     mm::{
         folio::LockedFolio,
-        pgtable::{mm_alloc_pmd, Pmd, VmaPteMapped, PMD_SIZE, PTRS_PER_PTE},
+        pgtable::{mm_alloc_pmd, pmd_size, ptrs_per_pte, Pmd, VmaPteMapped},
         virt::flags,
         MmCounter,
     },
@@ -34,11 +34,18 @@ use crate::{
 };
 use core::ptr::NonNull;
 
-/// The number of pages a PMD entry maps (`HPAGE_PMD_NR`): one PTE table's worth.
-pub const HPAGE_PMD_NR: usize = PTRS_PER_PTE;
+/// Returns the number of pages a PMD entry maps (`HPAGE_PMD_NR`): one PTE table's worth,
+/// [`ptrs_per_pte()`] (read at run time where the architecture decides it at boot).
+#[inline(always)]
+pub fn hpage_pmd_nr() -> usize {
+    ptrs_per_pte()
+}
 
-/// The order of a PMD-sized folio (`HPAGE_PMD_ORDER`).
-pub const HPAGE_PMD_ORDER: u32 = HPAGE_PMD_NR.trailing_zeros();
+/// Returns the order of a PMD-sized folio (`HPAGE_PMD_ORDER`).
+#[inline(always)]
+pub fn hpage_pmd_order() -> u32 {
+    hpage_pmd_nr().trailing_zeros()
+}
 
 /// A PMD entry value (`pmd_t`).
 ///
@@ -243,10 +250,10 @@ impl<'a> PmdGuard<'a> {
     }
 
     /// Returns the first address the entry maps: [`addr`](Self::addr) rounded down to a
-    /// multiple of [`PMD_SIZE`].
+    /// multiple of [`pmd_size()`].
     #[inline]
     pub fn pmd_addr(&self) -> usize {
-        self.addr & !(PMD_SIZE - 1)
+        self.addr & !(pmd_size() - 1)
     }
 
     /// Returns the VMA the entry belongs to.
@@ -263,12 +270,12 @@ impl<'a> PmdGuard<'a> {
     }
 
     /// Maps the whole PMD-sized page-cache folio `folio` with this entry: the file pages that
-    /// the VMA maps from [`pmd_addr`](Self::pmd_addr) on, all [`HPAGE_PMD_NR`] of them.
+    /// the VMA maps from [`pmd_addr`](Self::pmd_addr) on, all [`hpage_pmd_nr()`] of them.
     ///
     /// The entry is built here, as for a PTE of a fill: dirty, writable only if the VMA is shared
     /// and writable and its file does not ask to be told of the first write (see
     /// [`PteTableGuard::set_ptes_file`]). Then, as `do_set_pmd()` maps a page-cache folio:
-    /// [`HPAGE_PMD_NR`] pages are added to the mm counter of the folio, the file reverse mapping
+    /// [`hpage_pmd_nr()`] pages are added to the mm counter of the folio, the file reverse mapping
     /// of the whole folio is added (`folio_add_file_rmap_pmd()`), the preallocated page table is
     /// deposited where the architecture wants one, the entry is written (`set_pmd_at()`), the
     /// folio is unlocked, the MMU cache updated (`update_mmu_cache_pmd()`) and the mapping
@@ -280,9 +287,9 @@ impl<'a> PmdGuard<'a> {
     ///   userfaultfd write protection (a file PMD has no place for the uffd-wp bit of each page),
     ///   transparent huge pages are disabled for it or its process (`MADV_NOHUGEPAGE`,
     ///   `PR_SET_THP_DISABLE`, the hardware), or it does not cover the whole PMD range at a file
-    ///   offset that is a multiple of [`HPAGE_PMD_NR`] (`thp_vma_suitable_order()`);
+    ///   offset that is a multiple of [`hpage_pmd_nr()`] (`thp_vma_suitable_order()`);
     /// - `EINVAL` if the folio is not the uptodate page cache of the VMA's file at the offset the
-    ///   entry maps, or not of [`HPAGE_PMD_ORDER`];
+    ///   entry maps, or not of [`hpage_pmd_order()`];
     /// - `EIO` if a page of the folio has a hardware memory error
     ///   (`folio_test_has_hwpoisoned()`);
     /// - `EEXIST` if the entry is not empty;
@@ -315,7 +322,7 @@ impl<'a> PmdGuard<'a> {
             return Err((EINVAL, folio));
         };
         let size = u64::try_from(file.inode().i_size_read()).unwrap_or(0);
-        if (index as u64).saturating_add(HPAGE_PMD_NR as u64) > size.div_ceil(PAGE_SIZE as u64) {
+        if (index as u64).saturating_add(hpage_pmd_nr() as u64) > size.div_ceil(PAGE_SIZE as u64) {
             return Err((EFAULT, folio));
         }
         let vm_flags = self.vma.flags();
@@ -329,7 +336,7 @@ impl<'a> PmdGuard<'a> {
         // the PMD range and may map it with a huge PMD. The entry takes our folio reference; the
         // deposited table, if any, is ours and becomes the entry's.
         unsafe {
-            bindings::flush_icache_pages(vma, head, HPAGE_PMD_NR as u32);
+            bindings::flush_icache_pages(vma, head, hpage_pmd_nr() as u32);
             let mut pmd = bindings::pmd_mkdirty(bindings::folio_mk_pmd(
                 folio.as_ptr(),
                 self.vma.page_prot().as_raw(),
@@ -341,7 +348,7 @@ impl<'a> PmdGuard<'a> {
             {
                 pmd = bindings::pmd_mkwrite(pmd, vma);
             }
-            bindings::add_mm_counter(mm, counter as i32, HPAGE_PMD_NR as isize);
+            bindings::add_mm_counter(mm, counter as i32, hpage_pmd_nr() as isize);
             bindings::folio_add_file_rmap_pmd(folio.as_ptr(), head, vma);
             if !self.deposit.is_null() {
                 bindings::pgtable_trans_huge_deposit(mm, self.pmd.as_ptr(), self.deposit);
@@ -382,7 +389,7 @@ impl<'a> PmdGuard<'a> {
         let allowed = unsafe {
             !bindings::thp_disabled_by_hw()
                 && !bindings::vma_thp_disabled(vma, vm_flags, true)
-                && bindings::thp_vma_suitable_order(vma, haddr, HPAGE_PMD_ORDER as i32)
+                && bindings::thp_vma_suitable_order(vma, haddr, hpage_pmd_order() as i32)
         };
         if !allowed {
             return Err(EINVAL);
@@ -393,7 +400,7 @@ impl<'a> PmdGuard<'a> {
         // The folio is locked and in the page cache, so its index is stable.
         if !folio.in_mapping(mapping)
             || !folio.test_uptodate()
-            || folio.nr_pages() != HPAGE_PMD_NR
+            || folio.nr_pages() != hpage_pmd_nr()
             || folio.index() != index
         {
             return Err(EINVAL);
@@ -512,8 +519,8 @@ mod tests {
         let Some(t) = ThpFile::new(c"rust_mm_pmd")? else {
             return Ok(None);
         };
-        let addr = kunit::vm_mmap(Some(&t.file), ThpFile::SIZE, prot, flags, 0)?;
-        if addr % PMD_SIZE != 0 {
+        let addr = kunit::vm_mmap(Some(&t.file), ThpFile::size(), prot, flags, 0)?;
+        if addr % pmd_size() != 0 {
             crate::kunit::mark_skipped(c"the mapping is not PMD aligned");
             return Ok(None);
         }
@@ -542,12 +549,12 @@ mod tests {
     fn aligned_window(pmds: usize) -> Result<usize> {
         let base = kunit::vm_mmap(
             None,
-            (pmds + 1) * PMD_SIZE,
+            (pmds + 1) * pmd_size(),
             prot::READ,
             prot::MAP_PRIVATE,
             0,
         )?;
-        Ok(base.next_multiple_of(PMD_SIZE))
+        Ok(base.next_multiple_of(pmd_size()))
     }
 
     #[test]
@@ -569,23 +576,23 @@ mod tests {
         assert!(!after.locked);
         // The PMD took over the reference of the folio that was passed.
         assert_eq!(after.refs, before.refs + 1);
-        assert_eq!(after.shmem, before.shmem + HPAGE_PMD_NR);
+        assert_eq!(after.shmem, before.shmem + hpage_pmd_nr());
         assert_eq!(after.file, before.file);
         assert!(after.events > before.events);
         // Every page reads its contents through the mapping, which stays a PMD.
-        for n in [0, 1, HPAGE_PMD_NR / 2, HPAGE_PMD_NR - 1] {
+        for n in [0, 1, hpage_pmd_nr() / 2, hpage_pmd_nr() - 1] {
             let mut buf = [0u8; 8];
             kunit::read_user(addr + n * PAGE_SIZE, &mut buf)?;
             assert_eq!(buf, page_tag(n));
         }
-        assert!(read_pmd(addr + PMD_SIZE - PAGE_SIZE)?.leaf());
+        assert!(read_pmd(addr + pmd_size() - PAGE_SIZE)?.leaf());
         // A second mapping over it is refused, and the folio comes back.
         assert_eq!(
             try_map(addr, LockedFolio::lock(t.folio.clone()))?,
             Some((EEXIST, true))
         );
         // Zapping the PMD takes back everything it added.
-        kunit::madvise(addr, PMD_SIZE, bindings::MADV_DONTNEED as i32)?;
+        kunit::madvise(addr, pmd_size(), bindings::MADV_DONTNEED as i32)?;
         assert!(read_pmd(addr)?.none());
         let zapped = seen(addr, &t.folio)?;
         assert_eq!((zapped.mapcount, zapped.entire), (0, 0));
@@ -645,7 +652,7 @@ mod tests {
         let Some((t, addr)) = thp_mapped(prot::READ | prot::WRITE, prot::MAP_SHARED)? else {
             return Ok(());
         };
-        kunit::madvise(addr, PMD_SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
+        kunit::madvise(addr, pmd_size(), bindings::MADV_NOHUGEPAGE as i32)?;
         refused(addr, &t.folio, EINVAL)
     }
 
@@ -658,17 +665,17 @@ mod tests {
         };
         let win = aligned_window(2)?;
         // The file from its second page on, at the second page of a PMD range.
-        vm_mmap_at(&t.file, win + PAGE_SIZE, PMD_SIZE - PAGE_SIZE, PAGE_SIZE)?;
+        vm_mmap_at(&t.file, win + PAGE_SIZE, pmd_size() - PAGE_SIZE, PAGE_SIZE)?;
         refused(win + PAGE_SIZE, &t.folio, EINVAL)?;
         // The file from its first page, one page into a PMD range: the next PMD range is inside
         // the VMA, but maps the folio from its last page on.
-        vm_mmap_at(&t.file, win + PAGE_SIZE, PMD_SIZE, 0)?;
-        refused(win + PMD_SIZE, &t.folio, EINVAL)
+        vm_mmap_at(&t.file, win + PAGE_SIZE, pmd_size(), 0)?;
+        refused(win + pmd_size(), &t.folio, EINVAL)
     }
 
     #[test]
     fn refused_for_a_small_folio() -> Result {
-        let file = shmem_file_setup(c"rust_mm_pmd", PMD_SIZE as i64)?;
+        let file = shmem_file_setup(c"rust_mm_pmd", pmd_size() as i64)?;
         kunit::file_write(&file, 0, b"small")?;
         let folio: ARef<Folio> = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
             .ok_or(ENOENT)?
@@ -678,7 +685,7 @@ mod tests {
             return Ok(());
         }
         let win = aligned_window(1)?;
-        vm_mmap_at(&file, win, PMD_SIZE, 0)?;
+        vm_mmap_at(&file, win, pmd_size(), 0)?;
         refused(win, &folio, EINVAL)
     }
 
@@ -700,17 +707,17 @@ mod tests {
             crate::kunit::mark_skipped(c"no tmpfs");
             return Ok(());
         };
-        let file = tmpfs.file(c"rust_mm_pmd", PMD_SIZE as i64)?;
-        kunit::file_fallocate(&file, 0, 0, PMD_SIZE as i64)?;
+        let file = tmpfs.file(c"rust_mm_pmd", pmd_size() as i64)?;
+        kunit::file_fallocate(&file, 0, 0, pmd_size() as i64)?;
         let folio = crate::mm::folio::filemap_lock_folio_nowait(file.inode(), 0)
             .ok_or(ENOENT)?
             .unlock();
-        if folio.nr_pages() != HPAGE_PMD_NR || folio.test_uptodate() {
+        if folio.nr_pages() != hpage_pmd_nr() || folio.test_uptodate() {
             crate::kunit::mark_skipped(c"fallocate() gave no PMD-sized folio to zero");
             return Ok(());
         }
-        let addr = kunit::vm_mmap(Some(&file), PMD_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
-        if addr % PMD_SIZE != 0 {
+        let addr = kunit::vm_mmap(Some(&file), pmd_size(), prot::READ, prot::MAP_SHARED, 0)?;
+        if addr % pmd_size() != 0 {
             crate::kunit::mark_skipped(c"the mapping is not PMD aligned");
             return Ok(());
         }
@@ -743,12 +750,12 @@ mod tests {
         let folio: ARef<Folio> = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
             .ok_or(ENOENT)?
             .unlock();
-        if folio.nr_pages() != HPAGE_PMD_NR {
+        if folio.nr_pages() != hpage_pmd_nr() {
             crate::kunit::mark_skipped(c"shmem did not allocate a PMD-sized folio");
             return Ok(());
         }
-        let addr = kunit::vm_mmap(Some(&file), PMD_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
-        if addr % PMD_SIZE != 0 {
+        let addr = kunit::vm_mmap(Some(&file), pmd_size(), prot::READ, prot::MAP_SHARED, 0)?;
+        if addr % pmd_size() != 0 {
             crate::kunit::mark_skipped(c"the mapping is not PMD aligned");
             return Ok(());
         }

@@ -23,8 +23,10 @@
 
 use crate::{
     bindings,
-    mm::virt::{PgProt, VmaRef},
-    page::Page,
+    mm::{
+        folio::FolioPage,
+        virt::{PgProt, VmaRef},
+    },
 };
 use core::fmt;
 
@@ -52,7 +54,7 @@ impl Pte {
 
     /// Builds a present entry that maps `page` with protection `prot` (`mk_pte()`).
     #[inline]
-    pub fn mk_pte(page: &Page, prot: PgProt) -> Self {
+    pub fn mk_pte(page: FolioPage<'_>, prot: PgProt) -> Self {
         // SAFETY: `page` is a valid page; `mk_pte()` only computes a value from it.
         Self(unsafe { bindings::mk_pte(page.as_ptr(), prot.as_raw()) })
     }
@@ -132,7 +134,7 @@ impl Pte {
     #[inline]
     pub fn val(self) -> u64 {
         // SAFETY: Pure computation on a value.
-        unsafe { bindings::pte_val(self.0) as u64 }
+        unsafe { bindings::pte_val(self.0) }
     }
 
     /// Classifies the entry.

@@ -16,7 +16,7 @@ use core::ptr::NonNull;
 
 /// Returns whether `inode` is a shmem inode (`shmem_mapping()`): the lookups of this module
 /// take the inode for one.
-fn is_shmem_inode(inode: &Inode) -> bool {
+pub(crate) fn is_shmem_inode(inode: &Inode) -> bool {
     // SAFETY: `inode` is valid, and so is its mapping; `shmem_mapping()` only compares it.
     unsafe { bindings::shmem_mapping((*inode.as_ptr()).i_mapping) }
 }
@@ -93,9 +93,8 @@ mod tests {
     fn folio_bytes<const N: usize>(folio: &Folio, n: usize) -> Result<[u8; N]> {
         let mut buf = [0u8; N];
         let page = folio.page(n).ok_or(EINVAL)?;
-        // SAFETY: `buf` is valid for `N` bytes; the folio is locked by the caller, so its
-        // contents do not change under us.
-        unsafe { page.read_raw(buf.as_mut_ptr(), 0, N)? };
+        // SAFETY: The folio is locked by the caller, so its contents do not change under us.
+        unsafe { kunit::read_folio_page(page, 0, &mut buf)? };
         Ok(buf)
     }
 
@@ -184,7 +183,8 @@ mod tests {
             return Ok(());
         };
         // A PMD-sized folio: PTRS_PER_PTE pages.
-        let ptrs_per_pte = bindings::PTRS_PER_PTE as usize;
+        // SAFETY: Reads a constant, or a variable that is set once, at boot.
+        let ptrs_per_pte = unsafe { bindings::ptrs_per_pte() } as usize;
         let huge = (ptrs_per_pte * PAGE_SIZE) as i64;
         let file = tmpfs.file(c"rust_mm_pagecache_thp", 2 * huge)?;
         // A 2 MiB aligned write of 2 MiB makes a PMD-sized folio on a huge=always tmpfs.
@@ -203,14 +203,8 @@ mod tests {
         assert_eq!(folio.nr_pages(), ptrs_per_pte);
         assert_eq!(folio.index(), first);
         assert_eq!(folio.file_page_nr(first + 5), 5);
-        let page = folio.file_page(first + 5);
-        // SAFETY: Both pages are valid pages of the folio.
-        let (pfn, pfn0) = unsafe {
-            (
-                bindings::page_to_pfn(page.as_ptr()),
-                bindings::page_to_pfn(folio.page(0).ok_or(EINVAL)?.as_ptr()),
-            )
-        };
+        let pfn = folio.file_page(first + 5).pfn();
+        let pfn0 = folio.page(0).ok_or(EINVAL)?.pfn();
         assert_eq!(pfn, pfn0 + 5);
         assert_eq!(folio.pfn(), pfn0);
         assert_eq!(folio_bytes::<4>(&folio, 5)?, [5u8; 4]);

@@ -398,6 +398,37 @@ mod tests {
         Ok(())
     }
 
+    /// Only shmem inodes are looked up: a locked folio of another file system's page cache in
+    /// the hands of safe code could be changed behind the file system's back. A hugetlbfs file
+    /// with a folio at offset 0 gives nothing, and the folio is left alone.
+    #[cfg(CONFIG_HUGETLBFS)]
+    #[test]
+    fn lock_folio_nowait_shmem_only() -> Result {
+        use crate::{mm::folio::Folio, sync::aref::ARef};
+        let size = crate::mm::pgtable::pmd_size();
+        let Ok(file) = kunit::hugetlb_file(c"rust_mm_userfaultfd", size) else {
+            crate::kunit::mark_skipped(c"no hugetlb file");
+            return Ok(());
+        };
+        if kunit::file_fallocate(&file, 0, 0, size as i64).is_err() {
+            crate::kunit::mark_skipped(c"no free huge page");
+            return Ok(());
+        }
+        // SAFETY: The file is valid, and so is its mapping; without flags the lookup only takes
+        // a reference.
+        let folio = crate::error::from_err_ptr(unsafe {
+            bindings::__filemap_get_folio((*file.inode().as_ptr()).i_mapping, 0, 0, 0)
+        })?;
+        // SAFETY: On success the lookup returned a folio with a reference, which we now own.
+        let folio: ARef<Folio> = unsafe { ARef::from_raw(NonNull::new_unchecked(folio.cast())) };
+        let refs = folio.ref_count();
+        let refused = filemap_lock_folio_nowait(file.inode(), 0).is_none();
+        assert!(refused);
+        assert!(!folio.test_locked());
+        assert_eq!(folio.ref_count(), refs);
+        Ok(())
+    }
+
     /// `get_folio_nowait()` through the table: what the implementation returns reaches the
     /// caller only if it is the uptodate page cache at the offset asked.
     #[test]
