@@ -3,6 +3,9 @@
 # Runs inside the demo VM: the minor-fault demo, output in $1/demo.out.
 . "$(dirname "$0")/lib.sh"
 guest_setup > /dev/null
+# --- h6: the sample memory type, when it is a module (see lib.sh).
+uffd_memory_load > /dev/null 2>&1
+# --- end h6 ---
 {
 	echo "== $(uname -sr) =="
 	"$ST/uffd-minor-demo"

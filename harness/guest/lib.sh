@@ -83,6 +83,30 @@ kunit_results() {
 	done
 }
 
+# --- h6: the sample memory type (samples/rust/rust_uffd_memory.rs) as a
+# module (CONFIG_SAMPLE_RUST_UFFD_MEMORY=m). UFFD_MEMORY_KO is its .ko in the
+# build directory of the running kernel (the one whose UTS_VERSION is
+# `uname -v`), empty if the sample is built in or not built at all.
+UFFD_MEMORY_KO=
+for d in "$CACHE"/build*; do
+	if [ -f "$d/samples/rust/rust_uffd_memory.ko" ] &&
+	   grep -qF "\"$(uname -v)\"" "$d/include/generated/utsversion.h" 2>/dev/null; then
+		UFFD_MEMORY_KO=$d/samples/rust/rust_uffd_memory.ko
+	fi
+done
+
+# uffd_memory_load [NAME]: loads it unless it is loaded already; with NAME,
+# insmod's exit status is a result of that name.
+uffd_memory_load() {
+	[ -n "$UFFD_MEMORY_KO" ] && [ ! -d /sys/module/rust_uffd_memory ] || return 0
+	if [ -n "$1" ]; then
+		run_one "$1" 60 insmod "$UFFD_MEMORY_KO"
+	else
+		insmod "$UFFD_MEMORY_KO"
+	fi
+}
+# --- end h6 ---
+
 guest_finish() {
 	dmesg > "$OUT/dmesg.txt"
 	touch "$OUT/done"

@@ -23,6 +23,10 @@ if [ -n "$KUNIT_ONLY" ]; then
 	guest_finish
 	exit 0
 fi
+# --- h6: the sample memory type, when it is a module, is loaded before the
+# selftests (see lib.sh).
+uffd_memory_load "insmod rust_uffd_memory"
+# --- end h6 ---
 want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
 
 # The implementation switch (C or Rust) exists once the series adds it.
@@ -55,6 +59,14 @@ for impl in $IMPLS; do
 	done
 	if [ -x "$ST/uffd-continue" ] && want uffd-continue; then
 		run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
+		# --- h6: no mapping of the sample's module is left, so it
+		# unloads (uffd-continue's rust_memory_module_pinned checked
+		# that it does not while one exists); then it is loaded again.
+		if [ -n "$UFFD_MEMORY_KO" ]; then
+			run_one "rmmod rust_uffd_memory [$impl]" 60 rmmod rust_uffd_memory
+			uffd_memory_load "insmod rust_uffd_memory [$impl]"
+		fi
+		# --- end h6 ---
 	fi
 	# Threads racing CONTINUE against truncation, swap, migration, fork,
 	# mremap...: two kinds of file, STRESS_SECS each, plus the checks.
