@@ -1073,7 +1073,8 @@ mod tests {
     #[vtable]
     impl VmOps for FailMapped {
         fn mapped(start: usize, end: usize, pgoff: PgOff, file: &File) -> Result {
-            if (start, end, pgoff) == (PAGE_SIZE, 3 * PAGE_SIZE, 7) && file.inode().i_size_read() == 0
+            if (start, end, pgoff) == (PAGE_SIZE, 3 * PAGE_SIZE, 7)
+                && file.inode().i_size_read() == 0
             {
                 Err(EBUSY)
             } else {
@@ -1114,7 +1115,10 @@ mod tests {
             ops.mapped
                 .map(|f| unsafe { f(PAGE_SIZE, 3 * PAGE_SIZE, 7, file.as_ptr(), &mut private) })
         };
-        assert_eq!(mapped(VmOpsVtable::<FailMapped>::build()), Some(EBUSY.to_errno()));
+        assert_eq!(
+            mapped(VmOpsVtable::<FailMapped>::build()),
+            Some(EBUSY.to_errno())
+        );
         assert_eq!(mapped(ops), Some(0));
         assert!(private.is_null());
         Ok(())
