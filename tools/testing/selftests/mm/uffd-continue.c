@@ -2361,7 +2361,7 @@ static const char *fail_next_vma_alloc(void)
 
 	if (access(FAILSLAB, F_OK))
 		return "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)";
-	for (i = 0; i < sizeof(attr) / sizeof(attr[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(attr); i++) {
 		snprintf(path, sizeof(path), FAILSLAB "%s", attr[i][0]);
 		if (write_str(path, attr[i][1]))
 			return "failslab cannot be set up";
