@@ -5,6 +5,9 @@
 # each. Writes the raw lines to $1/logs/bench.raw and the parameters of the
 # run to $1/bench.env; the harness makes the table of the medians and of the
 # ratios to C from them, on the host. $2: the number of rounds (default 2).
+# Each round also runs the restore workload, uffd-restore (harness/uffd-restore,
+# a Rust program on the userfaultfd crate), on 4 KiB folios and on THPs, when
+# the harness built it; $3: its memory in MiB (default 1024).
 . "$(dirname "$0")/lib.sh"
 guest_setup
 
@@ -14,6 +17,12 @@ ROUNDS=${2:-2}	# rust, rust-batch, c, rust, rust-batch, c, ...
 SCALE=0.5	# repetition counts of uffd-continue-bench (-s): -icount repeats to ~0.1%
 RAW=$OUT/logs/bench.raw
 : > "$RAW"
+RESTORE=$ST/uffd-restore
+RESTORE_MIB=${3:-1024}
+# uffd-restore's memfd gets PMD-sized folios where it asks for them.
+SHMEM_ENABLED=/sys/kernel/mm/transparent_hugepage/shmem_enabled
+shmem_was=$(sed 's/.*\[\(.*\)\].*/\1/' "$SHMEM_ENABLED" 2>/dev/null)
+[ -n "$shmem_was" ] && echo advise > "$SHMEM_ENABLED"
 
 if [ ! -x "$BENCH" ]; then
 	log "uffd-continue-bench not found in $ST"
@@ -42,8 +51,22 @@ for round in $(seq $ROUNDS); do
 			rc=1
 		fi
 		sed -n "s/^bench /bench round=$round rc=$rc /p" "$lf" >> "$RAW"
+		[ -x "$RESTORE" ] || continue
+		for mem in shmem4k thp; do
+			lf=$(logname "restore round $round $impl $mem")
+			timeout -k 10 1800 "$RESTORE" --size-mib "$RESTORE_MIB" \
+				--threads 4 $([ $mem = thp ] && echo --thp) > "$lf" 2>&1
+			rc=$?
+			[ $rc -eq 0 ] || log "uffd-restore ($mem) exited with $rc, see $lf"
+			if [ "$impl" != base ] && grep "^bench " "$lf" | grep -qv " impl=$impl "; then
+				log "uffd-restore ran on another implementation than $impl"
+				rc=1
+			fi
+			sed -n "s/^bench /bench round=$round rc=$rc /p" "$lf" >> "$RAW"
+		done
 	done
 done
+[ -n "$shmem_was" ] && echo "$shmem_was" > "$SHMEM_ENABLED"
 [ -w "$SWITCH" ] && echo rust > "$SWITCH"
 
 # The harness makes the table on the host (harness/uffdrs_lib/bench.py).

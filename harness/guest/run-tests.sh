@@ -96,6 +96,8 @@ for impl in $IMPLS; do
 		run_one "rmmod rust_uffd_memory [$impl]" 60 rmmod "$SAMPLE_MODULE"
 		run_one "insmod rust_uffd_memory [$impl]" 60 insmod "$SAMPLE_KO"
 	fi
+	# Whole PMD-sized folios: one PMD where the implementation maps PMDs.
+	want uffd-continue-pmd && run_tap "uffd-continue-pmd[$impl]" 600 "$ST/uffd-continue-pmd"
 	# Threads racing CONTINUE against truncation, swap, migration, fork,
 	# mremap...: two kinds of file, STRESS_SECS each, plus the checks.
 	want uffd-continue-stress &&

@@ -77,3 +77,28 @@ class BenchTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RestoreTest(unittest.TestCase):
+    """The restore workload's lines: rates, faults, and the rate relative to C."""
+
+    RAW = [f"bench round={r} rc=0 impl={i} test=restore mem={m} pages=262144 threads=4 "
+           f"faults={f} pmd_mapped_kb=0 ns={ns} ns_per_page=1.0 pages_per_sec={rate}"
+           for r in (1, 2)
+           for i, m, f, ns, rate in (("rust-batch", "thp", 512, 1, 2000.0 + r),
+                                     ("c", "thp", 512, 1, 1000.0),
+                                     ("rust-batch", "shmem4k", 262144, 1, 500.0),
+                                     ("c", "shmem4k", 262144, 1, 400.0))]
+
+    def test_table(self) -> None:
+        text, rec = bench.summarize(self.RAW, "harness/uffdrs bench", "k", 2, 1.0)
+        self.assertIn("3. Restore workload", text)
+        rows = [line.split() for line in text.splitlines()
+                if line.startswith("   thp ") or line.startswith("   shmem4k ")]
+        self.assertEqual(rows[0][:5], ["shmem4k", "262144", "500", "400", "1.250"])
+        self.assertEqual(rows[1][:5], ["thp", "262144", "2002", "1000", "2.002"])
+        self.assertEqual(rows[1][5], "512/512")
+        r = [x for x in rec["results"] if x["test"] == "restore" and x["mem"] == "thp"
+             and x["metric"] == "pages_per_sec"][0]
+        self.assertEqual(r["rust-batch"]["rounds"], [2001.0, 2002.0])
+        self.assertAlmostEqual(r["rust-batch/c"], 2001.5 / 1000.0)

@@ -99,3 +99,45 @@ class CliTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class BenchKernelsTest(unittest.TestCase):
+    """bench --cc: which production kernels are built and measured."""
+
+    def test_cc_option(self) -> None:
+        p = cli.parser()
+        self.assertEqual(p.parse_args(["bench"]).cc, "both")
+        self.assertEqual(p.parse_args(["bench", "--cc", "gcc"]).cc, "gcc")
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            p.parse_args(["bench", "--cc", "icc"])
+
+    def test_kernels(self) -> None:
+        ctx = Context.create("/r", cache="/c")
+        both = cli.bench_kernels(ctx, "both")
+        self.assertEqual([(n, k.build, k.cc) for n, k in both],
+                         [("bench", "/c/build-bench", "llvm"),
+                          ("bench-gcc", "/c/build-bench-gcc", "gcc")])
+        self.assertEqual(both[1][1].extra_fragments,
+                         ("/r/harness/config/bench.config",
+                          "/r/harness/config/bench-gcc.config"))
+        self.assertEqual([n for n, _ in cli.bench_kernels(ctx, "llvm")], ["bench"])
+        self.assertEqual([n for n, _ in cli.bench_kernels(ctx, "gcc")], ["bench-gcc"])
+
+    def test_make_compiler(self) -> None:
+        """The GCC kernel's make has CC=gcc-12 and no LLVM=."""
+        from uffdrs_lib import build
+        ctx = Context.create("/r", cache="/c")
+        seen = []
+        with mock.patch.object(build, "run", side_effect=lambda cmd, **kw: seen.append(cmd)):
+            build.make(ctx, "vmlinux")
+            build.make(cli.bench_kernels(ctx, "gcc")[0][1], "vmlinux")
+        self.assertIn("LLVM=-22", seen[0])
+        self.assertNotIn("CC=gcc-12", seen[0])
+        self.assertIn("CC=gcc-12", seen[1])
+        self.assertFalse([w for w in seen[1] if w.startswith("LLVM=")])
+        self.assertIn("O=/c/build-bench-gcc", seen[1])
+
+    def test_gcc_is_production_only(self) -> None:
+        args = cli.parser().parse_args(["bench", "--debug", "--cc", "gcc"])
+        with self.assertRaises(HarnessError):
+            cli.cmd_bench(Context.create("/r", cache="/c"), args)

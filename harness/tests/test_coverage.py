@@ -66,10 +66,10 @@ class CoverageTest(unittest.TestCase):
         res = self.syn.judge()
         self.assertEqual(failed(res), [])
         names = Names(r.name for r in res.items)
-        self.assertIn("expected coverage of the test kernel: 3 implementations x 8 programs, "
+        self.assertIn("expected coverage of the test kernel: 3 implementations x 9 programs, "
                       "1 once, 10 KUnit suites, 4 requirements", names)
         self.assertIn("expected coverage of the production kernel: 1 implementations x "
-                      "6 programs, 0 once, 0 KUnit suites, 4 requirements", names)
+                      "7 programs, 0 once, 0 KUnit suites, 4 requirements", names)
         self.assertIn("expected coverage of the fault-injection kernel: 3 implementations x "
                       "2 programs, 0 once, 0 KUnit suites, 5 requirements", names)
         self.assertIn("expected skips only (15 expected, 15 seen)", names)
@@ -141,7 +141,7 @@ programs = ["uffd-continue"]
         self.syn.drop_entries("test", r"^tap\tuffd-continue-stress\[c\]\t")
         res = self.syn.judge()
         self.assertEqual(failed(res)[0], "expected coverage of the test kernel: 3 "
-                         "implementations x 8 programs, 1 once, 10 KUnit suites, "
+                         "implementations x 9 programs, 1 once, 10 KUnit suites, "
                          "4 requirements")
         self.assertEqual(detail(res, "expected coverage"),
                          "program run missing: uffd-continue-stress[c]")
@@ -341,8 +341,8 @@ programs = ["uffd-continue"]
 
     def test_counter_notes(self) -> None:
         res = self.syn.judge()
-        self.assertIn("mfill stats [rust-batch], all its runs: continue_rust_batch +21, "
-                      "continue_rust_batch_steps +21, install_rust +28", res.notes)
+        self.assertIn("mfill stats [rust-batch], all its runs: continue_rust_batch +28, "
+                      "continue_rust_batch_steps +28, install_rust +28", res.notes)
 
     # --- 3. the kernel log ---
 

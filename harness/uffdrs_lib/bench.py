@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
-"""bench: uffd-continue-bench under -icount, and its table.
+"""bench: uffd-continue-bench and the restore workload under -icount, and their table.
 
 The guest (harness/guest/bench.sh) runs uffd-continue-bench on every
-implementation, a few rounds each, and records its raw lines
+implementation, a few rounds each, then the restore workload uffd-restore
+(harness/uffd-restore, a Rust program on the userfaultfd crate, built here
+with cargo), and records their raw lines
 ("bench round=1 rc=0 impl=rust test=continue mem=shmem4k pages=512 ...
 ns_per_page=...") in logs/bench.raw, and the run's parameters in bench.env.
 summarize() makes the table of the medians and of the ratios to C, and the
@@ -14,11 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import boot, build
-from .common import Context, HarnessError, read, say, tail
+from .common import Context, HarnessError, read, run, say, tail, truncate
 
 QEMU_OPTS = "-icount shift=0,align=off,sleep=off"
 NOTE = ("Under TCG with -icount shift=0 the guest clock advances one "
@@ -45,6 +48,9 @@ def parse_raw(lines: Sequence[str]) -> Tuple[Data, int]:
         if kv["test"] == "roundtrip":
             key = (kv["test"], kv["mem"], int(kv["threads"]))
             metrics: Tuple[str, ...] = ("median_ns", "p99_ns")
+        elif kv["test"] == "restore":
+            key = (kv["test"], kv["mem"], int(kv["pages"]))
+            metrics = ("pages_per_sec", "faults")
         else:
             key = (kv["test"], kv["mem"], int(kv["pages"]))
             metrics = ("ns_per_page",)
@@ -156,6 +162,32 @@ def table(s: Summary, command: str, kernel: str, rounds: int, scale: float,
             if base:
                 row += "".join(rfmt(ratio(v[i], v[base]), 13) for i in others)
             t.append(row)
+    if s.keys("restore"):
+        t.append("")
+        t.append("3. Restore workload (uffd-restore: 4 vCPU threads read every page of a shmem")
+        t.append("   region once, in a random order; one handler thread resolves each minor fault")
+        t.append("   with UFFDIO_CONTINUE of the page, on thp of its whole 2 MiB): pages restored")
+        t.append("   per second of guest time (guest instructions under -icount), and the minor")
+        t.append("   faults the handler saw; \"x c\": the rate relative to c (higher is faster)")
+        hdr = f"   {'mem':<8}{'pages':>8}" + "".join(f"{i:>12}" for i in impls)
+        if base:
+            hdr += "".join(f"{i + ' x ' + base:>16}" for i in others)
+        hdr += "   faults (" + "/".join(impls) + ")   spread"
+        t.append(hdr)
+        for key in s.keys("restore"):
+            _, mem, n = key
+            v = {i: s.median(key, "pages_per_sec", i) for i in impls}
+            f = {i: s.median(key, "faults", i) for i in impls}
+            row = f"   {mem:<8}{n:>8}" + "".join(
+                f"{x:>12.0f}" if (x := v[i]) is not None else f"{'-':>12}" for i in impls)
+            if base:
+                row += "".join(rfmt(ratio(v[i], v[base]), 16) for i in others)
+            row += "   " + "/".join(f"{x:.0f}" if (x := f[i]) is not None else "-"
+                                    for i in impls)
+            row += "   " + "/".join(
+                f"{x:.1f}%" if (x := s.spread(key, "pages_per_sec", i)) is not None else "-"
+                for i in impls)
+            t.append(row)
     if failed:
         t.append("")
         t.append(f"WARNING: {failed} lines from failed runs were left out, see logs/")
@@ -219,10 +251,30 @@ def command_line(ctx: Context, target: str = "bench") -> str:
     return " ".join(["harness/uffdrs", *opts, target])
 
 
+WORKLOAD = "uffd-restore"
+
+
+def build_workload(ctx: Context) -> None:
+    """Builds the restore workload (harness/uffd-restore) with cargo, its
+    Cargo.lock as it is (--locked), into the cache, and puts the binary
+    beside the selftests, where the guest finds it."""
+    with ctx.phase(f"{WORKLOAD} build (cargo)"):
+        target = os.path.join(ctx.cache, f"{WORKLOAD}-target")
+        log = os.path.join(ctx.cache, f"{WORKLOAD}-build.log")
+        truncate(log)
+        run(["cargo", "build", "--release", "--locked", "--manifest-path",
+             os.path.join(ctx.harness, WORKLOAD, "Cargo.toml"), "--target-dir", target],
+            log=log)
+        os.makedirs(ctx.selftests, exist_ok=True)
+        shutil.copy2(os.path.join(target, "release", WORKLOAD),
+                     os.path.join(ctx.selftests, WORKLOAD))
+
+
 def bench(ctx: Context, name: str = "bench", command: Optional[str] = None,
-          rounds: int = 2) -> str:
+          rounds: int = 2, restore_mib: int = 1024) -> str:
     """Builds ctx.build's kernel, boots it with -icount, runs the benchmark
-    (`rounds` rounds per implementation) and writes NAME.txt and NAME.json
+    (`rounds` rounds per implementation; the restore workload on `restore_mib`
+    MiB, 0: not at all) and writes NAME.txt and NAME.json
     to the run directory and to out/. Returns the table.
 
     A benchmark of another kernel is another `ctx`, with its own build
@@ -232,8 +284,13 @@ def bench(ctx: Context, name: str = "bench", command: Optional[str] = None,
     """
     build.build_kernel(ctx)
     build.build_selftests(ctx)
-    rundir = boot.boot(ctx, "bench.sh", name, timeout=3600, qemu_opts=QEMU_OPTS,
-                       memory="4G", args=str(rounds))
+    workload = os.path.join(ctx.selftests, WORKLOAD)
+    if restore_mib:
+        build_workload(ctx)
+    elif os.path.exists(workload):
+        os.unlink(workload)
+    rundir = boot.boot(ctx, "bench.sh", name, timeout=7200, qemu_opts=QEMU_OPTS,
+                       memory="4G", args=f"{rounds} {restore_mib or 1024}")
     raw_path = os.path.join(rundir, "logs", "bench.raw")
     env_path = os.path.join(rundir, "bench.env")
     if not os.path.exists(env_path) or not os.path.exists(raw_path):

@@ -9,12 +9,12 @@ import shutil
 import subprocess
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .common import (LLVM, Context, HarnessError, git, jobs, read, run, say,
+from .common import (GCC, LLVM, Context, HarnessError, git, jobs, read, run, say,
                      truncate, warn)
 
 # Upstream selftests the harness builds and runs, and our own.
 SELFTEST_PROGRAMS = ["uffd-unit-tests", "uffd-stress", "uffd-continue",
-                     "uffd-continue-stress", "uffd-continue-bench",
+                     "uffd-continue-pmd", "uffd-continue-stress", "uffd-continue-bench",
                      "pt-reclaim-truncate", "guard-uffd-wp"]
 
 # A diagnostic of rustc, clippy, rustdoc or the C compiler in a build log:
@@ -38,10 +38,12 @@ def config_fragments(ctx: Context) -> List[str]:
 def make(ctx: Context, *targets: str, odir: Optional[str] = None,
          log: Optional[str] = None, extra: Sequence[str] = (), check: bool = True,
          capture: bool = False) -> subprocess.CompletedProcess[str]:
-    """make in ctx.tree with O= (ctx.build unless `odir`), LLVM and our bindgen."""
+    """make in ctx.tree with O= (ctx.build unless `odir`), LLVM (or GCC, see
+    Context.cc) and our bindgen."""
     odir = odir or ctx.build
     arch = [f"ARCH={ctx.make_arch}"] if ctx.make_arch else []
-    cmd = ["make", "-C", ctx.tree, f"O={odir}", *arch, f"LLVM={LLVM}",
+    cc = [f"CC={GCC}"] if ctx.cc == "gcc" else [f"LLVM={LLVM}"]
+    cmd = ["make", "-C", ctx.tree, f"O={odir}", *arch, *cc,
            f"BINDGEN={ctx.bindgen}", f"-j{jobs()}", *extra, *targets]
     return run(cmd, log=log, check=check, quiet=bool(log), capture=capture)
 

@@ -212,22 +212,45 @@ def cmd_series(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_kernels(ctx: Context, cc: str) -> List[tuple[str, Context]]:
+    """The production benchmark kernels of `--cc` (llvm, gcc or both), each
+    with its output name: build-bench/ (LLVM 22, bench.config on top of the
+    test configuration) and build-bench-gcc/ (GCC 12, bench-gcc.config after
+    that)."""
+    config = os.path.join(ctx.harness, "config")
+    kernels = []
+    if cc in ("llvm", "both"):
+        kernels.append(("bench", dataclasses.replace(
+            ctx, build=os.path.join(ctx.cache, "build-bench"),
+            extra_fragments=(os.path.join(config, "bench.config"),))))
+    if cc in ("gcc", "both"):
+        kernels.append(("bench-gcc", dataclasses.replace(
+            ctx, build=os.path.join(ctx.cache, "build-bench-gcc"), cc="gcc",
+            extra_fragments=(os.path.join(config, "bench.config"),
+                             os.path.join(config, "bench-gcc.config")))))
+    return kernels
+
+
 def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
-    """The production kernel (build-bench/, harness/config/bench.config on
-    top of the test configuration), or with --debug (or --kasan) the test
-    kernel."""
+    """The production kernels (LLVM and GCC, or the one --cc names), or with
+    --debug (or --kasan) the test kernel."""
+    if (args.debug or ctx.kasan) and args.cc == "gcc":
+        raise HarnessError("bench --cc gcc measures the production kernel: "
+                           "no --debug or --kasan")
     prepare(ctx)
     command = " ".join(["harness/uffdrs", *(["--kasan"] if ctx.kasan else []),
                         *(["--without-fixes"] if ctx.without_fixes else []), "bench",
                         *(["--debug"] if args.debug else []),
-                        *([f"--rounds {args.rounds}"] if args.rounds != 2 else [])])
+                        *([f"--cc {args.cc}"] if args.cc != "both" else []),
+                        *([f"--rounds {args.rounds}"] if args.rounds != 2 else []),
+                        *([f"--restore-mib {args.restore_mib}"]
+                          if args.restore_mib != 1024 else [])])
     if args.debug or ctx.kasan:
-        print(bench.bench(ctx, "bench-debug", command, args.rounds), end="")
-    else:
-        prod = dataclasses.replace(
-            ctx, build=os.path.join(ctx.cache, "build-bench"),
-            extra_fragments=(os.path.join(ctx.harness, "config", "bench.config"),))
-        print(bench.bench(prod, "bench", command, args.rounds), end="")
+        print(bench.bench(ctx, "bench-debug", command, args.rounds, args.restore_mib),
+              end="")
+        return 0
+    for name, kctx in bench_kernels(ctx, args.cc):
+        print(bench.bench(kctx, name, command, args.rounds, args.restore_mib), end="")
     return 0
 
 
@@ -279,8 +302,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--debug", action="store_true",
                    help="benchmark the test kernel (lockdep, DEBUG_VM, KUnit) instead "
                    "of the production one (build-bench/ in the cache)")
+    b.add_argument("--cc", choices=("llvm", "gcc", "both"), default="both",
+                   help="the production kernel built with LLVM 22 (build-bench/), "
+                   "with GCC 12 (build-bench-gcc/, no RUST_INLINE_HELPERS), or both "
+                   "(default), one after the other")
     b.add_argument("--rounds", type=int, default=2,
                    help="rounds per implementation (default 2)")
+    b.add_argument("--restore-mib", type=int, default=1024, metavar="N",
+                   help="memory of the restore workload uffd-restore, in MiB "
+                   "(default 1024; 0: do not run it)")
     t = sub.add_parser("test")
     t.add_argument("--no-gates", action="store_true",
                    help="skip checkpatch/rustfmt/clippy/rustdoc/git-am/mypy gates")

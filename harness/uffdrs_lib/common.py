@@ -39,6 +39,9 @@ BASE_IDENT = {
 # 0.72.1, installed in the cache, beside any other bindgen.
 BINDGEN_VERSION = "0.72.1"
 LLVM = "-22"
+# The other compiler the benchmark builds a kernel with (bench --cc gcc):
+# distributions build with GCC, where Rust cannot inline the C helpers.
+GCC = "gcc-12"
 LIBCLANG_PATH = "/usr/lib/llvm-22/lib"
 
 T0 = time.monotonic()
@@ -75,6 +78,10 @@ class Context:
     kasan: bool = False
     without_fixes: bool = False
     make_arch: Optional[str] = None  # ARCH= for make; None: the host's
+    # The C compiler: "llvm" (LLVM=-22, every build by default) or "gcc"
+    # (CC=gcc-12 with the GNU binutils; bench --cc gcc). Rust, and bindgen's
+    # libclang, are the same either way.
+    cc: str = "llvm"
     # Config fragments after the test kernel's (e.g. a benchmark kernel's).
     extra_fragments: Tuple[str, ...] = ()
     timings: List[Tuple[str, float]] = dataclasses.field(default_factory=list)

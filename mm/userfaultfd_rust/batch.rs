@@ -1,18 +1,52 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Batched `UFFDIO_CONTINUE`: as many pages as one step can map under one PTE table lock.
+//! Batched `UFFDIO_CONTINUE`: as many pages as one step can map under one page table lock.
 //!
 //! `mm/userfaultfd.c` calls this for `UFFDIO_CONTINUE` with `CONFIG_USERFAULTFD_RUST` (in test
 //! builds, when `userfaultfd/mfill_impl` says `rust-batch`, the default). The lookup of the first
 //! page and the installation checks are those of [`mfill_atomic_pte_continue`], page by page;
 //! only the locking and the page table updates are shared. A range of one page is the
-//! page-by-page step itself.
+//! page-by-page step itself. A step that starts a PMD range and covers all of it maps a PMD-sized
+//! folio there with one PMD, if the kernel could have mapped it so itself (see
+//! [`mfill_continue_pmd`]).
 
 use super::*;
 use kernel::{
     ffi::{c_long, c_ulong},
     page::PAGE_SIZE,
 };
+
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+use kernel::mm::{
+    pgtable::PMD_SIZE,
+    pmd::{PmdEntry, HPAGE_PMD_NR},
+    virt::flags as vm,
+};
+
+/// The counter of test builds that `mm/userfaultfd_rust_test.c` keeps for this file.
+#[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+mod test_counters {
+    // Declared in `mm/userfaultfd_rust.h`, which is internal to mm: bindgen does not see it.
+    extern "C" {
+        /// Counts one PMD mapping made by a batched step in debugfs `userfaultfd/stats`.
+        pub(super) fn mfill_count_rust_batch_pmd();
+    }
+}
+
+/// What one batched step did: the pages it mapped, and whether it mapped them with one PMD.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct BatchStep {
+    /// The pages mapped, at least one.
+    pub(crate) pages: usize,
+    /// Whether they were mapped with one PMD (then `pages` is `HPAGE_PMD_NR`).
+    pub(crate) pmd: bool,
+}
+
+impl BatchStep {
+    const fn ptes(pages: usize) -> Self {
+        Self { pages, pmd: false }
+    }
+}
 
 /// Returns the first file offset, in pages, beyond the end of the VMA's file, if it has one.
 ///
@@ -49,18 +83,28 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
     dst_end: usize,
     flags: UffdFlags,
 ) -> Result<usize> {
-    let vma = pmd.vma();
-    let dst_addr = pmd.addr();
-    // The range covers at least the page at `dst_addr`: the C caller passes the page-aligned
-    // end of the ioctl's range.
-    if dst_end < dst_addr.saturating_add(PAGE_SIZE) {
+    // The range covers at least the page at the PMD's address: the C caller passes the
+    // page-aligned end of the ioctl's range.
+    if dst_end < pmd.addr().saturating_add(PAGE_SIZE) {
         return Err(EINVAL);
     }
-    if dst_end - dst_addr < 2 * PAGE_SIZE {
+    if dst_end - pmd.addr() < 2 * PAGE_SIZE {
         mfill_atomic_pte_continue(pmd, flags)?;
         return Ok(1);
     }
-    let mut folio = mfill_get_folio(vma, dst_addr)?;
+    let folio = mfill_get_folio(pmd.vma(), pmd.addr())?;
+    mfill_continue_ptes(pmd, folio, dst_end, flags)
+}
+
+/// The PTE part of [`mfill_atomic_pte_continue_batch`], from the folio its lookup returned.
+fn mfill_continue_ptes(
+    pmd: &Pmd<'_>,
+    mut folio: LockedFolio,
+    dst_end: usize,
+    flags: UffdFlags,
+) -> Result<usize> {
+    let vma = pmd.vma();
+    let dst_addr = pmd.addr();
     // `mfill_get_folio()` found both.
     let (Some(ops), Some(file)) = (vma.uffd_ops(), vma.file()) else {
         return Err(EINVAL);
@@ -120,13 +164,112 @@ pub(crate) fn mfill_atomic_pte_continue_batch(
     Ok(done)
 }
 
-/// `rust_mfill_atomic_pte_continue_batch()`: [`mfill_atomic_pte_continue_batch`] for C.
+/// Returns whether a step from `dst_addr` to `dst_end` may map a whole PMD: it starts a PMD
+/// range, covers all of it, and is not asked to write-protect what it maps (a file PMD has no
+/// uffd-wp bit). For such a step, and only for such a step, `mfill_establish_pmd()` leaves an
+/// empty PMD entry empty instead of allocating a PTE table, so the two tests must agree.
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+#[inline(always)]
+fn mfill_pmd_step(dst_addr: usize, dst_end: usize, flags: UffdFlags) -> bool {
+    !flags.wp() && dst_addr % PMD_SIZE == 0 && dst_end.saturating_sub(dst_addr) >= PMD_SIZE
+}
+
+/// A batched step that may map a whole PMD ([`mfill_pmd_step`]), from the PMD entry of
+/// `entry.addr()`, which may be empty.
 ///
-/// Returns the number of pages mapped (at least one), or a negative errno.
+/// If the entry is empty, the folio at the step's offset is looked up as for any step (the same
+/// errors), and [`mfill_continue_pmd`] maps it with one PMD if it can. Otherwise, or if that
+/// refuses, the entry gets a PTE table if it has none (as `mfill_establish_pmd()` would have
+/// done: `EEXIST` for a huge PMD) and the step maps PTEs from the same folio, with the result of
+/// [`mfill_atomic_pte_continue_batch`].
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+fn mfill_continue_pmd_or_ptes(
+    entry: &PmdEntry<'_>,
+    dst_end: usize,
+    flags: UffdFlags,
+) -> Result<BatchStep> {
+    if !entry.is_none_lockless() {
+        let pmd = entry.pte_alloc()?;
+        return mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes);
+    }
+    let folio = mfill_get_folio(entry.vma(), entry.addr())?;
+    let folio = match mfill_continue_pmd(entry, folio) {
+        Ok(()) => {
+            return Ok(BatchStep {
+                pages: HPAGE_PMD_NR,
+                pmd: true,
+            })
+        }
+        Err(folio) => folio,
+    };
+    let pmd = entry.pte_alloc()?;
+    mfill_continue_ptes(&pmd, folio, dst_end, flags).map(BatchStep::ptes)
+}
+
+/// Maps the folio that the lookup of a [`mfill_pmd_step`] returned with one PMD, at the empty
+/// entry `entry`, if the VMA is shared and [`PmdGuard::set_pmd_file`] accepts it: the folio is
+/// PMD-sized, is the page cache at the offset the PMD maps, uptodate, not hwpoisoned and inside
+/// the file, the VMA may map a huge PMD there, is not registered for write protection, and the
+/// entry is still empty. Otherwise the folio comes back, locked, for the PTEs.
+///
+/// Private mappings keep PTEs: the first write to a page of a PMD would split the PMD, which
+/// unmaps all of it, and raise minor faults again for the pages it mapped.
+///
+/// [`PmdGuard::set_pmd_file`]: kernel::mm::pmd::PmdGuard::set_pmd_file
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+fn mfill_continue_pmd(entry: &PmdEntry<'_>, folio: LockedFolio) -> Result<(), LockedFolio> {
+    // The cheap tests first: only a shared mapping of a PMD-sized folio is worth the lock.
+    if entry.vma().flags() & vm::SHARED == 0 || folio.nr_pages() != HPAGE_PMD_NR {
+        return Err(folio);
+    }
+    let Ok(mut pmd) = entry.pmd_lock() else {
+        return Err(folio);
+    };
+    pmd.set_pmd_file(folio).map_err(|(_, folio)| folio)
+}
+
+/// One batched step from `dst_addr`, for C: a whole PMD where [`mfill_pmd_step`] allows it,
+/// PTEs otherwise.
 ///
 /// # Safety
 ///
-/// As for [`rust_mfill_atomic_pte_continue`]; `dst_end` is the end of the ioctl's range.
+/// As for [`rust_mfill_atomic_pte_continue_batch`]; `dst_pmd` may be an empty entry only for a
+/// step that [`mfill_pmd_step`] accepts.
+#[inline(always)]
+unsafe fn mfill_continue_batch(
+    dst_vma: *mut bindings::vm_area_struct,
+    dst_pmd: *mut bindings::pmd_t,
+    dst_addr: usize,
+    dst_end: usize,
+    flags: UffdFlags,
+) -> Result<BatchStep> {
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    if mfill_pmd_step(dst_addr, dst_end, flags) {
+        let dst_pmd = core::ptr::NonNull::new(dst_pmd).ok_or(EINVAL)?;
+        // SAFETY: The caller guarantees the invariants of `VmaPteMapped` for the call.
+        let vma = unsafe { VmaPteMapped::from_raw(dst_vma) };
+        // SAFETY: The caller found or allocated `dst_pmd` for `dst_addr` in `vma`, which stays
+        // locked.
+        let entry = unsafe { PmdEntry::from_raw(vma, dst_pmd, dst_addr) };
+        return mfill_continue_pmd_or_ptes(&entry, dst_end, flags);
+    }
+    // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
+    let pmd = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }?;
+    mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes)
+}
+
+/// `rust_mfill_atomic_pte_continue_batch()`: a batched step for C, see
+/// [`mfill_atomic_pte_continue_batch`] and [`mfill_continue_pmd`].
+///
+/// Returns the number of pages mapped (at least one), or a negative errno. In test builds, a
+/// step that mapped one PMD is counted in `continue_rust_batch_pmd` here (C counts the pages).
+///
+/// # Safety
+///
+/// As for [`rust_mfill_atomic_pte_continue`], except that `dst_pmd` may be an empty PMD entry
+/// for a step from a PMD-aligned `dst_addr` that covers the whole PMD range without
+/// `MFILL_ATOMIC_WP` (`mfill_establish_pmd()` leaves it so for such a step); `dst_end` is the
+/// end of the ioctl's range.
 // Declared in `mm/userfaultfd_rust.h`, which is internal to mm: bindgen does not see it.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
@@ -136,12 +279,26 @@ pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
     dst_end: c_ulong,
     flags: bindings::uffd_flags_t,
 ) -> c_long {
-    // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
-    let res = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }
-        .and_then(|pmd| mfill_atomic_pte_continue_batch(&pmd, dst_end, UffdFlags::from_raw(flags)));
+    // SAFETY: The caller upholds the requirements of `mfill_continue_batch()`.
+    let res = unsafe {
+        mfill_continue_batch(
+            dst_vma,
+            dst_pmd,
+            dst_addr,
+            dst_end,
+            UffdFlags::from_raw(flags),
+        )
+    };
     match res {
-        // At most the pages of one PTE table (or PMD).
-        Ok(nr) => nr as c_long,
+        Ok(step) => {
+            #[cfg(CONFIG_USERFAULTFD_RUST_TEST)]
+            if step.pmd {
+                // SAFETY: It only adds one to a per-CPU counter.
+                unsafe { test_counters::mfill_count_rust_batch_pmd() };
+            }
+            // At most the pages of one PTE table, or of one PMD.
+            step.pages as c_long
+        }
         Err(e) => e.to_errno() as c_long,
     }
 }
@@ -493,6 +650,255 @@ mod tests {
         assert_eq!(do_batch(m.addr, m.addr + 4 * PAGE_SIZE), Ok(1));
         assert!(filemap_lock_folio_nowait(m.file.inode(), 2).is_some());
         assert_eq!(&*present(m.addr, 4)?, &[true, false, false, false]);
+        Ok(())
+    }
+    /// A [`kunit::ThpFile`] mapped whole at a PMD-aligned address with `prot` and `flags`, THPs
+    /// allowed, and registered for minor faults (and write protection if `wp`); `None` (the test
+    /// skipped) if there is none.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    fn thp_registered(
+        prot: usize,
+        flags: usize,
+        wp: bool,
+    ) -> Result<Option<(kunit::ThpFile, usize, Uffd)>> {
+        let Some(t) = kunit::ThpFile::new(c"userfaultfd_rust_batch")? else {
+            return Ok(None);
+        };
+        let addr = kunit::vm_mmap(Some(&t.file), PMD_SIZE, prot, flags, 0)?;
+        if addr % PMD_SIZE != 0 {
+            kernel::kunit::mark_skipped(c"the mapping is not PMD aligned");
+            return Ok(None);
+        }
+        let uffd = Uffd::new()?;
+        let modes = vm::UFFD_MINOR | if wp { vm::UFFD_WP } else { 0 };
+        uffd.register(addr, PMD_SIZE, modes)?;
+        Ok(Some((t, addr, uffd)))
+    }
+
+    /// One step of `UFFDIO_CONTINUE` from `addr` to `end` as `mfill_atomic()` takes it with the
+    /// batched implementation: `mfill_establish_pmd()` leaves an empty PMD entry empty for a
+    /// step that may map a PMD, and gives it a PTE table otherwise.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    fn c_step(addr: usize, end: usize, wp: bool) -> Result<BatchStep> {
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        let vma = vma.as_pte_mapped().ok_or(EINVAL)?;
+        let entry = PmdEntry::alloc(vma, addr)?;
+        if !mfill_pmd_step(addr, end, flags(wp)) {
+            entry.pte_alloc()?;
+        }
+        // SAFETY: The VMA is read-locked and in its mm's VMA tree; `entry` is the PMD entry of
+        // `addr`, empty only for a step that `mfill_pmd_step()` accepts.
+        unsafe { mfill_continue_batch(vma.as_ptr(), entry.as_ptr(), addr, end, flags(wp)) }
+    }
+
+    /// Returns whether `addr` is mapped by a huge PMD.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    fn pmd_mapped(addr: usize) -> Result<bool> {
+        let mm = kunit::current_mm()?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
+        let entry = PmdEntry::alloc(vma.as_pte_mapped().ok_or(EINVAL)?, addr)?;
+        let pmd = entry.pmd_lock()?.pmdp_get();
+        Ok(pmd.present() && pmd.leaf())
+    }
+
+    /// A step over a whole PMD-sized folio from the start of its PMD range maps it with one PMD,
+    /// with the counters and mapcounts of one mapping of the whole folio.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_maps_a_whole_thp_with_one_pmd() -> Result {
+        let Some((t, addr, _uffd)) =
+            thp_registered(prot::READ | prot::WRITE, prot::MAP_SHARED, false)?
+        else {
+            return Ok(());
+        };
+        let mm = kunit::current_mm()?;
+        let shmem = mm.get_mm_counter_sum(MmCounter::ShmemPages);
+        let refs = kunit::settled_ref_count(&t.folio);
+        assert_eq!(
+            c_step(addr, addr + 2 * PMD_SIZE, false),
+            Ok(BatchStep {
+                pages: HPAGE_PMD_NR,
+                pmd: true
+            })
+        );
+        assert!(pmd_mapped(addr)?);
+        assert_eq!(t.folio.mapcount(), 1);
+        // SAFETY: The folio is valid.
+        assert_eq!(
+            unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) },
+            1
+        );
+        assert_eq!(kunit::settled_ref_count(&t.folio), refs + 1);
+        assert_eq!(
+            mm.get_mm_counter_sum(MmCounter::ShmemPages),
+            shmem + HPAGE_PMD_NR
+        );
+        for n in [0, 7, HPAGE_PMD_NR - 1] {
+            assert_eq!(read8(addr + n * PAGE_SIZE)?, page_tag(n));
+        }
+        // As for the page-by-page loop, a mapped range is EEXIST.
+        assert_eq!(c_step(addr, addr + PMD_SIZE, false), Err(EEXIST));
+        assert_eq!(
+            c_step(addr + PAGE_SIZE, addr + PMD_SIZE, false),
+            Err(EEXIST)
+        );
+        Ok(())
+    }
+
+    /// Checks a step that must not map a PMD: it maps `pages` pages with PTEs from `from`, and
+    /// the folio is mapped once per page.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    fn ptes_mapped(
+        t: &kunit::ThpFile,
+        base: usize,
+        step: Result<BatchStep>,
+        from: usize,
+        pages: usize,
+    ) -> Result {
+        assert_eq!(step, Ok(BatchStep::ptes(pages)));
+        assert!(!pmd_mapped(base)?);
+        assert_eq!(t.folio.mapcount(), pages as i32);
+        // SAFETY: The folio is valid.
+        assert_eq!(
+            unsafe { bindings::folio_entire_mapcount(t.folio.as_ptr()) },
+            0
+        );
+        let first = read_pte(base + from * PAGE_SIZE)?;
+        assert!(first.present());
+        assert_eq!(first.pfn(), t.folio.pfn() + from);
+        assert!(read_pte(base + (from + pages - 1) * PAGE_SIZE)?.present());
+        if from > 0 {
+            assert!(read_pte(base + (from - 1) * PAGE_SIZE)?.none());
+        }
+        if from + pages < HPAGE_PMD_NR {
+            assert!(read_pte(base + (from + pages) * PAGE_SIZE)?.none());
+        }
+        Ok(())
+    }
+
+    /// A step that does not start a PMD range, or does not cover it, or asks for
+    /// write protection, maps PTEs, never more than the range.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_pmd_needs_the_whole_aligned_range() -> Result {
+        let rw = prot::READ | prot::WRITE;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
+            return Ok(());
+        };
+        let step = c_step(addr, addr + PMD_SIZE - PAGE_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR - 1)?;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
+            return Ok(());
+        };
+        let step = c_step(addr + PAGE_SIZE, addr + PMD_SIZE, false);
+        ptes_mapped(&t, addr, step, 1, HPAGE_PMD_NR - 1)?;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, true)? else {
+            return Ok(());
+        };
+        let step = c_step(addr, addr + PMD_SIZE, true);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        assert!(read_pte(addr)?.uffd());
+        Ok(())
+    }
+
+    /// Where the kernel would not map the folio with a PMD, the step maps it with PTEs, as the
+    /// page-by-page loop does: a VMA registered for write protection (without `MODE_WP`), a
+    /// private one, one with `MADV_NOHUGEPAGE`, a folio with a hwpoisoned page.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_pmd_refusals_map_ptes() -> Result {
+        let rw = prot::READ | prot::WRITE;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, true)? else {
+            return Ok(());
+        };
+        let step = c_step(addr, addr + PMD_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_PRIVATE, false)? else {
+            return Ok(());
+        };
+        let step = c_step(addr, addr + PMD_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        assert!(!read_pte(addr)?.write());
+        let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
+            return Ok(());
+        };
+        kunit::madvise(addr, PMD_SIZE, bindings::MADV_NOHUGEPAGE as i32)?;
+        let step = c_step(addr, addr + PMD_SIZE, false);
+        ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        if cfg!(CONFIG_MEMORY_FAILURE) {
+            let Some((t, addr, _uffd)) = thp_registered(rw, prot::MAP_SHARED, false)? else {
+                return Ok(());
+            };
+            // SAFETY: The folio is ours for the test; the flag is cleared below.
+            unsafe { bindings::folio_set_has_hwpoisoned(t.folio.as_ptr()) };
+            let step = c_step(addr, addr + PMD_SIZE, false);
+            // SAFETY: As above.
+            unsafe { bindings::folio_clear_has_hwpoisoned(t.folio.as_ptr()) };
+            ptes_mapped(&t, addr, step, 0, HPAGE_PMD_NR)?;
+        }
+        Ok(())
+    }
+
+    /// A PTE table in place (a page mapped already) keeps the step on PTEs, up to that page.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_pmd_not_over_a_pte_table() -> Result {
+        let Some((t, addr, _uffd)) =
+            thp_registered(prot::READ | prot::WRITE, prot::MAP_SHARED, false)?
+        else {
+            return Ok(());
+        };
+        assert_eq!(do_continue(addr + 5 * PAGE_SIZE, false), Ok(()));
+        assert_eq!(c_step(addr, addr + PMD_SIZE, false), Ok(BatchStep::ptes(5)));
+        assert!(!pmd_mapped(addr)?);
+        assert_eq!(t.folio.mapcount(), 6);
+        Ok(())
+    }
+
+    /// A PMD-sized folio that crosses the end of the file: PTEs up to the end of the file, and
+    /// `EFAULT` for the next step, as page by page.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn batch_pmd_not_across_eof() -> Result {
+        let Some(tmpfs) = kunit::HugeTmpfs::new()? else {
+            kernel::kunit::mark_skipped(c"no tmpfs");
+            return Ok(());
+        };
+        let file = tmpfs.file(c"userfaultfd_rust_batch", 10 * PS)?;
+        kunit::file_write(&file, 0, &page_tag(0))?;
+        let folio = shmem_get_folio(file.inode(), 0, 0, SgpType::NoAlloc)?
+            .ok_or(ENOENT)?
+            .unlock();
+        if folio.nr_pages() != HPAGE_PMD_NR {
+            kernel::kunit::mark_skipped(c"shmem did not allocate a PMD-sized folio");
+            return Ok(());
+        }
+        let addr = kunit::vm_mmap(
+            Some(&file),
+            PMD_SIZE,
+            prot::READ | prot::WRITE,
+            prot::MAP_SHARED,
+            0,
+        )?;
+        if addr % PMD_SIZE != 0 {
+            kernel::kunit::mark_skipped(c"the mapping is not PMD aligned");
+            return Ok(());
+        }
+        let uffd = Uffd::new()?;
+        uffd.register(addr, PMD_SIZE, vm::UFFD_MINOR)?;
+        assert_eq!(
+            c_step(addr, addr + PMD_SIZE, false),
+            Ok(BatchStep::ptes(10))
+        );
+        assert!(!pmd_mapped(addr)?);
+        assert_eq!(folio.mapcount(), 10);
+        assert_eq!(
+            c_step(addr + 10 * PAGE_SIZE, addr + PMD_SIZE, false),
+            Err(EFAULT)
+        );
         Ok(())
     }
 }

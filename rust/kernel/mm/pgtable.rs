@@ -132,6 +132,77 @@ impl VmaRef {
     }
 }
 
+/// Allocates the page tables down to the PMD entry for `addr` in `vma`'s mm, if they are missing
+/// (the C `mm_alloc_pmd()` of `mm/userfaultfd.c`), and returns that entry, which may be empty,
+/// point to a PTE table or map a huge page.
+///
+/// Fails with `ENOMEM` if a table cannot be allocated.
+pub(crate) fn mm_alloc_pmd(vma: &VmaPteMapped, addr: usize) -> Result<NonNull<bindings::pmd_t>> {
+    let mm = vma.mm().as_raw();
+    // SAFETY: The mm of a read-locked VMA is valid, and the allocation helpers may be called
+    // with the mmap or VMA read lock held.
+    let pmd = unsafe {
+        let pgd = bindings::pgd_offset(mm, addr);
+        let p4d = bindings::p4d_alloc(mm, pgd, addr);
+        if p4d.is_null() {
+            return Err(ENOMEM);
+        }
+        let pud = bindings::pud_alloc(mm, p4d, addr);
+        if pud.is_null() {
+            return Err(ENOMEM);
+        }
+        bindings::pmd_alloc(mm, pud, addr)
+    };
+    NonNull::new(pmd).ok_or(ENOMEM)
+}
+
+impl VmaPteMapped {
+    /// Returns whether a page of the VMA's file may be mapped writable (and dirty) into the VMA
+    /// by a fill, which is what the page-table installations of page-cache folios do: the VMA is
+    /// shared (in a private one, a write must copy the page first) and its file does not want
+    /// to be told of the first write to a page
+    /// ([`ops_want_writenotify`](Self::ops_want_writenotify),
+    /// [`file_can_writeback`](Self::file_can_writeback)).
+    ///
+    /// `vm_flags` are the VMA's flags, read once by the caller, who checked `VM_WRITE`;
+    /// `prot_writable` is whether the VMA's `vm_page_prot` allows writes.
+    #[inline(always)]
+    pub(crate) fn maps_page_cache_writable(
+        &self,
+        vm_flags: vm_flags_t,
+        prot_writable: bool,
+    ) -> bool {
+        vm_flags & flags::SHARED != 0
+            && !self.ops_want_writenotify()
+            && (prot_writable || !self.file_can_writeback())
+    }
+
+    /// Returns whether the VMA's `vm_ops` want a write fault before a page is written through a
+    /// shared mapping: they have `page_mkwrite()` or `pfn_mkwrite()`. shmem's do not. A page of
+    /// such a file is mapped read-only, so that the first write faults and the file system is
+    /// asked.
+    #[inline]
+    fn ops_want_writenotify(&self) -> bool {
+        // SAFETY: The VMA is read-locked; its `vm_ops` is NULL or a valid, static table.
+        let ops = unsafe { (*self.as_ptr()).vm_ops.as_ref() };
+        ops.is_some_and(|ops| ops.page_mkwrite.is_some() || ops.pfn_mkwrite.is_some())
+    }
+
+    /// Returns whether the mapping of the VMA's file writes dirty pages back
+    /// (`mapping_can_writeback()`), which also wants a write fault before a page is written
+    /// through a shared mapping. shmem's does not.
+    ///
+    /// Only called if the VMA's `vm_page_prot` does not allow writes: if it does, the kernel did
+    /// not ask for write faults to track dirty pages (`vma_set_page_prot()` makes it read-only if
+    /// the mapping can write back), and this test, a call, is not needed.
+    fn file_can_writeback(&self) -> bool {
+        self.file().is_some_and(|file| {
+            // SAFETY: The file of a read-locked VMA is valid, and so is its mapping.
+            unsafe { bindings::mapping_can_writeback((*file.as_ptr()).f_mapping) }
+        })
+    }
+}
+
 /// A PMD entry that points to a PTE table, for one address.
 ///
 /// The PTE table itself may go away at any time (khugepaged collapses page tables of file
@@ -177,23 +248,31 @@ impl<'a> Pmd<'a> {
         if addr < vma.start() || addr >= vma.end() || addr % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
+        let pmd = mm_alloc_pmd(vma, addr)?;
+        // SAFETY: `pmd` is the entry for `addr` in the VMA's mm, and `addr` is inside the VMA.
+        unsafe { Self::pte_alloc(vma, pmd, addr) }
+    }
+
+    /// Allocates the PTE table of the PMD entry `pmd` if it is empty (`__pte_alloc()`), and
+    /// checks that the entry points to a PTE table: the second half of [`establish`].
+    ///
+    /// Fails with `ENOMEM` if the table cannot be allocated, `EEXIST` if the entry maps a huge
+    /// page (or is a non-present PMD entry), `EFAULT` if it is bad.
+    ///
+    /// # Safety
+    ///
+    /// `pmd` must point to the PMD entry for `addr` in the page tables of `vma`'s mm, with `addr`
+    /// inside `vma`.
+    ///
+    /// [`establish`]: Self::establish
+    pub(crate) unsafe fn pte_alloc(
+        vma: &'a VmaPteMapped,
+        pmd: NonNull<bindings::pmd_t>,
+        addr: usize,
+    ) -> Result<Self> {
         let mm = vma.mm().as_raw();
-        // SAFETY: The mm of a read-locked VMA is valid, and the allocation helpers may be called
-        // with the mmap or VMA read lock held.
-        let pmd = unsafe {
-            let pgd = bindings::pgd_offset(mm, addr);
-            let p4d = bindings::p4d_alloc(mm, pgd, addr);
-            if p4d.is_null() {
-                return Err(ENOMEM);
-            }
-            let pud = bindings::pud_alloc(mm, p4d, addr);
-            if pud.is_null() {
-                return Err(ENOMEM);
-            }
-            bindings::pmd_alloc(mm, pud, addr)
-        };
-        let pmd = NonNull::new(pmd).ok_or(ENOMEM)?;
-        // SAFETY: `pmd` is a valid PMD entry in this mm.
+        // SAFETY: `pmd` is a valid PMD entry in this mm (guaranteed by the caller), which may
+        // be read locklessly and populated with the mmap or VMA read lock held.
         unsafe {
             let val = bindings::pmdp_get_lockless(pmd.as_ptr());
             if bindings::pmd_none(val) != 0 && bindings::__pte_alloc(mm, pmd.as_ptr()) != 0 {
@@ -384,11 +463,9 @@ impl<'a> PteTableGuard<'a> {
     /// Builds the PTE that maps `page` into the VMA for a fill.
     ///
     /// Dirty; writable if the VMA is writable, except that a page-cache page is only mapped
-    /// writable into a shared mapping (in a private one, a write must copy it first) of a file
-    /// that does not want to be told of the first write to a page
-    /// ([`ops_want_writenotify`](Self::ops_want_writenotify),
-    /// [`file_can_writeback`](Self::file_can_writeback)); with the userfaultfd write-protect bit
-    /// if `wp`.
+    /// writable where [`VmaPteMapped::maps_page_cache_writable`] allows it (a shared mapping of a
+    /// file that does not want to be told of the first write to a page); with the userfaultfd
+    /// write-protect bit if `wp`.
     ///
     /// `vm_flags` are the VMA's flags, read once by the caller.
     // Always inlined: both callers are per-page paths, and the PTE is built in registers.
@@ -396,10 +473,7 @@ impl<'a> PteTableGuard<'a> {
     fn mk_fill_pte(&self, page: &Page, vm_flags: vm_flags_t, page_in_cache: bool, wp: bool) -> Pte {
         let mut pte = Pte::mk_pte(page, self.vma.page_prot());
         let writable = vm_flags & flags::WRITE != 0
-            && (!page_in_cache
-                || (vm_flags & flags::SHARED != 0
-                    && !self.ops_want_writenotify()
-                    && (pte.write() || !self.file_can_writeback())));
+            && (!page_in_cache || self.vma.maps_page_cache_writable(vm_flags, pte.write()));
         pte = pte.mkdirty();
         if writable {
             pte = pte.mkwrite(self.vma);
@@ -408,31 +482,6 @@ impl<'a> PteTableGuard<'a> {
             pte = pte.mkuffd();
         }
         pte
-    }
-
-    /// Returns whether the VMA's `vm_ops` want a write fault before a page is written through a
-    /// shared mapping: they have `page_mkwrite()` or `pfn_mkwrite()`. shmem's do not. A page of
-    /// such a file is mapped read-only, so that the first write faults and the file system is
-    /// asked.
-    #[inline]
-    fn ops_want_writenotify(&self) -> bool {
-        // SAFETY: The VMA is read-locked; its `vm_ops` is NULL or a valid, static table.
-        let ops = unsafe { (*self.vma.as_ptr()).vm_ops.as_ref() };
-        ops.is_some_and(|ops| ops.page_mkwrite.is_some() || ops.pfn_mkwrite.is_some())
-    }
-
-    /// Returns whether the mapping of the VMA's file writes dirty pages back
-    /// (`mapping_can_writeback()`), which also wants a write fault before a page is written
-    /// through a shared mapping. shmem's does not.
-    ///
-    /// Only called if the VMA's `vm_page_prot` does not allow writes: if it does, the kernel did
-    /// not ask for write faults to track dirty pages (`vma_set_page_prot()` makes it read-only if
-    /// the mapping can write back), and this test, a call, is not needed.
-    fn file_can_writeback(&self) -> bool {
-        self.vma.file().is_some_and(|file| {
-            // SAFETY: The file of a read-locked VMA is valid, and so is its mapping.
-            unsafe { bindings::mapping_can_writeback((*file.as_ptr()).f_mapping) }
-        })
     }
 
     /// Maps `nr` consecutive pages of a page-cache folio at the guard's position: the pages of

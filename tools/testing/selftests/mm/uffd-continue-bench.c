@@ -93,34 +93,6 @@ static char *map_aligned(size_t size, int fd)
 	return p;
 }
 
-/* The value in kB of @field for the mapping at @addr in /proc/self/smaps. */
-static long smaps_kb(void *addr, const char *field)
-{
-	unsigned long start, end;
-	bool in = false;
-	char line[256];
-	long kb = -1;
-	FILE *f;
-
-	f = fopen("/proc/self/smaps", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
-		    strchr(line, '-') < strchr(line, ' ')) {
-			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
-			continue;
-		}
-		if (in && !strncmp(line, field, strlen(field)) &&
-		    line[strlen(field)] == ':') {
-			kb = atol(line + strlen(field) + 1);
-			break;
-		}
-	}
-	fclose(f);
-	return kb;
-}
-
 /* Sets up a file of MAX_PAGES pages, its page cache filled, and mappings. */
 static bool mem_setup(struct mem *m, const char *name)
 {

@@ -42,7 +42,6 @@
 #include <stddef.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
@@ -2675,43 +2674,6 @@ static bool read_stats(uint64_t *v)
 				v[i] = val;
 	fclose(f);
 	return true;
-}
-
-/*
- * The implementation the running kernel was built with, from its config
- * (/proc/config.gz, else /boot/config-RELEASE), for a kernel without the
- * switch.
- */
-static const char *built_impl(void)
-{
-	const char *what = "unknown (no kernel config to read)";
-	char cmd[128], line[256];
-	struct utsname u;
-	bool uffd = false;
-	FILE *f = NULL;
-
-	if (!access("/proc/config.gz", R_OK)) {
-		f = popen("zcat /proc/config.gz 2>/dev/null", "r");
-	} else if (!uname(&u)) {
-		snprintf(cmd, sizeof(cmd), "/boot/config-%s", u.release);
-		f = fopen(cmd, "r");
-	}
-	if (!f)
-		return what;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strcmp(line, "CONFIG_USERFAULTFD=y\n"))
-			uffd = true;
-		if (!strcmp(line, "CONFIG_USERFAULTFD_RUST=y\n"))
-			what = "Rust (CONFIG_USERFAULTFD_RUST=y)";
-	}
-	if (!strncmp(what, "unknown", 7))
-		what = uffd ? "C (CONFIG_USERFAULTFD_RUST not set)" :
-			      "unknown (no CONFIG_USERFAULTFD=y in its config)";
-	if (!access("/proc/config.gz", R_OK))
-		pclose(f);
-	else
-		fclose(f);
-	return what;
 }
 
 /* The counter of the pages each implementation's CONTINUEs map. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * What uffd-continue, uffd-continue-stress and uffd-continue-bench share:
- * accessors of test pages and shared variables, their userfaultfd, the
+ * accessors of test pages and shared variables, their userfaultfd, smaps, the
  * shmem files whose minor faults they resolve (a file on a tmpfs, or on a
  * huge=always tmpfs of their own), PMD-aligned mappings of them, and a
  * memory cgroup of their own.
@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 
 #ifndef MADV_POPULATE_READ
@@ -95,6 +96,34 @@ static inline char *mmap_aligned(size_t size, size_t align, int flags, int fd)
 	if (end > p + size)
 		munmap(p + size, end - (p + size));
 	return p;
+}
+
+/* The value in kB of @field for the mapping at @addr in /proc/self/smaps. */
+static inline long smaps_kb(const void *addr, const char *field)
+{
+	unsigned long start, end;
+	bool in = false;
+	char line[256];
+	long kb = -1;
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)addr >= start && (uintptr_t)addr < end;
+			continue;
+		}
+		if (in && !strncmp(line, field, strlen(field)) &&
+		    line[strlen(field)] == ':') {
+			kb = atol(line + strlen(field) + 1);
+			break;
+		}
+	}
+	fclose(f);
+	return kb;
 }
 
 /* An unnamed file on the tmpfs at @dir, or -1 and why not in *@why. */
@@ -482,6 +511,43 @@ static inline uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * The implementation the running kernel was built with, from its config
+ * (/proc/config.gz, else /boot/config-RELEASE), for a kernel without the
+ * switch: "Rust (...)", "C (...)" or "unknown (...)".
+ */
+static inline const char *built_impl(void)
+{
+	const char *what = "unknown (no kernel config to read)";
+	char cmd[128], line[256];
+	struct utsname u;
+	bool uffd = false;
+	FILE *f = NULL;
+
+	if (!access("/proc/config.gz", R_OK)) {
+		f = popen("zcat /proc/config.gz 2>/dev/null", "r");
+	} else if (!uname(&u)) {
+		snprintf(cmd, sizeof(cmd), "/boot/config-%s", u.release);
+		f = fopen(cmd, "r");
+	}
+	if (!f)
+		return what;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strcmp(line, "CONFIG_USERFAULTFD=y\n"))
+			uffd = true;
+		if (!strcmp(line, "CONFIG_USERFAULTFD_RUST=y\n"))
+			what = "Rust (CONFIG_USERFAULTFD_RUST=y)";
+	}
+	if (!strncmp(what, "unknown", 7))
+		what = uffd ? "C (CONFIG_USERFAULTFD_RUST not set)" :
+			      "unknown (no CONFIG_USERFAULTFD=y in its config)";
+	if (!access("/proc/config.gz", R_OK))
+		pclose(f);
+	else
+		fclose(f);
+	return what;
 }
 
 #endif /* __UFFD_CONTINUE_H__ */
