@@ -2446,6 +2446,9 @@ static const char *fail_next_vma_alloc(void)
 	char path[128];
 	size_t i;
 
+	/* Under UFFD_FAULT_INJECT, failslab is set up by whoever runs us. */
+	if (uffd_fi)
+		return "failslab belongs to the fault injection of this run";
 	if (access(FAILSLAB, F_OK))
 		return "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)";
 	for (i = 0; i < ARRAY_SIZE(attr); i++) {
@@ -2463,9 +2466,12 @@ static const char *fail_next_vma_alloc(void)
 /* Undoes fail_next_vma_alloc(). */
 static void fail_no_alloc(void)
 {
+	if (uffd_fi)
+		return;
 	write_str("/proc/thread-self/make-it-fail", "0");
 	write_str(FAILSLAB_VMA, "0");
 	write_str(FAILSLAB "probability", "0");
+	write_str(FAILSLAB "cache-filter", "N");
 }
 
 /*
