@@ -285,20 +285,10 @@ static void *faulter_fn(void *arg)
 	return NULL;
 }
 
-static int faulter_start(struct faulter *f, char *addr, bool write,
-			 uint64_t wval)
-{
-	f->addr = addr;
-	f->write = write;
-	f->wval = wval;
-	f->seen = 0;
-	f->minflt = -1;
-	f->gate = NULL;
-	SET(f->done, 0);
-	return pthread_create(&f->th, NULL, faulter_fn, f);
-}
-
-/* The same, but the access waits until *@gate is not 0 (and reads addr then). */
+/*
+ * With @gate, the access waits until *@gate is not 0 (and reads f->addr
+ * then).
+ */
 static int faulter_start_gated(struct faulter *f, char *addr, bool write,
 			       uint64_t wval, int *gate)
 {
@@ -310,6 +300,12 @@ static int faulter_start_gated(struct faulter *f, char *addr, bool write,
 	f->gate = gate;
 	SET(f->done, 0);
 	return pthread_create(&f->th, NULL, faulter_fn, f);
+}
+
+static int faulter_start(struct faulter *f, char *addr, bool write,
+			 uint64_t wval)
+{
+	return faulter_start_gated(f, addr, write, wval, NULL);
 }
 
 static int join_ms(pthread_t th, long ms)
