@@ -164,62 +164,68 @@ fn mfill_continue_ptes(
     Ok(done)
 }
 
-/// Returns whether a step from `dst_addr` to `dst_end` may map a whole PMD: it starts a PMD
-/// range, covers all of it, and is not asked to write-protect what it maps (a file PMD has no
-/// uffd-wp bit). For such a step, and only for such a step, `mfill_establish_pmd()` leaves an
-/// empty PMD entry empty instead of allocating a PTE table, so the two tests must agree.
+/// Returns whether a step from `dst_addr` to `dst_end` in `vma` may map a whole PMD: it starts a
+/// PMD range, covers all of it, is not asked to write-protect what it maps (a file PMD has no
+/// uffd-wp bit), and the VMA is shared and not registered for write protection (WP or RWP).
+/// [`PmdGuard::set_pmd_file`] checks everything else, and these again; this only keeps the
+/// steps that cannot map a PMD away from the lookup before the PTE table is allocated.
+///
+/// [`PmdGuard::set_pmd_file`]: kernel::mm::pmd::PmdGuard::set_pmd_file
 #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
 #[inline(always)]
-fn mfill_pmd_step(dst_addr: usize, dst_end: usize, flags: UffdFlags) -> bool {
-    !flags.wp() && dst_addr % PMD_SIZE == 0 && dst_end.saturating_sub(dst_addr) >= PMD_SIZE
+fn mfill_pmd_step(vma: &VmaRef, dst_addr: usize, dst_end: usize, flags: UffdFlags) -> bool {
+    !flags.wp()
+        && dst_addr % PMD_SIZE == 0
+        && dst_end.saturating_sub(dst_addr) >= PMD_SIZE
+        && vma.flags() & (vm::SHARED | vm::UFFD_WP | vm::UFFD_RWP) == vm::SHARED
 }
 
-/// A batched step that may map a whole PMD ([`mfill_pmd_step`]), from the PMD entry of
-/// `entry.addr()`, which may be empty.
+/// A batched step from the PMD entry of `entry.addr()`, which `mfill_establish_pmd()` leaves
+/// empty for a batched `UFFDIO_CONTINUE` (it allocates the PTE table of every other fill).
 ///
-/// If the entry is empty, the folio at the step's offset is looked up as for any step (the same
-/// errors), and [`mfill_continue_pmd`] maps it with one PMD if it can. Otherwise, or if that
-/// refuses, the entry gets a PTE table if it has none (as `mfill_establish_pmd()` would have
-/// done: `EEXIST` for a huge PMD) and the step maps PTEs from the same folio, with the result of
-/// [`mfill_atomic_pte_continue_batch`].
+/// If the entry is empty and [`mfill_pmd_step`] allows it, the folio at the step's offset is
+/// looked up as for any step (the same errors), and [`mfill_continue_pmd`] maps it with one PMD
+/// if it can. Otherwise, or if that refuses, the entry gets a PTE table if it has none (as
+/// `mfill_establish_pmd()` would have done: `ENOMEM`, or `EEXIST` for a huge PMD) and the step
+/// maps PTEs, with the result of [`mfill_atomic_pte_continue_batch`].
+///
+/// A refused folio is unlocked and dropped before the PTE table is allocated, and the PTE step
+/// looks it up again: an allocation may enter reclaim, which may wait for a locked folio, so
+/// C allocates page tables before it takes a folio lock (`mfill_establish_pmd()` before the
+/// lookup, `__do_fault()` before `->fault()`), and so does this.
 #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
 fn mfill_continue_pmd_or_ptes(
     entry: &PmdEntry<'_>,
     dst_end: usize,
     flags: UffdFlags,
 ) -> Result<BatchStep> {
-    if !entry.is_none_lockless() {
-        let pmd = entry.pte_alloc()?;
-        return mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes);
-    }
-    let folio = mfill_get_folio(entry.vma(), entry.addr())?;
-    let folio = match mfill_continue_pmd(entry, folio) {
-        Ok(()) => {
+    if entry.is_none_lockless() && mfill_pmd_step(entry.vma(), entry.addr(), dst_end, flags) {
+        let folio = mfill_get_folio(entry.vma(), entry.addr())?;
+        if mfill_continue_pmd(entry, folio).is_ok() {
             return Ok(BatchStep {
                 pages: HPAGE_PMD_NR,
                 pmd: true,
-            })
+            });
         }
-        Err(folio) => folio,
-    };
+    }
     let pmd = entry.pte_alloc()?;
-    mfill_continue_ptes(&pmd, folio, dst_end, flags).map(BatchStep::ptes)
+    mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes)
 }
 
 /// Maps the folio that the lookup of a [`mfill_pmd_step`] returned with one PMD, at the empty
-/// entry `entry`, if the VMA is shared and [`PmdGuard::set_pmd_file`] accepts it: the folio is
+/// entry `entry`, if [`PmdGuard::set_pmd_file`] accepts it: the folio is
 /// PMD-sized, is the page cache at the offset the PMD maps, uptodate, not hwpoisoned and inside
 /// the file, the VMA may map a huge PMD there, is not registered for write protection, and the
 /// entry is still empty. Otherwise the folio comes back, locked, for the PTEs.
 ///
-/// Private mappings keep PTEs: the first write to a page of a PMD would split the PMD, which
-/// unmaps all of it, and raise minor faults again for the pages it mapped.
+/// Private mappings keep PTEs ([`mfill_pmd_step`]): the first write to a page of a PMD would
+/// split the PMD, which unmaps all of it, and raise minor faults again for the pages it mapped.
 ///
 /// [`PmdGuard::set_pmd_file`]: kernel::mm::pmd::PmdGuard::set_pmd_file
 #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
 fn mfill_continue_pmd(entry: &PmdEntry<'_>, folio: LockedFolio) -> Result<(), LockedFolio> {
-    // The cheap tests first: only a shared mapping of a PMD-sized folio is worth the lock.
-    if entry.vma().flags() & vm::SHARED == 0 || folio.nr_pages() != HPAGE_PMD_NR {
+    // The cheap test first: only a PMD-sized folio is worth the lock.
+    if folio.nr_pages() != HPAGE_PMD_NR {
         return Err(folio);
     }
     let Ok(mut pmd) = entry.pmd_lock() else {
@@ -233,8 +239,7 @@ fn mfill_continue_pmd(entry: &PmdEntry<'_>, folio: LockedFolio) -> Result<(), Lo
 ///
 /// # Safety
 ///
-/// As for [`rust_mfill_atomic_pte_continue_batch`]; `dst_pmd` may be an empty entry only for a
-/// step that [`mfill_pmd_step`] accepts.
+/// As for [`rust_mfill_atomic_pte_continue_batch`].
 #[inline(always)]
 unsafe fn mfill_continue_batch(
     dst_vma: *mut bindings::vm_area_struct,
@@ -244,16 +249,20 @@ unsafe fn mfill_continue_batch(
     flags: UffdFlags,
 ) -> Result<BatchStep> {
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
-    if mfill_pmd_step(dst_addr, dst_end, flags) {
+    {
         let dst_pmd = core::ptr::NonNull::new(dst_pmd).ok_or(EINVAL)?;
         // SAFETY: The caller guarantees the invariants of `VmaPteMapped` for the call.
         let vma = unsafe { VmaPteMapped::from_raw(dst_vma) };
         // SAFETY: The caller found or allocated `dst_pmd` for `dst_addr` in `vma`, which stays
         // locked.
         let entry = unsafe { PmdEntry::from_raw(vma, dst_pmd, dst_addr) };
-        return mfill_continue_pmd_or_ptes(&entry, dst_end, flags);
+        if entry.is_none_lockless() {
+            return mfill_continue_pmd_or_ptes(&entry, dst_end, flags);
+        }
     }
-    // SAFETY: The caller upholds the requirements of `mfill_pmd()`.
+    // SAFETY: The caller upholds the requirements of `mfill_pmd()`; with transparent huge pages,
+    // the entry was found not empty, so it is established (`mfill_establish_pmd()` checked what
+    // it held then, and `pte_offset_map_lock()` checks it again).
     let pmd = unsafe { mfill_pmd(dst_vma, dst_pmd, dst_addr) }?;
     mfill_atomic_pte_continue_batch(&pmd, dst_end, flags).map(BatchStep::ptes)
 }
@@ -266,10 +275,9 @@ unsafe fn mfill_continue_batch(
 ///
 /// # Safety
 ///
-/// As for [`rust_mfill_atomic_pte_continue`], except that `dst_pmd` may be an empty PMD entry
-/// for a step from a PMD-aligned `dst_addr` that covers the whole PMD range without
-/// `MFILL_ATOMIC_WP` (`mfill_establish_pmd()` leaves it so for such a step); `dst_end` is the
-/// end of the ioctl's range.
+/// As for [`rust_mfill_atomic_pte_continue`], except that with transparent huge pages `dst_pmd`
+/// may be an empty PMD entry (`mfill_establish_pmd()` leaves it so for a batched
+/// `UFFDIO_CONTINUE`); `dst_end` is the end of the ioctl's range.
 // Declared in `mm/userfaultfd_rust.h`, which is internal to mm: bindgen does not see it.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
@@ -308,16 +316,14 @@ pub(crate) unsafe extern "C" fn rust_mfill_atomic_pte_continue_batch(
 mod tests {
     use super::*;
     use crate::tests::*;
-    use kernel::{
-        mm::{
-            folio::filemap_lock_folio_nowait,
-            kunit::{self, page_tag, prot, read_pte, with_pmd},
-            pgtable::{PMD_SIZE, PTRS_PER_PTE},
-            pte::PteMarker,
-            shmem::{shmem_get_folio, SgpType},
-            virt::flags as vm,
-            MmCounter,
-        },
+    use kernel::mm::{
+        folio::filemap_lock_folio_nowait,
+        kunit::{self, page_tag, prot, read_pte, with_pmd},
+        pgtable::{PMD_SIZE, PTRS_PER_PTE},
+        pte::PteMarker,
+        shmem::{shmem_get_folio, SgpType},
+        virt::flags as vm,
+        MmCounter,
     };
 
     /// One batched step from `addr`, with the range ending at `end`.
@@ -676,8 +682,8 @@ mod tests {
     }
 
     /// One step of `UFFDIO_CONTINUE` from `addr` to `end` as `mfill_atomic()` takes it with the
-    /// batched implementation: `mfill_establish_pmd()` leaves an empty PMD entry empty for a
-    /// step that may map a PMD, and gives it a PTE table otherwise.
+    /// batched implementation: `mfill_establish_pmd()` finds or allocates the PMD entry and
+    /// leaves it empty if it is, for the step to allocate its PTE table or map a PMD.
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
     fn c_step(addr: usize, end: usize, wp: bool) -> Result<BatchStep> {
         let mm = kunit::current_mm()?;
@@ -685,11 +691,8 @@ mod tests {
         let vma = mmap.vma_lookup(addr).ok_or(ENOENT)?;
         let vma = vma.as_pte_mapped().ok_or(EINVAL)?;
         let entry = PmdEntry::alloc(vma, addr)?;
-        if !mfill_pmd_step(addr, end, flags(wp)) {
-            entry.pte_alloc()?;
-        }
         // SAFETY: The VMA is read-locked and in its mm's VMA tree; `entry` is the PMD entry of
-        // `addr`, empty only for a step that `mfill_pmd_step()` accepts.
+        // `addr`.
         unsafe { mfill_continue_batch(vma.as_ptr(), entry.as_ptr(), addr, end, flags(wp)) }
     }
 

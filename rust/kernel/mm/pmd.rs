@@ -286,11 +286,13 @@ impl<'a> PmdGuard<'a> {
     /// - `EIO` if a page of the folio has a hardware memory error
     ///   (`folio_test_has_hwpoisoned()`);
     /// - `EEXIST` if the entry is not empty;
-    /// - `EFAULT` if a page of the folio is at or beyond the end of the file (`i_size`, read under
-    ///   the PMD lock, which truncation takes to unmap huge PMDs after it has set `i_size`).
+    /// - `EFAULT` if a page of the folio is at or beyond the end of the file (`i_size`).
     ///
-    /// As for PTEs, the folio lock is what makes this safe against truncation: truncation locks
-    /// the folio before it removes it from the page cache, and unmaps it again then.
+    /// As for PTEs, the folio lock is what makes this safe against truncation: truncation sets
+    /// `i_size` first, then locks each folio it removes or splits and unmaps it (splitting a file
+    /// PMD unmaps it whole), so either it has not reached this folio yet and will unmap the PMD,
+    /// or it has and the folio is no longer the page cache at this offset. The `i_size` test
+    /// keeps a folio that crosses the end of the file out of a PMD in the steady state.
     ///
     /// [`PteTableGuard::set_ptes_file`]: crate::mm::pgtable::PteTableGuard::set_ptes_file
     pub fn set_pmd_file(&mut self, folio: LockedFolio) -> Result<(), (Error, LockedFolio)> {
@@ -299,7 +301,9 @@ impl<'a> PmdGuard<'a> {
             Ok(index) => index,
             Err(e) => return Err((e, folio)),
         };
-        // SAFETY: The folio is valid; the flag is stable while we hold its lock and reference.
+        // SAFETY: The folio is valid. `memory_failure()` sets the flag without the folio lock, so
+        // the test is racy, as in `do_set_pmd()`: a page poisoned after it is unmapped again when
+        // `memory_failure()` splits the folio.
         if unsafe { bindings::folio_test_has_hwpoisoned(folio.as_ptr()) } {
             return Err((EIO, folio));
         }

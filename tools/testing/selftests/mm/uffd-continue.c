@@ -2789,6 +2789,54 @@ static void print_stats(void)
 	fflush(stdout);
 }
 
+#define KHUGEPAGED_SLEEP \
+	"/sys/kernel/mm/transparent_hugepage/khugepaged/scan_sleep_millisecs"
+
+static char khugepaged_sleep[32];
+
+static void khugepaged_restore(void)
+{
+	int fd = open(KHUGEPAGED_SLEEP, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, khugepaged_sleep, strlen(khugepaged_sleep)) < 0)
+		printf("# khugepaged: cannot restore scan_sleep_millisecs: %s\n",
+		       strerror(errno));
+	close(fd);
+}
+
+/*
+ * khugepaged collapses the small folios of a THP file range (those a case
+ * swapped in, for one) into a THP, and unmaps them from every mapping of the
+ * file while it does: a case could find a page that its CONTINUE had just
+ * mapped unmapped again. Park it for the run (an hour between scans), as the
+ * THP selftests do, and restore its setting at exit. Without the right to,
+ * say so: the cases stay valid, only exposed to that race.
+ */
+static void khugepaged_park(void)
+{
+	static const char hour[] = "3600000";
+	ssize_t n;
+	int fd;
+
+	fd = open(KHUGEPAGED_SLEEP, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		printf("# khugepaged: %s: %s\n", KHUGEPAGED_SLEEP,
+		       strerror(errno));
+		return;
+	}
+	n = read(fd, khugepaged_sleep, sizeof(khugepaged_sleep) - 1);
+	if (n <= 0 || pwrite(fd, hour, strlen(hour), 0) < 0) {
+		printf("# khugepaged: cannot park it: %s\n", strerror(errno));
+		khugepaged_sleep[0] = 0;
+	} else {
+		khugepaged_sleep[n] = 0;
+		atexit(khugepaged_restore);
+	}
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t sz;
@@ -2808,6 +2856,7 @@ int main(int argc, char **argv)
 	print_file(DEBUGFS_UFFD "mfill_impl", "mfill_impl");
 	fflush(stdout);
 	atexit(print_stats);
+	khugepaged_park();
 	if (uffd_fi_init())
 		printf("# fault injection: every UFFDIO_CONTINUE under make-it-fail\n");
 	fflush(stdout);
