@@ -1840,13 +1840,6 @@ TEST_F(uffd_continue, minor_fault_swapped_out)
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
 				   false, false, true));
 	fill(self, S, g, 1);
-	/*
-	 * The page cache is filled: from here on, no collapse by khugepaged
-	 * (huge=always), which would unmap the pages CONTINUE swaps in and
-	 * maps before they are checked.
-	 */
-	ASSERT_EQ(0, madvise(self->area, self->size, MADV_NOHUGEPAGE));
-	ASSERT_EQ(0, madvise(self->alias, self->size, MADV_NOHUGEPAGE));
 	if (!swap_out(self, S, g))
 		SKIP(return, "MADV_PAGEOUT did not swap the pages out: no swap?");
 	swpin = vmstat_pswpin();
