@@ -320,7 +320,7 @@ pub trait VmOps: Sized + 'static {
 /// # Invariants
 ///
 /// `ops` is the table of a [`VmOps`] implementation, whose `->open()` and `->close()` are
-/// [`vm_ops_open`] and [`vm_ops_close`], and `owner` the module of the implementation (`NULL`
+/// `vm_ops_open()` and `vm_ops_close()`, and `owner` the module of the implementation (`NULL`
 /// for built-in code). A VMA whose `vm_ops` point to `ops` holds a reference on `owner` from
 /// `->mapped()` (or `->open()`, for a copy) to `->close()`.
 #[repr(C)]
