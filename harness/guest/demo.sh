@@ -3,6 +3,7 @@
 # Runs inside the demo VM: the minor-fault demo, output in $1/demo.out.
 . "$(dirname "$0")/lib.sh"
 guest_setup > /dev/null
+load_modules > /dev/null 2>&1
 {
 	echo "== $(uname -sr) =="
 	"$ST/uffd-minor-demo"

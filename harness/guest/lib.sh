@@ -61,11 +61,31 @@ guest_setup() {
 	    "swap $(awk '/SwapTotal/{print $2/1024 " MiB"}' /proc/meminfo)"
 }
 
-# Modules of the series are loaded here, before the requirements are
-# checked (a sample built as a module: insmod it here). None yet: the test
-# kernels have everything built in.
+# Modules of the series, loaded before the requirements are checked: the
+# sample memory type (samples/rust/rust_uffd_memory.rs,
+# CONFIG_SAMPLE_RUST_UFFD_MEMORY=m). SAMPLE_KO is its .ko in the build
+# directory of the running kernel (the one whose UTS_VERSION is `uname -v`),
+# empty if there is none (built in, or not built).
+SAMPLE_MODULE=rust_uffd_memory
+SAMPLE_KO=
+for d in "$CACHE"/build*; do
+	if [ -f "$d/samples/rust/$SAMPLE_MODULE.ko" ] &&
+	   grep -qF "\"$(uname -v)\"" "$d/include/generated/utsversion.h" 2>/dev/null; then
+		SAMPLE_KO=$d/samples/rust/$SAMPLE_MODULE.ko
+	fi
+done
+
+# sample_load: loads the sample's module unless it is loaded already.
+sample_load() {
+	[ -n "$SAMPLE_KO" ] || return 1
+	[ -d /sys/module/$SAMPLE_MODULE ] && return 0
+	insmod "$SAMPLE_KO"
+}
+
+# A failure shows in the requirements (have_sample_module,
+# have_sample_device), which are results.
 load_modules() {
-	:
+	sample_load || log "the sample's module could not be loaded (${SAMPLE_KO:-no .ko for this kernel})"
 }
 
 record() { # kind name status log
@@ -181,6 +201,16 @@ have_pmd_folios() {
 # The Rust memory type of samples/rust/rust_uffd_memory.rs.
 have_sample_device() {
 	ls -l /dev/rust-uffd-memory && [ -c /dev/rust-uffd-memory ]
+}
+
+# The sample is a module, loaded (load_modules), not built in: the
+# rust_shared cases of uffd-continue run against a memory type in a module,
+# and rust_memory_module_pinned checks that its mappings pin it.
+have_sample_module() {
+	local m=/sys/module/$SAMPLE_MODULE
+	echo "module file: ${SAMPLE_KO:-none for this kernel}"
+	echo "initstate: $(cat $m/initstate 2>&1), refcnt: $(cat $m/refcnt 2>&1)"
+	[ "$(cat $m/initstate 2>/dev/null)" = live ]
 }
 
 # The run-time switch selects each of the implementations.

@@ -36,6 +36,7 @@ load_modules
 # each is a result, and the host fails the run on one that is missing.
 require swap have_swap
 require "PMD-sized folios" have_pmd_folios
+require "sample module" have_sample_module
 require "sample device" have_sample_device
 if [ "$KERNEL" = production ]; then
 	require "production kernel" is_production
@@ -86,7 +87,15 @@ for impl in $IMPLS; do
 		want uffd-stress &&
 			run_one "uffd-stress $mem 32 16 [$impl]" 600 "$ST/uffd-stress" "$mem" 32 16
 	done
-	want uffd-continue && run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
+	if want uffd-continue; then
+		run_tap "uffd-continue[$impl]" 900 "$ST/uffd-continue"
+		# No mapping of the sample's module is left, so it unloads
+		# (uffd-continue's rust_memory_module_pinned checked that it
+		# does not while one exists); loaded again, it works for the
+		# next implementation's rust_shared cases.
+		run_one "rmmod rust_uffd_memory [$impl]" 60 rmmod "$SAMPLE_MODULE"
+		run_one "insmod rust_uffd_memory [$impl]" 60 insmod "$SAMPLE_KO"
+	fi
 	# Whole PMD-sized folios: one PMD where the implementation maps PMDs.
 	want uffd-continue-pmd && run_tap "uffd-continue-pmd[$impl]" 600 "$ST/uffd-continue-pmd"
 	# Threads racing CONTINUE against truncation, swap, migration, fork,

@@ -2,28 +2,31 @@
 
 //! The operations of VMAs that memory types written in Rust create (`struct vm_operations_struct`).
 //!
-//! A driver gives the VMAs of its `mmap` hook a page-cache-backed memory type: it points the VMA
-//! at the file whose page cache backs it ([`VmaNew::set_shmem_file`]) and at a table of
-//! operations built from a [`VmOps`] implementation ([`VmaNew::set_vm_ops`]). The table's page
-//! fault handler returns a locked page-cache folio as C fault handlers do (`VM_FAULT_LOCKED`
-//! with `vmf->page` set), or hands the fault to userfaultfd; its `uffd_ops` are those of a
-//! [`UffdOps`] implementation, through which userspace resolves minor faults with
-//! `UFFDIO_CONTINUE`.
+//! A driver gives the VMAs of its `mmap_prepare` hook a page-cache-backed memory type: through
+//! the descriptor of the VMA about to be created ([`VmaDesc`], `struct vm_area_desc`), it points
+//! the VMA at the shmem file whose page cache backs it and at a table of operations built from a
+//! [`VmOps`] implementation ([`VmaDesc::set_shmem_file`]). The table's page fault handler returns
+//! a locked page-cache folio as C fault handlers do (`VM_FAULT_LOCKED` with `vmf->page` set), or
+//! hands the fault to userfaultfd; its `uffd_ops` are those of a [`UffdOps`] implementation,
+//! through which userspace resolves minor faults with `UFFDIO_CONTINUE`. The VMAs of the table
+//! keep the module of the implementation loaded.
 //!
 //! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
 //!
 //! [`UffdOps`]: crate::mm::userfaultfd::UffdOps
 
 use crate::{
-    bindings,
-    error::{code::*, to_result, Error, Result},
+    bindings, build_error,
+    error::{code::*, to_result, Error, Result, VTABLE_DEFAULT_ERROR},
     fs::File,
     mm::{
         folio::{LockedFolio, PgOff},
-        virt::{flags, VmaNew, VmaRef},
+        virt::{flags, vm_flags_t, VmaRef},
     },
+    module::this_module,
     sync::aref::ARef,
 };
+use ::ffi::{c_int, c_void};
 use core::{marker::PhantomData, ptr::NonNull};
 use macros::vtable;
 
@@ -228,7 +231,6 @@ impl<'a> VmFault<'a> {
     /// the task gets a signal); the lock the fault was taken under may be dropped
     /// (`VM_FAULT_RETRY`), which is why the fault is given up.
     #[cfg(CONFIG_USERFAULTFD)]
-    #[inline]
     pub fn handle_userfault_minor(self) -> core::result::Result<VmFaultReason<'a>, Self> {
         if self.vma().flags() & flags::UFFD_MINOR == 0 {
             return Err(self);
@@ -274,15 +276,33 @@ impl UffdOpsTable {
 
 /// The operations of the VMAs of a memory type written in Rust.
 ///
-/// [`VmaNew::set_vm_ops`] gives a VMA the table of an implementation, [`VmOpsVtable`]. The fault
-/// handler is called by the fault path with the VMA read-locked (mmap read lock or VMA lock),
-/// for a page whose page table entry is empty (or a userfaultfd marker); it may sleep.
+/// A driver's `mmap_prepare` hook gives the VMA about to be created the table of an
+/// implementation, [`VmOpsVtable`], with [`VmaDesc::set_shmem_file`]. The fault handler is called
+/// by the fault path with the VMA read-locked (mmap read lock or VMA lock), for a page whose page
+/// table entry is empty (or a userfaultfd marker); it may sleep.
+///
+/// Every VMA of the table holds a reference on the module of the implementation
+/// (`OwnerModule`, set by `#[vtable]`), from the moment it exists until it is closed: the
+/// module cannot be unloaded while a VMA could still call its code, even once the file the VMA
+/// was mapped from is closed. The table does not use the VMA's `vm_private_data`, which stays
+/// `NULL`.
 #[vtable]
 pub trait VmOps: Sized + 'static {
     /// The userfaultfd operations of the memory type (`uffd_ops`), `None` (the default) if it
     /// does not support userfaultfd. Use [`UffdOpsTable::of`].
     #[cfg(CONFIG_USERFAULTFD)]
     const UFFD_OPS: Option<&'static UffdOpsTable> = None;
+
+    /// Called once `mmap()` has created the VMA that covers `start..end` of the address space and
+    /// maps `file` (the file [`VmaDesc::set_shmem_file`] gave it) from page `pgoff` on
+    /// (`->mapped()`, optional).
+    ///
+    /// Not called when the new range merged into an existing VMA of the same file. An error
+    /// unmaps the VMA again, and `mmap()` fails with it. Called with the mmap lock held for
+    /// writing; may sleep.
+    fn mapped(_start: usize, _end: usize, _pgoff: PgOff, _file: &File) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// Resolves a page fault (`->fault()`).
     ///
@@ -292,47 +312,73 @@ pub trait VmOps: Sized + 'static {
     fn fault<'a>(vmf: VmFault<'a>) -> VmFaultReason<'a>;
 }
 
-/// The `struct vm_operations_struct` of a [`VmOps`] implementation.
-pub struct VmOpsVtable<T: VmOps>(PhantomData<T>);
+/// The `struct vm_operations_struct` of a [`VmOps`] implementation, and the module whose code
+/// its operations are.
+///
+/// Only [`VmOpsVtable::table`] makes one.
+///
+/// # Invariants
+///
+/// `ops` is the table of a [`VmOps`] implementation, whose `->open()` and `->close()` are
+/// `vm_ops_open()` and `vm_ops_close()`, and `owner` the module of the implementation (`NULL`
+/// for built-in code). A VMA whose `vm_ops` point to `ops` holds a reference on `owner` from
+/// `->mapped()` (or `->open()`, for a copy) to `->close()`.
+#[repr(C)]
+pub struct VmOpsTable {
+    ops: bindings::vm_operations_struct,
+    owner: *mut bindings::module,
+}
 
-/// Keeps the file a VMA was mapped from, which [`VmaNew::set_shmem_file`] replaced, in
-/// `vm_private_data`: the VMA holds a reference on it, and so on the module that implements it
-/// (its `f_op->owner`), whose code the VMA's operations are, for as long as the VMA exists.
-/// `vm_private_data` is not used otherwise in the VMAs of a [`VmOpsVtable`].
-///
-/// # Safety
-///
-/// `vma` is a valid VMA whose operations are a [`VmOpsVtable`], called as `->open()` (it is a
-/// copy of such a VMA, holding its `vm_private_data`).
-unsafe extern "C" fn vm_ops_open(vma: *mut bindings::vm_area_struct) {
-    // SAFETY: `vma` is valid; its `vm_private_data` is null or a file the VMA it was copied from
-    // holds a reference on, which stays valid during this call.
-    unsafe {
-        let file = (*vma).vm_private_data.cast::<bindings::file>();
-        if !file.is_null() {
-            bindings::get_file(file);
-        }
+impl VmOpsTable {
+    /// Returns the `struct vm_operations_struct`.
+    #[inline]
+    pub const fn ops(&'static self) -> &'static bindings::vm_operations_struct {
+        &self.ops
+    }
+
+    /// Returns the module that a VMA whose operations are a [`VmOpsTable`] holds a reference on.
+    ///
+    /// # Safety
+    ///
+    /// `vma` must be a valid VMA whose `vm_ops` point to the `ops` of a [`VmOpsTable`].
+    unsafe fn owner_of(vma: *mut bindings::vm_area_struct) -> *mut bindings::module {
+        // SAFETY: By the safety requirements, `vm_ops` points to the first field of a
+        // `VmOpsTable` (`repr(C)`), which is static.
+        unsafe { (*(*vma).vm_ops.cast::<VmOpsTable>()).owner }
     }
 }
 
-/// Drops the reference of a VMA on the file [`VmaNew::set_shmem_file`] replaced, if any.
+/// The table of a [`VmOps`] implementation, see [`VmOpsTable`].
+pub struct VmOpsVtable<T: VmOps>(PhantomData<T>);
+
+/// Takes a reference on the module of the operations for a copy of a VMA (`->open()`: split,
+/// `mremap()`, `fork()`), as [`VmOpsVtable::mapped`] did for the VMA it was copied from.
 ///
-/// The module of that file's operations is released by `fput()` later, after the file is
-/// released (from a task work or a workqueue, never during this call).
+/// It is built into the kernel, whatever module the table belongs to.
 ///
 /// # Safety
 ///
-/// `vma` is a valid VMA whose operations are a [`VmOpsVtable`], called as `->close()`.
+/// `vma` is a valid VMA whose operations are the `ops` of a [`VmOpsTable`], called as
+/// `->open()`.
+unsafe extern "C" fn vm_ops_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: The VMA `vma` was copied from holds a reference on the module, which stays loaded
+    // during this call; taking one more cannot fail.
+    unsafe { bindings::__module_get(VmOpsTable::owner_of(vma)) };
+}
+
+/// Puts the reference of a VMA on the module of its operations (`->close()`).
+///
+/// It is built into the kernel, so that no code of the module runs once its last reference may be
+/// gone: nothing of the VMA's operations is called after `->close()`.
+///
+/// # Safety
+///
+/// `vma` is a valid VMA whose operations are the `ops` of a [`VmOpsTable`], called as
+/// `->close()`.
 unsafe extern "C" fn vm_ops_close(vma: *mut bindings::vm_area_struct) {
-    // SAFETY: `vma` is valid; its `vm_private_data` is null or a file it holds a reference on,
+    // SAFETY: By the type invariants of `VmOpsTable`, the VMA holds a reference on the module,
     // which it gives up.
-    unsafe {
-        let file = (*vma).vm_private_data.cast::<bindings::file>();
-        if !file.is_null() {
-            (*vma).vm_private_data = core::ptr::null_mut();
-            bindings::fput(file);
-        }
-    }
+    unsafe { bindings::module_put(VmOpsTable::owner_of(vma)) };
 }
 
 impl<T: VmOps> VmOpsVtable<T> {
@@ -346,54 +392,192 @@ impl<T: VmOps> VmOpsVtable<T> {
         T::fault(vmf).as_raw()
     }
 
-    const VTABLE: bindings::vm_operations_struct = bindings::vm_operations_struct {
-        open: Some(vm_ops_open),
-        close: Some(vm_ops_close),
-        fault: Some(Self::fault),
-        #[cfg(CONFIG_USERFAULTFD)]
-        uffd_ops: match T::UFFD_OPS {
-            Some(ops) => ops.as_ptr(),
-            None => core::ptr::null(),
+    /// Takes the reference of a new VMA on the module of `T`, then calls [`VmOps::mapped`].
+    ///
+    /// # Safety
+    ///
+    /// Only called by `mmap()`, as `->mapped()` of a VMA whose operations are this table, just
+    /// created: `->close()` will be called for it, also if this fails. `file` is the VMA's file,
+    /// valid for the duration of the call.
+    unsafe extern "C" fn mapped(
+        start: usize,
+        end: usize,
+        pgoff: PgOff,
+        file: *const bindings::file,
+        _vm_private_data: *mut *mut c_void,
+    ) -> c_int {
+        // INVARIANT: The reference of the new VMA on the module, which its `->close()` puts, in
+        // any case.
+        // SAFETY: The module is loaded: this is its code, called by `mmap()` of a file whose
+        // `->mmap_prepare()` gave the VMA this table, so that file's module, which is or uses the
+        // module of `T`, is held by the caller.
+        unsafe { bindings::__module_get(Self::OWNER) };
+        if T::HAS_MAPPED {
+            // SAFETY: `file` is valid for the duration of the call, and not in an `fdget_pos()`
+            // region of this thread.
+            let file = unsafe { File::from_raw_file(file) };
+            if let Err(err) = T::mapped(start, end, pgoff, file) {
+                return err.to_errno();
+            }
+        }
+        0
+    }
+
+    const OWNER: *mut bindings::module = this_module::<T::OwnerModule>().as_ptr();
+
+    const TABLE: VmOpsTable = VmOpsTable {
+        ops: bindings::vm_operations_struct {
+            open: Some(vm_ops_open),
+            close: Some(vm_ops_close),
+            mapped: Some(Self::mapped),
+            fault: Some(Self::fault),
+            #[cfg(CONFIG_USERFAULTFD)]
+            uffd_ops: match T::UFFD_OPS {
+                Some(ops) => ops.as_ptr(),
+                None => core::ptr::null(),
+            },
+            ..pin_init::zeroed()
         },
-        ..pin_init::zeroed()
+        // INVARIANT: The module of `T`.
+        owner: Self::OWNER,
     };
 
-    /// Returns the operations table.
+    /// Returns the table of `T`.
+    pub const fn table() -> &'static VmOpsTable {
+        &Self::TABLE
+    }
+
+    /// Returns the operations of `T`.
     pub const fn build() -> &'static bindings::vm_operations_struct {
-        &Self::VTABLE
+        Self::table().ops()
     }
 }
 
-impl VmaNew {
-    /// Gives the VMA the operations of `T` (`vma->vm_ops`), for a VMA that maps the page cache
-    /// of the file it is mapped from.
+/// A VMA that `mmap()` is about to create, as `f_op->mmap_prepare()` sees it
+/// (`struct vm_area_desc`).
+///
+/// A driver describes the mapping through it: [`set_shmem_file`](Self::set_shmem_file) gives
+/// the VMA a shmem file and the operations of a memory type written in Rust, in place of the
+/// driver's file. If the hook fails, that is undone before `mmap()` sees the descriptor again,
+/// so no reference it took is left behind.
+///
+/// # Invariants
+///
+/// `desc` is the descriptor passed to an `f_op->mmap_prepare()` that is running, valid and
+/// changed by nobody else until the hook returns. `first_file` and `first_ops` are the
+/// `vm_file` and `vm_ops` it had when the hook was called; `desc->vm_file` is either
+/// `first_file` or a shmem file on which the descriptor holds a reference, which passes to
+/// `mmap()` if the hook succeeds.
+pub struct VmaDesc {
+    desc: NonNull<bindings::vm_area_desc>,
+    first_file: *mut bindings::file,
+    first_ops: *const bindings::vm_operations_struct,
+}
+
+impl VmaDesc {
+    /// Calls `f`, the body of an `f_op->mmap_prepare()` hook, with the descriptor `desc`; if it
+    /// fails, puts the file [`set_shmem_file`](Self::set_shmem_file) set, and gives the
+    /// descriptor back its file and operations.
     ///
-    /// The fault handler of `T` maps only what [`VmFault::set_folio`] accepts, the page cache
-    /// of the VMA's file, and userfaultfd asks `T`'s [`UffdOps`] only for that page cache too:
-    /// see [`set_shmem_file`](Self::set_shmem_file) for a VMA whose memory is the page cache of
-    /// a shmem file.
+    /// # Safety
     ///
-    /// [`UffdOps`]: crate::mm::userfaultfd::UffdOps
+    /// `desc` must be the descriptor passed to an `f_op->mmap_prepare()` hook that is running
+    /// (this call is its body), valid, and changed by nobody else during this call.
+    pub unsafe fn prepare(
+        desc: *mut bindings::vm_area_desc,
+        f: impl FnOnce(&VmaDesc) -> Result,
+    ) -> Result {
+        // INVARIANT: The descriptor of a running hook, with its first file and operations.
+        // SAFETY: `desc` is valid, hence not null.
+        let this = unsafe {
+            VmaDesc {
+                desc: NonNull::new_unchecked(desc),
+                first_file: (*desc).vm_file,
+                first_ops: (*desc).vm_ops,
+            }
+        };
+        let ret = f(&this);
+        if ret.is_err() {
+            this.undo();
+        }
+        ret
+    }
+
+    /// Puts the file [`set_shmem_file`](Self::set_shmem_file) set, if any, and gives the
+    /// descriptor back its first file and operations.
+    fn undo(&self) {
+        let desc = self.as_ptr();
+        // SAFETY: By the type invariants, the descriptor is valid and ours during the hook; its
+        // `vm_file` is its first file, or a file it holds a reference on, which is put.
+        unsafe {
+            if (*desc).vm_file != self.first_file {
+                bindings::fput((*desc).vm_file);
+                (*desc).vm_file = self.first_file;
+            }
+            (*desc).vm_ops = self.first_ops;
+        }
+    }
+
+    /// Returns a raw pointer to the descriptor.
     #[inline]
-    pub fn set_vm_ops<T: VmOps>(&self) {
-        // SAFETY: By the type invariants of `VmaNew`, the VMA is being set up in `->mmap()`, so
-        // it is not shared yet and `vm_ops` may be set. The table is valid for as long as the
-        // VMA: its code is built-in or in the module of the file the VMA maps, on which the VMA
-        // holds a reference (`vm_file`, or `vm_private_data` once `set_shmem_file()` replaced
-        // it). The VMA has a file (it is being mapped from one), so it does not become anonymous
-        // or stop being so.
-        unsafe { (*self.as_ptr()).vm_ops = VmOpsVtable::<T>::build() };
+    pub fn as_ptr(&self) -> *mut bindings::vm_area_desc {
+        self.desc.as_ptr()
+    }
+
+    /// Returns the file being mapped (`desc->file`): the driver's.
+    #[inline]
+    pub fn file(&self) -> &File {
+        // SAFETY: By the type invariants, the descriptor is valid; the file being mapped is held
+        // by `mmap()` for the duration of the hook, and is not in an `fdget_pos()` region.
+        unsafe { File::from_raw_file((*self.as_ptr()).file) }
+    }
+
+    /// Returns the start address of the VMA.
+    #[inline]
+    pub fn start(&self) -> usize {
+        // SAFETY: By the type invariants, the descriptor is valid; `start` does not change.
+        unsafe { (*self.as_ptr()).start }
+    }
+
+    /// Returns the end address of the VMA (exclusive).
+    #[inline]
+    pub fn end(&self) -> usize {
+        // SAFETY: By the type invariants, the descriptor is valid; `end` does not change.
+        unsafe { (*self.as_ptr()).end }
+    }
+
+    /// Returns the offset of the VMA in its file, in pages (`desc->pgoff`).
+    #[inline]
+    pub fn pgoff(&self) -> PgOff {
+        // SAFETY: By the type invariants, the descriptor is valid and ours during the hook.
+        unsafe { (*self.as_ptr()).pgoff }
+    }
+
+    /// Returns the flags the VMA will have (`desc->vma_flags`, as `vm_flags_t`).
+    #[inline]
+    pub fn flags(&self) -> vm_flags_t {
+        // SAFETY: By the type invariants, the descriptor is valid and ours during the hook. The
+        // first word of `vma_flags_t` holds the legacy `vm_flags_t` bits.
+        unsafe { (*self.as_ptr()).vma_flags.__vma_flags[0] }
+    }
+
+    /// Clears `VM_MAYEXEC`: the VMA cannot be made executable.
+    #[cfg(CONFIG_SHMEM)]
+    fn clear_mayexec(&self) {
+        // SAFETY: By the type invariants, the descriptor is valid and ours during the hook; the
+        // flags are a mutable field of it, and clearing `VM_MAYEXEC` only takes a right away.
+        unsafe { (*self.as_ptr()).vma_flags.__vma_flags[0] &= !flags::MAYEXEC };
     }
 
     /// Makes `file`, a shmem file, the file the VMA maps, with the operations of `T`
-    /// (`vma_set_file()`, [`set_vm_ops`](Self::set_vm_ops)): its page cache backs the VMA from
-    /// now on, is what the fault handler of `T` and `UFFDIO_CONTINUE` may map, and truncation
-    /// and hole punching of `file` unmap the VMA's pages. The VMA's offset (`vm_pgoff`) is an
-    /// offset into `file`.
+    /// (`desc->vm_file`, `desc->vm_ops`), as `shmem_zero_setup_desc()` does for `/dev/zero`: its
+    /// page cache backs the VMA, is what the fault handler of `T` and `UFFDIO_CONTINUE` may map,
+    /// and truncation and hole punching of `file` unmap the VMA's pages. The VMA's offset
+    /// (`pgoff`) is an offset into `file`.
     ///
-    /// The VMA keeps a reference on `file`, and one on the file it was mapped from (the
-    /// driver's), so that the driver's module stays loaded while the VMA exists. It is the last
-    /// thing a driver's `mmap` should do: if `mmap` fails after it, that reference is leaked.
+    /// The VMA holds a reference on `file` once it exists, and one on the module of `T` (see
+    /// [`VmOps`]); it holds none on the driver's file. If the hook fails, or `mmap()` fails after
+    /// it, nothing of that is left behind. Calling it again replaces the file set before.
     ///
     /// `mmap()` checked the driver's file; `file` gets the same checks, so that no driver hands
     /// out more than `mmap()` of `file` itself would:
@@ -407,7 +591,15 @@ impl VmaNew {
     /// - `EOVERFLOW` if the VMA's offset and length do not fit in a file;
     /// - the error of the security modules (`security_mmap_file()`).
     #[cfg(CONFIG_SHMEM)]
+    #[inline]
     pub fn set_shmem_file<T: VmOps>(&self, file: &File) -> Result {
+        self.set_shmem_file_table(file, VmOpsVtable::<T>::table())
+    }
+
+    /// [`set_shmem_file`](Self::set_shmem_file) with the table of the memory type, built into
+    /// the kernel whatever module calls it.
+    #[cfg(CONFIG_SHMEM)]
+    fn set_shmem_file_table(&self, file: &File, table: &'static VmOpsTable) -> Result {
         let raw = file.as_ptr();
         // SAFETY: `file` is valid, and so is its `f_mapping`; `shmem_mapping()` only compares it.
         if !unsafe { bindings::shmem_mapping((*raw).f_mapping) } {
@@ -467,30 +659,34 @@ impl VmaNew {
         // SAFETY: `file` is valid.
         to_result(unsafe { bindings::security_mmap_file(raw, prot as usize, map as usize) })?;
         if noexec {
-            self.try_clear_mayexec()?;
+            self.clear_mayexec();
         }
-        let vma = self.as_ptr();
-        let new: ARef<File> = file.into();
-        // SAFETY: By the type invariants of `VmaNew`, the VMA is being set up in `->mmap()`: it
-        // is not linked into any file's rmap yet, and `__mmap_new_file_vma()` takes the file it
-        // ends up with (as for `shmem_zero_setup()`), linking the VMA to that file's mapping.
-        // `file` is a shmem file, which can back any VMA: not hugetlbfs (whose VMAs must be
-        // `VM_HUGETLB`), not secretmem. A shared writable VMA is only given a file open for
-        // writing whose writable mappings cannot be denied (sealing is closed and no write
-        // seal is set), so linking the VMA as a writable mapping keeps the seals. The reference
-        // of the VMA on its previous file moves to `vm_private_data` the first time (the file
-        // `mmap()` was called for); a file an earlier call set is put. The operations set below
-        // put what `vm_private_data` holds when the VMA goes.
+        let desc = self.as_ptr();
+        // The file being mapped is held by `mmap()`, which takes the reference of the VMA on it
+        // itself: no reference for it.
+        let new = if raw == self.first_file {
+            raw
+        } else {
+            let new: ARef<File> = file.into();
+            ARef::into_raw(new).as_ptr().cast()
+        };
+        // SAFETY: By the type invariants, the descriptor is ours during the hook. `vm_file` and
+        // `vm_ops` are fields `->mmap_prepare()` may change: `mmap()` maps `vm_file` from now on
+        // and takes over the reference on it (it puts it if it fails before the VMA exists), or,
+        // if the hook fails, `prepare()` puts it. A file set before is put. `file` is a shmem
+        // file, which can back any VMA: not hugetlbfs (whose VMAs must be `VM_HUGETLB`), not
+        // secretmem. A shared writable VMA is only given a file open for writing whose writable
+        // mappings cannot be denied (sealing is closed and no write seal is set), so linking the
+        // VMA as a writable mapping keeps the seals. `table` is static, and holds the module its
+        // code is in for as long as a VMA uses it.
         unsafe {
-            let old = (*vma).vm_file;
-            (*vma).vm_file = ARef::into_raw(new).as_ptr().cast();
-            if (*vma).vm_private_data.is_null() {
-                (*vma).vm_private_data = old.cast();
-            } else {
+            let old = (*desc).vm_file;
+            (*desc).vm_file = new;
+            if old != self.first_file {
                 bindings::fput(old);
             }
+            (*desc).vm_ops = table.ops();
         }
-        self.set_vm_ops::<T>();
         Ok(())
     }
 }
@@ -509,10 +705,8 @@ mod tests {
             kunit,
             shmem::{shmem_file_setup, shmem_get_folio, SgpType},
             userfaultfd::VmUffdOps,
-            virt::vm_flags_t,
         },
         page::PAGE_SIZE,
-        sync::aref::ARef,
     };
 
     fn vma_inode(vma: &VmaRef) -> Result<&Inode> {
@@ -689,48 +883,48 @@ mod tests {
         Ok(())
     }
 
-    /// What a VMA under construction was left with: `vm_file`, `vm_private_data`, `vm_ops`.
-    type Left = (
-        *mut bindings::file,
-        *mut bindings::file,
-        *const bindings::vm_operations_struct,
-    );
+    /// What a descriptor was left with: `vm_file` and `vm_ops`.
+    type Left = (*mut bindings::file, *const bindings::vm_operations_struct);
 
-    /// Gives `f` a VMA under construction, as `->mmap()` has it: allocated, not linked anywhere,
-    /// with `vm_flags`, `vm_pgoff` and a reference on `file`. Returns what `f` returned and what
-    /// the VMA was left with, then closes (`->close()`) and frees the VMA.
-    fn with_new_vma(
+    /// The number of references on `file` (`file_count()`).
+    fn file_count(file: &File) -> usize {
+        // SAFETY: `file` is valid; the count is read once.
+        unsafe { bindings::file_ref_read(&raw mut (*file.as_ptr()).f_ref) as usize }
+    }
+
+    /// The operations `mmap()` gave the descriptor before the hook: any static table other than
+    /// the ones set by the tests.
+    fn first_ops() -> *const bindings::vm_operations_struct {
+        VmOpsVtable::<NoMemory>::build()
+    }
+
+    /// Runs `f` as the body of the `->mmap_prepare()` of `file`, with the descriptor `mmap()`
+    /// makes for a one-page VMA with `vm_flags` and `pgoff`. Returns what `f` returned and what
+    /// the descriptor was left with, then puts the file it was left with if that is not `file`,
+    /// as `mmap()` does when it fails before the VMA exists.
+    fn with_desc(
         file: &File,
         vm_flags: vm_flags_t,
         pgoff: PgOff,
-        f: impl FnOnce(&VmaNew) -> Result,
+        f: impl FnOnce(&VmaDesc) -> Result,
     ) -> Result<(Result, Left)> {
-        let mm = kunit::current_mm()?;
-        // SAFETY: `mm` is a valid mm with users.
-        let vma = unsafe { bindings::vm_area_alloc(mm.as_raw()) };
-        if vma.is_null() {
-            return Err(ENOMEM);
-        }
-        let file: ARef<File> = file.into();
-        // SAFETY: The VMA is new and ours alone; set its flags, offset and file (with a
-        // reference) as `__mmap_new_file_vma()` does.
-        unsafe {
-            (*vma).__bindgen_anon_2.vm_flags = vm_flags;
-            (*vma).vm_pgoff = pgoff;
-            (*vma).vm_file = ARef::into_raw(file).as_ptr().cast();
-        }
-        // SAFETY: The VMA is being set up and not linked anywhere; it is freed only after `f`.
-        let ret = f(unsafe { VmaNew::from_raw(vma) });
-        // SAFETY: The VMA is still ours.
-        let left = unsafe { ((*vma).vm_file, (*vma).vm_private_data.cast(), (*vma).vm_ops) };
-        // SAFETY: Close the VMA as its operations want, drop its reference on its file and free
-        // it, unused.
-        unsafe {
-            if let Some(close) = left.2.as_ref().and_then(|ops| ops.close) {
-                close(vma);
-            }
-            bindings::fput(left.0);
-            bindings::vm_area_free(vma);
+        let mut desc = bindings::vm_area_desc {
+            file: file.as_ptr(),
+            start: 256 * PAGE_SIZE,
+            end: 257 * PAGE_SIZE,
+            pgoff,
+            vm_file: file.as_ptr(),
+            vm_ops: first_ops(),
+            ..Default::default()
+        };
+        desc.vma_flags.__vma_flags[0] = vm_flags;
+        // SAFETY: `desc` is a descriptor as `mmap()` passes it to the hook, ours for the call.
+        let ret = unsafe { VmaDesc::prepare(&mut desc, f) };
+        let left = (desc.vm_file, desc.vm_ops);
+        if desc.vm_file != file.as_ptr() {
+            // SAFETY: The descriptor holds a reference on a file it was given in the hook, which
+            // `mmap()` takes over.
+            unsafe { bindings::fput(desc.vm_file) };
         }
         Ok((ret, left))
     }
@@ -754,59 +948,68 @@ mod tests {
     fn set_shmem_file() -> Result {
         let dev = shmem_file_setup(c"rust_mm_vm_ops_dev", 0)?;
         let mem = shmem_file_setup(c"rust_mm_vm_ops", PAGE_SIZE as i64)?;
-        // Attaches an mm to the test thread, for the VMAs.
-        kunit::vm_mmap(
-            Some(&mem),
-            PAGE_SIZE,
-            kunit::prot::READ,
-            kunit::prot::MAP_SHARED,
-            0,
-        )?;
         let table: *const _ = VmOpsVtable::<Shmem>::build();
         let shared_write = flags::SHARED | flags::MAYSHARE | flags::MAYWRITE | flags::WRITE;
         let shared_ro = flags::SHARED | flags::MAYSHARE | flags::READ;
-        // Refused: the VMA keeps its file and nothing else.
-        let refused = (dev.as_ptr(), core::ptr::null_mut());
+        // Refused: the descriptor keeps the file being mapped and its operations.
+        let refused = (dev.as_ptr(), first_ops());
+        let (dev_refs, mem_refs) = (file_count(&dev), file_count(&mem));
         // A shmem file open for reading and writing, in a shared writable mapping: taken, with
-        // the operations; the VMA keeps its first file (and its module) in `vm_private_data`.
-        let (ret, left) = with_new_vma(&dev, shared_write, 0, |vma| {
-            vma.set_shmem_file::<Shmem>(&mem)
+        // the operations and a reference for `mmap()`; none on the file being mapped.
+        let mut during = 0;
+        let (ret, left) = with_desc(&dev, shared_write, 0, |desc| {
+            desc.set_shmem_file::<Shmem>(&mem)?;
+            during = file_count(&mem);
+            Ok(())
         })?;
-        assert_eq!(ret, Ok(()));
-        assert_eq!(left, (mem.as_ptr(), dev.as_ptr(), table));
-        // Twice: the VMA maps the second file and still keeps the first one it had.
-        let (ret, left) = with_new_vma(&dev, shared_write, 0, |vma| {
-            vma.set_shmem_file::<Shmem>(&mem)?;
-            vma.set_shmem_file::<Shmem>(&dev)
+        assert_eq!((ret, left), (Ok(()), (mem.as_ptr(), table)));
+        assert_eq!(during, mem_refs + 1);
+        assert_eq!((file_count(&dev), file_count(&mem)), (dev_refs, mem_refs));
+        // Twice: the second file replaces the first, whose reference is put; the file being
+        // mapped itself is held by `mmap()`, and gets no reference.
+        let (ret, left) = with_desc(&dev, shared_write, 0, |desc| {
+            desc.set_shmem_file::<Shmem>(&mem)?;
+            desc.set_shmem_file::<Shmem>(&dev)?;
+            during = file_count(&mem);
+            Ok(())
         })?;
-        assert_eq!(ret, Ok(()));
-        assert_eq!(left, (dev.as_ptr(), dev.as_ptr(), table));
+        assert_eq!((ret, left), (Ok(()), (dev.as_ptr(), table)));
+        assert_eq!((during, file_count(&dev)), (mem_refs, dev_refs));
+        // The hook fails after it: the descriptor is given back as it was, the reference put.
+        let (ret, left) = with_desc(&dev, shared_write, 0, |desc| {
+            desc.set_shmem_file::<Shmem>(&mem)?;
+            during = file_count(&mem);
+            Err(EIO)
+        })?;
+        assert_eq!((ret, left), (Err(EIO), refused));
+        assert_eq!((during, file_count(&mem)), (mem_refs + 1, mem_refs));
         // The same file open read-only: not for a shared mapping that may become writable.
         let ro = reopen(&mem, O_RDONLY)?;
-        let (ret, left) = with_new_vma(&dev, shared_write, 0, |vma| {
-            vma.set_shmem_file::<Shmem>(&ro)
+        let (ret, left) = with_desc(&dev, shared_write, 0, |desc| {
+            desc.set_shmem_file::<Shmem>(&ro)
         })?;
-        assert_eq!((ret, (left.0, left.1)), (Err(EACCES), refused));
-        let (ret, left) = with_new_vma(&dev, shared_ro, 0, |vma| vma.set_shmem_file::<Shmem>(&ro))?;
-        assert_eq!((ret, left.0), (Ok(()), ro.as_ptr()));
+        assert_eq!((ret, left), (Err(EACCES), refused));
+        let (ret, left) = with_desc(&dev, shared_ro, 0, |desc| desc.set_shmem_file::<Shmem>(&ro))?;
+        assert_eq!((ret, left), (Ok(()), (ro.as_ptr(), table)));
         // Open write-only: not for any mapping.
         let wo = reopen(&mem, O_WRONLY)?;
-        let (ret, left) = with_new_vma(&dev, shared_ro, 0, |vma| vma.set_shmem_file::<Shmem>(&wo))?;
-        assert_eq!((ret, (left.0, left.1)), (Err(EACCES), refused));
+        let (ret, left) = with_desc(&dev, shared_ro, 0, |desc| desc.set_shmem_file::<Shmem>(&wo))?;
+        assert_eq!((ret, left), (Err(EACCES), refused));
         // Append-only: not for a shared mapping that may become writable.
         // SAFETY: The inode is valid; nothing else uses this file's flags during the test.
         unsafe { (*mem.inode().as_ptr()).i_flags |= bindings::S_APPEND };
-        let (ret, left) = with_new_vma(&dev, shared_write, 0, |vma| {
-            vma.set_shmem_file::<Shmem>(&mem)
+        let (ret, left) = with_desc(&dev, shared_write, 0, |desc| {
+            desc.set_shmem_file::<Shmem>(&mem)
         })?;
         // SAFETY: As above.
         unsafe { (*mem.inode().as_ptr()).i_flags &= !bindings::S_APPEND };
-        assert_eq!((ret, (left.0, left.1)), (Err(EACCES), refused));
+        assert_eq!((ret, left), (Err(EACCES), refused));
         // An offset no file reaches.
-        let (ret, left) = with_new_vma(&dev, shared_ro, PgOff::MAX >> 1, |vma| {
-            vma.set_shmem_file::<Shmem>(&mem)
+        let (ret, left) = with_desc(&dev, shared_ro, PgOff::MAX >> 1, |desc| {
+            desc.set_shmem_file::<Shmem>(&mem)
         })?;
-        assert_eq!((ret, (left.0, left.1)), (Err(EOVERFLOW), refused));
+        assert_eq!((ret, left), (Err(EOVERFLOW), refused));
+        assert_eq!(file_count(&mem), mem_refs);
         // A memfd of `memfd_alloc_file()`: writable mappings cannot be denied, so it is taken.
         #[cfg(CONFIG_MEMFD_CREATE)]
         {
@@ -819,8 +1022,8 @@ mod tests {
             );
             // SAFETY: The inode is valid.
             assert_eq!(unsafe { (*memfd.inode().as_ptr()).i_mode } & 0o111, 0);
-            let (ret, left) = with_new_vma(&dev, shared_write, 0, |vma| {
-                vma.set_shmem_file::<Shmem>(&memfd)
+            let (ret, left) = with_desc(&dev, shared_write, 0, |desc| {
+                desc.set_shmem_file::<Shmem>(&memfd)
             })?;
             assert_eq!((ret, left.0), (Ok(()), memfd.as_ptr()));
             // A memfd that may still be sealed, then one sealed against writing: not for a
@@ -840,27 +1043,48 @@ mod tests {
                     // SAFETY: `sealable` is a valid memfd open for writing, not mapped.
                     to_result(unsafe { bindings::memfd_add_seals(sealable.as_ptr(), seals) })?;
                 }
-                let (ret, left) = with_new_vma(&dev, shared_write, 0, |vma| {
-                    vma.set_shmem_file::<Shmem>(&sealable)
+                let (ret, left) = with_desc(&dev, shared_write, 0, |desc| {
+                    desc.set_shmem_file::<Shmem>(&sealable)
                 })?;
-                assert_eq!((ret, (left.0, left.1)), (Err(EPERM), refused));
+                assert_eq!((ret, left), (Err(EPERM), refused));
                 // A mapping that cannot become writable does not break them.
-                let (ret, left) = with_new_vma(&dev, shared_ro, 0, |vma| {
-                    vma.set_shmem_file::<Shmem>(&sealable)
+                let (ret, left) = with_desc(&dev, shared_ro, 0, |desc| {
+                    desc.set_shmem_file::<Shmem>(&sealable)
                 })?;
                 assert_eq!((ret, left.0), (Ok(()), sealable.as_ptr()));
             }
         }
-        // Not a shmem file: refused, the VMA keeps its file.
+        // Not a shmem file: refused, the descriptor keeps its file.
         #[cfg(CONFIG_HUGETLBFS)]
         {
             let huge = kunit::hugetlb_file(c"rust_mm_vm_ops_huge", 0)?;
-            let (ret, left) = with_new_vma(&dev, shared_write, 0, |vma| {
-                vma.set_shmem_file::<Shmem>(&huge)
+            let (ret, left) = with_desc(&dev, shared_write, 0, |desc| {
+                desc.set_shmem_file::<Shmem>(&huge)
             })?;
-            assert_eq!((ret, (left.0, left.1)), (Err(EINVAL), refused));
+            assert_eq!((ret, left), (Err(EINVAL), refused));
         }
+        assert_eq!((file_count(&dev), file_count(&mem)), (dev_refs, mem_refs));
         Ok(())
+    }
+
+    /// A memory type whose `->mapped()` fails.
+    struct FailMapped;
+
+    #[vtable]
+    impl VmOps for FailMapped {
+        fn mapped(start: usize, end: usize, pgoff: PgOff, file: &File) -> Result {
+            if (start, end, pgoff) == (PAGE_SIZE, 3 * PAGE_SIZE, 7)
+                && file.inode().i_size_read() == 0
+            {
+                Err(EBUSY)
+            } else {
+                Err(EINVAL)
+            }
+        }
+
+        fn fault(vmf: VmFault<'_>) -> VmFaultReason<'_> {
+            vmf.sigbus()
+        }
     }
 
     #[test]
@@ -868,8 +1092,10 @@ mod tests {
         let ops = VmOpsVtable::<Shmem>::build();
         assert!(ops.fault.is_some());
         assert!(ops.map_pages.is_none() && ops.page_mkwrite.is_none());
-        // `->open()` and `->close()` hold and put the file `set_shmem_file()` replaced.
-        assert!(ops.open.is_some() && ops.close.is_some());
+        // `->mapped()` takes the reference of a new VMA on the module, `->open()` the one of a
+        // copy, `->close()` puts it; the module of built-in code is `NULL`.
+        assert!(ops.open.is_some() && ops.close.is_some() && ops.mapped.is_some());
+        assert!(VmOpsVtable::<Shmem>::table().owner.is_null());
         assert!(!ops.uffd_ops.is_null());
         // SAFETY: The table is static.
         let uffd = unsafe { VmUffdOps::from_raw(ops.uffd_ops) };
@@ -879,6 +1105,22 @@ mod tests {
         assert!(raw.alloc_folio.is_none() && raw.can_userfault.is_some());
         // Without userfaultfd operations: none in the table.
         assert!(VmOpsVtable::<NoMemory>::build().uffd_ops.is_null());
+        // `->mapped()` calls the implementation's, with what the VMA maps, and returns its
+        // error; without one, it succeeds.
+        let file = shmem_file_setup(c"rust_mm_vm_ops", 0)?;
+        let mut private = core::ptr::null_mut();
+        let mut mapped = |ops: &bindings::vm_operations_struct| {
+            // SAFETY: `file` is valid for the call; the module is built-in (`NULL`), and so
+            // nothing needs to be put.
+            ops.mapped
+                .map(|f| unsafe { f(PAGE_SIZE, 3 * PAGE_SIZE, 7, file.as_ptr(), &mut private) })
+        };
+        assert_eq!(
+            mapped(VmOpsVtable::<FailMapped>::build()),
+            Some(EBUSY.to_errno())
+        );
+        assert_eq!(mapped(ops), Some(0));
+        assert!(private.is_null());
         Ok(())
     }
 }

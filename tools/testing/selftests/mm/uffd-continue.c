@@ -15,7 +15,10 @@
  * never registered. Each case checks the ioctl's result
  * and errno, the "mapped" field, the contents seen through area, and where it
  * matters the page table through /proc/self/pagemap (the page frame numbers
- * only when running as root).
+ * only when running as root). Two tests of the Rust memory type alone check
+ * the references its mappings hold on its file and on its module, when
+ * mmap() fails at each step and when mappings are split and merged, and
+ * that the module cannot be unloaded while a mapping of it exists.
  *
  * The program does not choose between implementations of CONTINUE: it prints
  * debugfs userfaultfd/mfill_impl at the start and userfaultfd/stats at the end
@@ -38,6 +41,8 @@
 #include <linux/falloc.h>
 #include <stddef.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 
@@ -251,6 +256,7 @@ struct faulter {
 	uint64_t seen;		/* read at addr after the access */
 	long minflt;		/* page faults the thread took */
 	int done;
+	int *gate;		/* if set: wait until *gate is non-zero first */
 };
 
 static long thread_minflt(void)
@@ -265,8 +271,12 @@ static long thread_minflt(void)
 static void *faulter_fn(void *arg)
 {
 	struct faulter *f = arg;
-	long before = thread_minflt();
+	long before;
 
+	/* Polled: a pipe's write may need memory, which may be short. */
+	while (f->gate && !GET(*f->gate))
+		usleep(1000);
+	before = thread_minflt();
 	if (f->write)
 		STORE64(f->addr, f->wval);
 	f->seen = LOAD64(f->addr);
@@ -275,16 +285,27 @@ static void *faulter_fn(void *arg)
 	return NULL;
 }
 
-static int faulter_start(struct faulter *f, char *addr, bool write,
-			 uint64_t wval)
+/*
+ * With @gate, the access waits until *@gate is not 0 (and reads f->addr
+ * then).
+ */
+static int faulter_start_gated(struct faulter *f, char *addr, bool write,
+			       uint64_t wval, int *gate)
 {
 	f->addr = addr;
 	f->write = write;
 	f->wval = wval;
 	f->seen = 0;
 	f->minflt = -1;
+	f->gate = gate;
 	SET(f->done, 0);
 	return pthread_create(&f->th, NULL, faulter_fn, f);
+}
+
+static int faulter_start(struct faulter *f, char *addr, bool write,
+			 uint64_t wval)
+{
+	return faulter_start_gated(f, addr, write, wval, NULL);
 }
 
 static int join_ms(pthread_t th, long ms)
@@ -546,12 +567,13 @@ FIXTURE_SETUP(uffd_continue)
 
 /*
  * Faults in and locks every mapping of this process but the @size bytes at
- * @a and at @b: 0, or how many could not be locked.
+ * @a and at @b, and those that cannot be accessed (a thread stack's guard):
+ * 0, or how many could not be locked.
  */
 static int mlock_all_but(const char *a, const char *b, size_t size)
 {
 	unsigned long start, end;
-	char line[512];
+	char line[512], perms[8];
 	int failed = 0;
 	FILE *f;
 
@@ -559,7 +581,9 @@ static int mlock_all_but(const char *a, const char *b, size_t size)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx", &start, &end) != 2)
+		if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3)
+			continue;
+		if (!strncmp(perms, "---", 3))
 			continue;
 		if ((start < (unsigned long)a + size && end > (unsigned long)a) ||
 		    (start < (unsigned long)b + size && end > (unsigned long)b))
@@ -1783,6 +1807,72 @@ TEST_F(uffd_continue, swapped_out_mixed_range)
 	ASSERT_FALSE(in_cache(self, 3 * g));
 }
 
+/* The number of pages swapped in (pswpin of /proc/vmstat), -1 if unknown. */
+static long vmstat_pswpin(void)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "pswpin %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/*
+ * A fault on a swapped-out page in a range registered for minor faults: the
+ * page cache has an entry for it, so it is a minor fault (shmem_fault()
+ * decides on filemap_get_entry(), and so does the Rust memory type). The
+ * handler gets the event while the page is still swapped out and unmapped;
+ * only CONTINUE swaps it in.
+ */
+TEST_F(uffd_continue, minor_fault_swapped_out)
+{
+	size_t g = self->gran, S = g, i;
+	struct uffd_msg msg;
+	struct faulter f;
+	long swpin;
+
+	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
+				   false, false, true));
+	fill(self, S, g, 1);
+	if (!swap_out(self, S, g))
+		SKIP(return, "MADV_PAGEOUT did not swap the pages out: no swap?");
+	swpin = vmstat_pswpin();
+	ASSERT_EQ(0, faulter_start(&f, pg_area(self, S) +
+				   offsetof(struct pgtag, gen), false, 0));
+	ASSERT_EQ(0, read_msg(self->uffd, &msg, JOIN_MS))
+		TH_LOG("no fault event for a swapped-out page");
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	ASSERT_TRUE(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR);
+	ASSERT_EQ((uintptr_t)pg_area(self, S),
+		  msg.arg.pagefault.address & ~(uint64_t)(page_size - 1));
+	/* Handed over as it stands: not swapped in, not mapped. */
+	for (i = S; i < S + g; i++)
+		ASSERT_FALSE(in_cache(self, i))
+			TH_LOG("page %zu was swapped in before CONTINUE", i);
+	if (swpin >= 0)
+		ASSERT_EQ(swpin, vmstat_pswpin());
+	ASSERT_NOT_MAPPED(S);
+	ASSERT_FALSE(GET(f.done));
+
+	ASSERT_CONT(cont(self, S, g, 0), 0, g * page_size);
+	ASSERT_EQ(0, join_ms(f.th, JOIN_MS))
+		TH_LOG("the faulting thread did not resume");
+	ASSERT_EQ(1, f.seen);
+	for (i = S; i < S + g; i++) {
+		ASSERT_TRUE(in_cache(self, i));
+		ASSERT_MAPS_CACHE(i);
+		ASSERT_AREA_PAGE(i, 1, -1);
+	}
+	if (swpin >= 0)
+		ASSERT_LT(swpin, vmstat_pswpin());
+}
+
 /* ------------------------------------------------------------------------ */
 /* A memory cgroup of this test process */
 
@@ -1816,8 +1906,11 @@ static void memcg_leave(void)
  * swap in only some of them and may not swap anything out: swap-in fails
  * once the cgroup is full (its OOM killer finds nobody to kill), and CONTINUE
  * maps the pages before that and gives -EFAULT for the rest, which stay
- * swapped out, intact. Once the limit is lifted, they are resolved too; and
- * when the file is gone, so are its charges and its swap.
+ * swapped out, intact. A fault on one of those is a minor fault all the
+ * same, handed over without a swap-in: the failure is CONTINUE's, not a
+ * signal of the faulting thread. Once the limit is lifted, they are resolved
+ * too, and the faulting thread goes on; and when the file is gone, so are
+ * its charges and its swap.
  */
 TEST_F(uffd_continue, memcg_swapin_limit)
 {
@@ -1825,8 +1918,10 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 	long base, oom;
 	const char *why;
 	char val[160];
-	struct cres r, r2;
-	int fd;
+	struct cres r, r2, r3;
+	struct uffd_msg msg;
+	struct faulter f;
+	int fd, gate = 0, ev;
 
 	if (variant->kind == MEM_THP)
 		SKIP(return, "4 KiB pages only: a PMD-sized swap-in is charged in one piece");
@@ -1861,6 +1956,8 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 	if (why)
 		SKIP(return, "%s", why);
 	ASSERT_LE(0, cg_read("memory.current", NULL));
+	/* The thread that faults once the cgroup is full, waiting for it. */
+	ASSERT_EQ(0, faulter_start_gated(&f, NULL, false, 0, &gate));
 	ASSERT_EQ(0, uffd_register(self->uffd, self->area, self->size,
 				   false, false, true));
 	fill(self, 0, n, 1);
@@ -1913,6 +2010,19 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 		if (r2.ret)
 			break;
 	}
+	/*
+	 * The page that could not be swapped in, faulted on: an event for
+	 * the handler, whose CONTINUE still fails.
+	 */
+	ev = -ENODATA;
+	r3 = r2;
+	if (k2 < m) {
+		f.addr = pg_area(self, k2) + offsetof(struct pgtag, gen);
+		SET(gate, 1);
+		ev = read_msg(self->uffd, &msg, JOIN_MS);
+		if (!ev)
+			r3 = cont(self, k2, 1, 0);
+	}
 	ASSERT_EQ(3, pwrite(fd, "max", 3, 0));
 	munlockall();
 	close(fd);
@@ -1935,6 +2045,14 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 	}
 	ASSERT_GT(m, k2);
 	ASSERT_CONT(r2, EFAULT, -EFAULT);
+	ASSERT_EQ(0, ev) TH_LOG("no fault event for page %zu: %s", k2,
+				strerror(-ev));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	ASSERT_TRUE(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR);
+	ASSERT_EQ((uintptr_t)pg_area(self, k2),
+		  msg.arg.pagefault.address & ~(uint64_t)(page_size - 1));
+	ASSERT_CONT(r3, EFAULT, -EFAULT);
+	ASSERT_FALSE(GET(f.done));
 	ASSERT_NOT_MAPPED(k2);
 	ASSERT_FALSE(in_cache(self, k2));
 	ASSERT_LT(oom, cg_read("memory.events", "oom"));
@@ -1944,6 +2062,10 @@ TEST_F(uffd_continue, memcg_swapin_limit)
 		ASSERT_MAPS_CACHE(i);
 		ASSERT_AREA_PAGE(i, 1, -1);
 	}
+	/* CONTINUE woke the faulting thread, which read the page. */
+	ASSERT_EQ(0, join_ms(f.th, JOIN_MS))
+		TH_LOG("the faulting thread did not resume");
+	ASSERT_EQ(1, f.seen);
 
 	/* Gone with the file: its pages, their charges and their swap. */
 	munmap(self->area, self->size);
@@ -2238,6 +2360,265 @@ TEST_F_TIMEOUT(uffd_continue, race_truncate_punch, 120)
 	ASSERT_EQ(0, out[OUT_OTHER]);
 	ASSERT_LE(1, out[OUT_OK] + out[OUT_PARTIAL]);
 	ASSERT_LE(RACE_ROUNDS, checked);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The references of the Rust memory type's mappings: its file, its module */
+
+/* Test builds: make the next mmap() fail at a step; the file's references. */
+#define RUST_UFFD_MEMORY_FAIL_MMAP	_IO('|', 0xa1)
+#define RUST_UFFD_MEMORY_FILE_COUNT	_IO('|', 0xa2)
+#define MMAP_FAIL_BEFORE_SET		1	/* in mmap_prepare, before it sets the memfd */
+#define MMAP_FAIL_AFTER_SET		2	/* in mmap_prepare, after it */
+#define MMAP_FAIL_MAPPED		3	/* in ->mapped(), once the VMA exists */
+
+#define RUST_UFFD_MEMORY_MODULE		"rust_uffd_memory"
+#define RUST_UFFD_MEMORY_REFCNT		"/sys/module/" RUST_UFFD_MEMORY_MODULE "/refcnt"
+
+/* The module's reference count; -1 if it is built in. */
+static long module_refcnt(void)
+{
+	FILE *f = fopen(RUST_UFFD_MEMORY_REFCNT, "r");
+	long v = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* @refs plus @n, or -1 if the module is built in (@refs is -1). */
+static long plus(long refs, long n)
+{
+	return refs < 0 ? -1 : refs + n;
+}
+
+/* The number of VMAs of this process that overlap [@p, @p + @len). */
+static int count_vmas(const char *p, size_t len)
+{
+	unsigned long start, end;
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &start, &end) == 2 &&
+		    start < (unsigned long)p + len && end > (unsigned long)p)
+			n++;
+	fclose(f);
+	return n;
+}
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+#define FAILSLAB		"/sys/kernel/debug/failslab/"
+#define FAILSLAB_VMA		"/sys/kernel/slab/vm_area_struct/failslab"
+
+/*
+ * Makes the next allocation of a VMA by this thread fail (failslab, on the
+ * vm_area_struct cache and this thread only, silently); NULL, or why not.
+ */
+static const char *fail_next_vma_alloc(void)
+{
+	static const char *const attr[][2] = {
+		{ "probability", "100" }, { "interval", "1" }, { "times", "1" },
+		{ "space", "0" }, { "verbose", "0" }, { "task-filter", "Y" },
+		{ "cache-filter", "Y" }, { "ignore-gfp-wait", "N" },
+	};
+	char path[128];
+	size_t i;
+
+	/* Under UFFD_FAULT_INJECT, failslab is set up by whoever runs us. */
+	if (uffd_fi)
+		return "failslab belongs to the fault injection of this run";
+	if (access(FAILSLAB, F_OK))
+		return "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)";
+	for (i = 0; i < ARRAY_SIZE(attr); i++) {
+		snprintf(path, sizeof(path), FAILSLAB "%s", attr[i][0]);
+		if (write_str(path, attr[i][1]))
+			return "failslab cannot be set up";
+	}
+	if (write_str(FAILSLAB_VMA, "1"))
+		return "the vm_area_struct cache cannot be failed";
+	if (write_str("/proc/thread-self/make-it-fail", "1"))
+		return "no make-it-fail";
+	return NULL;
+}
+
+/* Undoes fail_next_vma_alloc(). */
+static void fail_no_alloc(void)
+{
+	if (uffd_fi)
+		return;
+	write_str("/proc/thread-self/make-it-fail", "0");
+	write_str(FAILSLAB_VMA, "0");
+	write_str(FAILSLAB "probability", "0");
+	write_str(FAILSLAB "cache-filter", "N");
+}
+
+/*
+ * mmap() of the device fails at each step: in the driver's mmap_prepare
+ * before and after it gave the VMA its memfd, in mmap() between the hook and
+ * the VMA (the allocation of the VMA fails), and in ->mapped() once the VMA
+ * exists, which unmaps it. None leaves a reference on the memfd or the
+ * module behind. A mapping holds one of each, and so does every VMA it is
+ * split into; a mapping that continues another merges into it, and takes
+ * none. Everything is given back when the mappings go.
+ */
+TEST(rust_memory_mmap_references)
+{
+	const size_t ps = page_size;
+	long refs, files;
+	const char *why;
+	int dev, fd, step, err;
+	char *p, *q;
+
+	dev = open(RUST_UFFD_MEMORY, O_RDWR | O_CLOEXEC);
+	if (dev < 0 && errno == ENOENT)
+		SKIP(return, "%s: absent (CONFIG_SAMPLE_RUST_UFFD_MEMORY)",
+		     RUST_UFFD_MEMORY);
+	ASSERT_LE(0, dev) TH_LOG("%s: %s", RUST_UFFD_MEMORY, strerror(errno));
+	files = ioctl(dev, RUST_UFFD_MEMORY_FILE_COUNT);
+	if (files < 0 && errno == ENOTTY)
+		SKIP(return, "not a test build (CONFIG_USERFAULTFD_RUST_TEST)");
+	ASSERT_LT(0, files);
+	fd = ioctl(dev, RUST_UFFD_MEMORY_GET_FILE);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 8 * ps));
+	ASSERT_EQ(0, close(fd));
+	refs = module_refcnt();
+	TH_LOG("memfd references %ld, module references %ld%s", files, refs,
+	       refs < 0 ? " (built in)" : "");
+
+	for (step = MMAP_FAIL_BEFORE_SET; step <= MMAP_FAIL_MAPPED; step++) {
+		ASSERT_EQ(0, ioctl(dev, RUST_UFFD_MEMORY_FAIL_MMAP, step));
+		p = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 dev, 0);
+		ASSERT_EQ(MAP_FAILED, p) TH_LOG("step %d", step);
+		ASSERT_EQ(ECANCELED, errno) TH_LOG("step %d", step);
+		ASSERT_EQ(files, ioctl(dev, RUST_UFFD_MEMORY_FILE_COUNT))
+			TH_LOG("step %d: a reference on the memfd left", step);
+		ASSERT_EQ(refs, module_refcnt())
+			TH_LOG("step %d: a reference on the module left", step);
+	}
+
+	why = fail_next_vma_alloc();
+	if (!why) {
+		p = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 dev, 0);
+		err = errno;
+		fail_no_alloc();
+		ASSERT_EQ(MAP_FAILED, p);
+		ASSERT_EQ(ENOMEM, err);
+		ASSERT_EQ(files, ioctl(dev, RUST_UFFD_MEMORY_FILE_COUNT))
+			TH_LOG("failed VMA allocation: a reference on the memfd left");
+		ASSERT_EQ(refs, module_refcnt());
+	} else {
+		fail_no_alloc();
+		TH_LOG("failing mmap() before the VMA exists: not checked: %s", why);
+	}
+
+	p = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, dev, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 1;
+	ASSERT_EQ(files + 1, ioctl(dev, RUST_UFFD_MEMORY_FILE_COUNT));
+	ASSERT_EQ(plus(refs, 1), module_refcnt());
+	/* Split in two (->open() of the copy). */
+	ASSERT_EQ(0, munmap(p + ps, ps));
+	ASSERT_EQ(2, count_vmas(p, 4 * ps));
+	ASSERT_EQ(files + 2, ioctl(dev, RUST_UFFD_MEMORY_FILE_COUNT));
+	ASSERT_EQ(plus(refs, 2), module_refcnt());
+	/* The page between them again, at its offset: it merges into the first. */
+	q = mmap(p + ps, ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 dev, ps);
+	ASSERT_EQ(p + ps, q);
+	ASSERT_EQ(2, count_vmas(p, 4 * ps));
+	ASSERT_EQ(files + 2, ioctl(dev, RUST_UFFD_MEMORY_FILE_COUNT))
+		TH_LOG("the merged mapping left a reference on the memfd");
+	ASSERT_EQ(plus(refs, 2), module_refcnt());
+	ASSERT_EQ(1, q[-(long)ps]);
+	q[0] = 2;
+	ASSERT_EQ(0, munmap(p, 4 * ps));
+	ASSERT_EQ(files, ioctl(dev, RUST_UFFD_MEMORY_FILE_COUNT));
+	ASSERT_EQ(refs, module_refcnt());
+	close(dev);
+}
+
+/*
+ * The module of the Rust memory type cannot be unloaded while a mapping of
+ * it exists, also once the device is closed, nor while a child's copy of the
+ * mapping does; it can once they are gone (the guest script unloads it).
+ */
+TEST(rust_memory_module_pinned)
+{
+	const size_t ps = page_size;
+	int dev, fd, gate[2], status;
+	long refs, ret;
+	pid_t pid;
+	char *p;
+
+	refs = module_refcnt();
+	if (refs < 0)
+		SKIP(return, "%s: not a loaded module", RUST_UFFD_MEMORY_MODULE);
+	dev = open(RUST_UFFD_MEMORY, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev) TH_LOG("%s: %s", RUST_UFFD_MEMORY, strerror(errno));
+	fd = ioctl(dev, RUST_UFFD_MEMORY_GET_FILE);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, ps));
+	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED, dev, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, close(fd));
+	ASSERT_EQ(0, close(dev));
+	ASSERT_EQ(refs + 1, module_refcnt());
+	ret = syscall(__NR_delete_module, RUST_UFFD_MEMORY_MODULE, O_NONBLOCK);
+	if (ret && errno == EPERM)
+		SKIP(munmap(p, ps); return, "delete_module() needs CAP_SYS_MODULE");
+	ASSERT_EQ(-1, ret) TH_LOG("the module was unloaded under a mapping");
+	ASSERT_EQ(EWOULDBLOCK, errno)
+		TH_LOG("delete_module() with a mapping: %s", strerror(errno));
+	/* The fault handler is still there. */
+	p[0] = 3;
+
+	ASSERT_EQ(0, pipe2(gate, O_CLOEXEC));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		char c;
+
+		close(gate[1]);
+		if (read(gate[0], &c, 1) != 1)
+			_exit(2);
+		_exit(p[0] == 3 ? 0 : 1);
+	}
+	close(gate[0]);
+	ASSERT_EQ(refs + 2, module_refcnt());
+	ASSERT_EQ(0, munmap(p, ps));
+	ASSERT_EQ(refs + 1, module_refcnt());
+	ASSERT_EQ(-1, syscall(__NR_delete_module, RUST_UFFD_MEMORY_MODULE,
+			      O_NONBLOCK));
+	ASSERT_EQ(EWOULDBLOCK, errno)
+		TH_LOG("delete_module() with a child's mapping: %s",
+		       strerror(errno));
+	ASSERT_EQ(1, write(gate[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	close(gate[1]);
+	ASSERT_EQ(refs, module_refcnt());
 }
 
 /* ------------------------------------------------------------------------ */
