@@ -503,19 +503,25 @@ class RecordedRunTest(unittest.TestCase):
         msg = detail(res, "mfill stats uffd-continue-stress[rust-batch]")
         self.assertIn("continue_rust +6819: another implementation's counter", msg)
         self.assertIn("continue_rust_batch: missing from debugfs userfaultfd/stats", msg)
-        # Its other failures: no production kernel booted, and under a
-        # load of 25 on two cores, 10 s gave the thp file one or two rounds,
-        # in which no munmap, or no swap-out, happened on rust and c.
+        # Its other failures: no production kernel booted, under a load of
+        # 25 on two cores 10 s gave the thp file one or two rounds, in which
+        # no munmap, or no swap-out, happened on rust and c, and the stress
+        # had two kinds of file then (15 cases), not the three of now.
         self.assertEqual(failed(res), [
             "uffd-continue-stress[rust]: thp: every racer ran without an error",
             "uffd-continue-stress[rust]: exit status 1",
             "uffd-continue-stress[c]: thp: every racer ran without an error",
             "uffd-continue-stress[c]: exit status 1",
             "mfill stats uffd-continue-stress[rust-batch]: pages mapped by rust-batch only",
+            "expected coverage of the test kernel: 3 implementations x 1 programs, "
+            "1 once, 10 KUnit suites, 4 requirements",
             "expected coverage of the production kernel: 1 implementations x 1 programs, "
             "0 once, 0 KUnit suites, 4 requirements",
             "uffd-continue-stress: same outcome on every implementation "
             "(c, rust, rust-batch; 15 cases)"])
+        for impl in ("rust", "rust-batch", "c"):
+            self.assertIn(f"uffd-continue-stress[{impl}]: 15 cases, at least 22 expected",
+                          detail(res, "expected coverage of the test kernel"))
         self.assertIn("thp: no munmap in the whole run",
                       detail(res, "uffd-continue-stress[rust]: thp"))
         self.assertIn("thp: no page was swapped out in the whole run",
