@@ -14,8 +14,9 @@
  *  - every page the registered mappings map is the page-cache page of its
  *    file offset (pagemap; as root, the page frame of the alias mapping);
  *  - no page at or beyond EOF is mapped, but as part of a PMD mapping of a
- *    shmem THP: the kernel maps those across EOF on purpose (a fault that
- *    allocates a THP for a hole maps it so, see finish_fault());
+ *    shmem THP, which the kernel makes across EOF on purpose: a fault that
+ *    allocates a THP for a hole (finish_fault()) and MADV_COLLAPSE both do,
+ *    also where the mapping is registered for minor faults;
  *  - every 8-byte word of a mapped page is 0 or was written for that page
  *    (writers only store words tagged with their page's offset);
  *  - every forked child read only such words.
@@ -868,9 +869,10 @@ static bool pmd_mapped(struct stress *s, const char *p)
 /*
  * Page @i of @map, which maps file page @idx; @eof: pages below EOF. A page
  * at or beyond EOF may be mapped only as a part of a PMD mapping of a shmem
- * THP: finish_fault() maps those across EOF on purpose ("shmem/tmpfs that
- * for long time intentionally mapped with PMDs across i_size"); its words are
+ * THP: finish_fault() ("shmem/tmpfs that for long time intentionally mapped
+ * with PMDs across i_size") and MADV_COLLAPSE make those; its words are
  * checked, but not its page frame (the alias would fault with SIGBUS there).
+ * A PTE there is a bug: CONTINUE and the fault path check i_size for those.
  */
 static void check_page(struct stress *s, struct check *c, char *map,
 		       size_t i, size_t idx, size_t eof)
