@@ -325,24 +325,24 @@ static void *single_fn(void *arg)
 
 /*
  * Where CONTINUE may map a PMD (no WP registration), the block at file page
- * @first is at times made ready for one before a CONTINUE of all of it: no
- * page table there (a zap of the whole block frees it, CONFIG_PT_RECLAIM)
- * and a THP in the page cache (collapsed through the alias). The racers may
- * undo either, or both, before the CONTINUE.
+ * @first is at times made ready for one before a CONTINUE of all of it: a
+ * THP in the page cache (collapsed through the alias), then no page table
+ * there (a zap of the whole block frees it, CONFIG_PT_RECLAIM), in that
+ * order, so that the other racers have little time to undo either.
  */
 static void pmd_ready(struct thread *t, size_t first)
 {
 	struct stress *s = t->s;
 
-	if (madvise(s->area + first * page_size, pmd_pages * page_size,
-		    MADV_DONTNEED))
-		INC(s->op_errors[OP_DONTNEED]);
-	INC(s->ops[OP_DONTNEED]);
 	/* As for the mm thread's, failing is allowed. */
 	if (!madvise(s->alias + first * page_size, pmd_pages * page_size,
 		     MADV_COLLAPSE))
 		INC(s->collapsed);
 	INC(s->ops[OP_COLLAPSE]);
+	if (madvise(s->area + first * page_size, pmd_pages * page_size,
+		    MADV_DONTNEED))
+		INC(s->op_errors[OP_DONTNEED]);
+	INC(s->ops[OP_DONTNEED]);
 }
 
 /* CONTINUE of ranges. */
