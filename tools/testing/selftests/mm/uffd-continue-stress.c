@@ -13,7 +13,10 @@
  *    EAGAIN, or EEXIST, EFAULT, EAGAIN, ENOENT with mapped = -errno);
  *  - every page the registered mappings map is the page-cache page of its
  *    file offset (pagemap; as root, the page frame of the alias mapping);
- *  - no page at or beyond EOF is mapped;
+ *  - no page at or beyond EOF is mapped, but as part of a PMD mapping of a
+ *    shmem THP, which the kernel makes across EOF on purpose: a fault that
+ *    allocates a THP for a hole (finish_fault()) and MADV_COLLAPSE both do,
+ *    also where the mapping is registered for minor faults;
  *  - every 8-byte word of a mapped page is 0 or was written for that page
  *    (writers only store words tagged with their page's offset);
  *  - every forked child read only such words.
@@ -26,9 +29,13 @@
  *	uffd-continue-stress [-t SECONDS] [-r ROUND_MS] [-s SEED] [-v]
  *	uffd-continue-stress -X
  *
- * -t is the time per file kind (a memfd, and a file on a huge=always tmpfs
- * whose page cache holds PMD-sized folios); default 30 s each. -X checks the
- * checks instead: each violation, planted, must be found.
+ * -t is the time per file kind; default 30 s each. The kinds: a memfd, a file
+ * on a huge=always tmpfs whose page cache holds PMD-sized folios ("thp",
+ * registered for write protection too where the kernel can, so that the
+ * CONTINUEs map PTEs only), and that file registered for minor faults only
+ * ("thp-pmd", where a CONTINUE of a whole PMD-sized folio may map it with one
+ * PMD: with mfill_impl rust-batch, some must). -X checks the checks instead:
+ * each violation, planted, must be found.
  *
  * With UFFD_FAULT_INJECT=1 in the environment, every CONTINUE (of the racing
  * threads and of the fault handler) runs with the kernel's fault injection
@@ -39,6 +46,7 @@
 #include "uffd-continue.h"
 
 #include <linux/falloc.h>
+#include <linux/fs.h>
 #include <linux/mempolicy.h>
 #include <dirent.h>
 #include <poll.h>
@@ -142,6 +150,9 @@ struct stress {
 	unsigned long pages_mapped, moved, collapsed, swapped, child_bad;
 	unsigned long bad_events;
 	char last_bad[160];
+	/* PMD mappings made by CONTINUE (debugfs; -1: not counted), wanted. */
+	long pmds;
+	bool want_pmds;
 };
 
 static void note_bad(struct stress *s, const char *fmt, ...)
@@ -312,6 +323,28 @@ static void *single_fn(void *arg)
 	return NULL;
 }
 
+/*
+ * Where CONTINUE may map a PMD (no WP registration), the block at file page
+ * @first is at times made ready for one before a CONTINUE of all of it: a
+ * THP in the page cache (collapsed through the alias), then no page table
+ * there (a zap of the whole block frees it, CONFIG_PT_RECLAIM), in that
+ * order, so that the other racers have little time to undo either.
+ */
+static void pmd_ready(struct thread *t, size_t first)
+{
+	struct stress *s = t->s;
+
+	/* As for the mm thread's, failing is allowed. */
+	if (!madvise(s->alias + first * page_size, pmd_pages * page_size,
+		     MADV_COLLAPSE))
+		INC(s->collapsed);
+	INC(s->ops[OP_COLLAPSE]);
+	if (madvise(s->area + first * page_size, pmd_pages * page_size,
+		    MADV_DONTNEED))
+		INC(s->op_errors[OP_DONTNEED]);
+	INC(s->ops[OP_DONTNEED]);
+}
+
 /* CONTINUE of ranges. */
 static void *range_fn(void *arg)
 {
@@ -327,6 +360,9 @@ static void *range_fn(void *arg)
 			continue;
 		}
 		pick(t, 64, &first, &len);
+		if (!s->wp && len == pmd_pages && !(first % pmd_pages) &&
+		    rnd(t, 2))
+			pmd_ready(t, first);
 		do_continue(s, s->area + first * page_size, len * page_size,
 			    pick_mode(t));
 	}
@@ -793,6 +829,7 @@ static void *remap_fn(void *arg)
 struct check {
 	unsigned long mapped, pfn_checked, probes, probe_failed;
 	unsigned long wrong_pfn, beyond_eof, foreign_word, slot_mapped;
+	unsigned long beyond_eof_pmd;	/* allowed: see check_page() */
 	char what[160];
 };
 
@@ -807,22 +844,57 @@ static void check_fail(struct check *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Page @i of @map, which maps file page @idx; @eof: pages below EOF. */
+/*
+ * Whether the page at @p is mapped by a PMD that maps a page of a file
+ * (PAGEMAP_SCAN's PAGE_IS_HUGE: a PMD, not PTEs, whatever the folio's size).
+ */
+static bool pmd_mapped(struct stress *s, const char *p)
+{
+	const __u64 want = PAGE_IS_PRESENT | PAGE_IS_HUGE | PAGE_IS_FILE;
+	struct page_region r;
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = (uintptr_t)p,
+		.end = (uintptr_t)p + page_size,
+		.vec = (uintptr_t)&r,
+		.vec_len = 1,
+		.category_mask = want,
+		.return_mask = want,
+	};
+
+	return ioctl(s->pagemap_fd, PAGEMAP_SCAN, &arg) == 1 &&
+	       (r.categories & want) == want;
+}
+
+/*
+ * Page @i of @map, which maps file page @idx; @eof: pages below EOF. A page
+ * at or beyond EOF may be mapped only as a part of a PMD mapping of a shmem
+ * THP: finish_fault() ("shmem/tmpfs that for long time intentionally mapped
+ * with PMDs across i_size") and MADV_COLLAPSE make those; its words are
+ * checked, but not its page frame (the alias would fault with SIGBUS there).
+ * A PTE there is a bug: CONTINUE and the fault path check i_size for those.
+ */
 static void check_page(struct stress *s, struct check *c, char *map,
 		       size_t i, size_t idx, size_t eof)
 {
 	uint64_t e = pagemap_get_entry(s->pagemap_fd, map + i * page_size);
 	uint64_t a, w;
 	size_t k;
+	bool pmd_beyond_eof = false;
 
 	if (!(e & PM_PRESENT))
 		return;
 	c->mapped++;
 	if (idx >= eof) {
-		c->beyond_eof++;
-		check_fail(c, "file page %zu is mapped, EOF at page %zu", idx,
-			   eof);
-		return;
+		pmd_beyond_eof = pmd_mapped(s, map + i * page_size);
+		if (pmd_beyond_eof) {
+			c->beyond_eof_pmd++;
+		} else {
+			c->beyond_eof++;
+			check_fail(c, "file page %zu is mapped with a PTE, EOF at page %zu",
+				   idx, eof);
+			return;
+		}
 	}
 	for (k = 0; k < page_size / 8; k++) {
 		w = LOAD64(map + i * page_size + k * 8);
@@ -833,7 +905,7 @@ static void check_page(struct stress *s, struct check *c, char *map,
 			break;
 		}
 	}
-	if (!PAGEMAP_PFN(e))
+	if (!PAGEMAP_PFN(e) || pmd_beyond_eof)
 		return;		/* not root: no page frames */
 	FORCE_READ(*(s->alias + idx * page_size));
 	a = pagemap_get_entry(s->pagemap_fd, s->alias + idx * page_size);
@@ -1009,7 +1081,9 @@ static int setup(struct stress *s, const char *kind, const char **why)
 		*why = "out of memory";
 		return -1;
 	}
-	s->wp = avail & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	/* "thp-pmd": minor faults only, where CONTINUE may map PMDs. */
+	s->wp = (avail & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) &&
+		strcmp(kind, "thp-pmd");
 	err = uffd_register(s->uffd, s->area, s->n * page_size, false, s->wp,
 			    true);
 	if (err && s->wp) {
@@ -1107,8 +1181,8 @@ static void report(struct stress *s, unsigned int rounds, struct check *c)
 	ksft_print_msg("%s: racers (done/failed):%s\n", s->kind, buf);
 	ksft_print_msg("%s: %lu pages swapped out, %lu collapses, %lu pages moved (%d nodes)\n",
 		       s->kind, s->swapped, s->collapsed, s->moved, nr_nodes);
-	ksft_print_msg("%s: invariants: %lu mapped pages checked, %lu by page frame\n",
-		       s->kind, c->mapped, c->pfn_checked);
+	ksft_print_msg("%s: invariants: %lu mapped pages checked, %lu by page frame, %lu beyond EOF in a PMD mapping\n",
+		       s->kind, c->mapped, c->pfn_checked, c->beyond_eof_pmd);
 	if (s->last_bad[0])
 		ksft_print_msg("%s: last problem: %s\n", s->kind, s->last_bad);
 	if (c->what[0])
@@ -1172,6 +1246,8 @@ static const char *racers_wrong(const struct stress *s, bool started)
 	if (!s->swapped)
 		return have_swap ? "no page was swapped out in the whole run" :
 				   "no swap: no page could be swapped out";
+	if (s->want_pmds && s->pmds <= 0)
+		return "CONTINUE made no PMD mapping in the whole run";
 	return NULL;
 }
 
@@ -1202,7 +1278,7 @@ static const char *pages_wrong(const struct check *c)
 
 static const char *eof_wrong(const struct check *c)
 {
-	return c->beyond_eof ? wrong("%lu pages mapped at or beyond EOF; first violation: %s",
+	return c->beyond_eof ? wrong("%lu pages mapped at or beyond EOF with a PTE; first violation: %s",
 				     c->beyond_eof, c->what) : NULL;
 }
 
@@ -1234,6 +1310,42 @@ static void result(const char *kind, const char *why, const char *what)
 
 #define NR_TESTS_PER_KIND	7
 
+/* A counter of debugfs userfaultfd/stats (test kernels), or -1. */
+static long mfill_stat(const char *name)
+{
+	char line[128];
+	size_t n = strlen(name);
+	long v = -1;
+	FILE *f;
+
+	f = fopen(DEBUGFS_UFFD "stats", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ') {
+			v = strtol(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* The implementation debugfs userfaultfd/mfill_impl selects, or "". */
+static const char *mfill_impl(void)
+{
+	static char impl[32];
+	FILE *f = fopen(DEBUGFS_UFFD "mfill_impl", "r");
+
+	impl[0] = 0;
+	if (f) {
+		if (!fgets(impl, sizeof(impl), f))
+			impl[0] = 0;
+		impl[strcspn(impl, "\n")] = 0;
+		fclose(f);
+	}
+	return impl;
+}
+
 static void stress_kind(const char *kind, unsigned int secs,
 			unsigned int round_ms, unsigned int seed)
 {
@@ -1241,6 +1353,8 @@ static void stress_kind(const char *kind, unsigned int secs,
 	struct stress s;
 	const char *why = NULL;
 	unsigned int rounds = 0;
+	const char *impl = mfill_impl();
+	long pmds_before;
 	uint64_t end;
 	bool started = true;
 	int i;
@@ -1251,6 +1365,12 @@ static void stress_kind(const char *kind, unsigned int secs,
 			ksft_test_result_skip("%s: %s\n", kind, why);
 		return;
 	}
+	/*
+	 * Where the batch runs and CONTINUE may map PMDs, some must have been
+	 * mapped, or the kind does not race what it is there for.
+	 */
+	s.want_pmds = !strcmp(kind, "thp-pmd") && !strcmp(impl, "rust-batch");
+	pmds_before = mfill_stat("continue_rust_batch_pmd");
 	end = now_ns() + secs * 1000000000ULL;
 	do {
 		started &= round_run(&s, seed + rounds, round_ms);
@@ -1261,6 +1381,15 @@ static void stress_kind(const char *kind, unsigned int secs,
 			report(&s, rounds, &c);
 	} while (now_ns() < end && !c.what[0] && !s.outcomes[O_BAD]);
 	report(&s, rounds, &c);
+	s.pmds = pmds_before < 0 ? -1 :
+		 mfill_stat("continue_rust_batch_pmd") - pmds_before;
+	if (s.pmds < 0)
+		ksft_print_msg("%s: PMD mappings made by CONTINUE: not counted (no debugfs userfaultfd/stats)\n",
+			       kind);
+	else
+		ksft_print_msg("%s: %ld PMD mappings made by CONTINUE (mfill_impl %s)%s\n",
+			       kind, s.pmds, impl,
+			       s.want_pmds ? ", some required" : "");
 
 	result(kind, racers_wrong(&s, started), "every racer ran without an error");
 	result(kind, outcomes_wrong(&s),
@@ -1591,6 +1720,77 @@ static void self_check_racers(void)
 	teardown(&s);
 }
 
+/*
+ * -X, the end-of-file rule, on a THP file registered for minor faults only:
+ * EOF is moved three pages before the end of the last PMD-sized block, made
+ * a hole, and a read of the registered mapping there (no minor fault: there
+ * is no page) makes the kernel allocate a THP and map it with one PMD, across
+ * EOF; the check lets those pages be. Then one of them is replaced by an
+ * anonymous page, a PTE beyond EOF, which the check must find.
+ */
+static void self_check_eof_pmd(void)
+{
+	const char *why = NULL;
+	struct stress s;
+	struct check c;
+	bool pmd = false;
+	uint64_t w;
+	char *p;
+
+	if (setup(&s, "thp-pmd", &why)) {
+		teardown(&s);
+		ksft_test_result_skip("checker: %s\n", why);
+		ksft_test_result_skip("checker: %s\n", why);
+		return;
+	}
+	if (!fallocate(s.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		       pmd_pages * page_size, pmd_pages * page_size) &&
+	    !ftruncate(s.fd, (s.n - 3) * page_size) &&
+	    try_load(s.area + pmd_pages * page_size, &w))
+		pmd = pmd_mapped(&s, s.area + (s.n - 1) * page_size);
+	memset(&c, 0, sizeof(c));
+	check_round(&s, &c);
+	ksft_print_msg("checker: a THP across EOF: %s; %lu pages mapped, %lu beyond EOF in a PMD mapping, %lu with a PTE\n",
+		       pmd ? "mapped with a PMD" : "not mapped with a PMD",
+		       c.mapped, c.beyond_eof_pmd, c.beyond_eof);
+	ksft_test_result(pmd && c.beyond_eof_pmd == 3 && !eof_wrong(&c) &&
+			 !pages_wrong(&c) && !words_wrong(&c),
+			 "checker: pages beyond EOF in a PMD mapping of a shmem THP pass\n");
+
+	p = mmap(s.area + (s.n - 1) * page_size, page_size,
+		 PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (p != MAP_FAILED)
+		STORE64(p, 0);
+	memset(&c, 0, sizeof(c));
+	check_round(&s, &c);
+	ksft_test_result(p != MAP_FAILED && c.beyond_eof == 1 &&
+			 !c.beyond_eof_pmd && eof_wrong(&c),
+			 "checker: finds a page beyond EOF mapped with a PTE next to a THP\n");
+	teardown(&s);
+}
+
+/*
+ * -X, a run on rust-batch of the kind where CONTINUE may map PMDs, whose
+ * CONTINUEs made none (the verdict on its counters, everything else clean).
+ */
+static void self_check_pmds(void)
+{
+	struct stress s = { .want_pmds = true, .pmds = 1 };
+	const char *clean, *planted;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(must_happen); i++)
+		s.ops[must_happen[i]] = 1;
+	s.pages_mapped = 1;
+	s.swapped = 1;
+	clean = racers_wrong(&s, true);
+	s.pmds = 0;
+	planted = racers_wrong(&s, true);
+	ksft_test_result(!clean && planted && strstr(planted, "no PMD"),
+			 "checker: finds a run where CONTINUE made no PMD mapping though it should\n");
+}
+
 /* -X, words read while they are written: torn ones pass, foreign ones not. */
 static void self_check_torn(void)
 {
@@ -1714,7 +1914,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	static const char * const kinds[] = { "memfd", "thp" };
+	static const char * const kinds[] = { "memfd", "thp", "thp-pmd" };
 	unsigned int secs = 30, round_ms = 1000, seed = 1, i;
 	struct sigaction sa = {
 		.sa_sigaction = sig_handler,
@@ -1760,9 +1960,11 @@ int main(int argc, char **argv)
 
 	ksft_print_header();
 	if (check_checker) {
-		ksft_set_plan(1 + NR_SELF_CHECKS + 1 + 3);
+		ksft_set_plan(1 + NR_SELF_CHECKS + 2 + 1 + 1 + 3);
 		self_check_torn();
 		self_check();
+		self_check_eof_pmd();
+		self_check_pmds();
 		self_check_racers();
 		self_check_leaks();
 		ksft_finished();
