@@ -1417,7 +1417,7 @@ static void stress_kind(const char *kind, unsigned int secs,
 /* What is left after a stress, for leaks_wrong(). */
 struct left {
 	struct usage after;
-	long cg_shmem, cg_swap, cg_current;	/* bytes; -1: unknown */
+	long cg_shmem, cg_swap, cg_current, cg_kernel;	/* bytes; -1: unknown */
 };
 
 /*
@@ -1433,6 +1433,19 @@ static void cg_left(struct left *l)
 	l->cg_shmem = cg_read("memory.stat", "shmem");
 	l->cg_swap = cg_read("memory.swap.current", NULL);
 	l->cg_current = cg_read("memory.current", NULL);
+	l->cg_kernel = cg_read("memory.stat", "kernel");
+}
+
+/*
+ * The bytes cg_dir charges that are not kernel memory (memory.stat's
+ * "kernel": slab, page tables, stacks, per-CPU, which the exited tasks leave
+ * to RCU and per-CPU caches for a while): folios, -1 if unknown.
+ */
+static long cg_folio_bytes(const struct left *l)
+{
+	if (l->cg_current < 0)
+		return -1;
+	return l->cg_current - (l->cg_kernel > 0 ? l->cg_kernel : 0);
 }
 
 /*
@@ -1455,7 +1468,7 @@ static const char *leaks_wrong(struct usage before, long slack_kb, long rss,
 		if (tries)
 			usleep(100000);
 		l->after = usage_now();
-		l->cg_shmem = l->cg_swap = l->cg_current = -1;
+		l->cg_shmem = l->cg_swap = l->cg_current = l->cg_kernel = -1;
 		if (cg_dir[0])
 			cg_left(l);
 		if (rss)
@@ -1476,9 +1489,9 @@ static const char *leaks_wrong(struct usage before, long slack_kb, long rss,
 			 swap_held(l->after) > swap_held(before) + slack_kb)
 			why = wrong("swap in use outside the swap cache %ld -> %ld kB",
 				    swap_held(before), swap_held(l->after));
-		else if (l->cg_current > CG_LEFT_MAX)
-			why = wrong("%ld bytes still charged to %s after reclaim (no shmem, no swap: a folio held by a reference)",
-				    l->cg_current, cg_dir);
+		else if (cg_folio_bytes(l) > CG_LEFT_MAX)
+			why = wrong("%ld bytes still charged to %s after reclaim, %ld of them not kernel memory (no shmem, no swap: a folio held by a reference)",
+				    l->cg_current, cg_dir, cg_folio_bytes(l));
 		if (!why)
 			return NULL;
 	}
@@ -1498,10 +1511,10 @@ static void check_leaks(struct usage before, long slack_kb, long rss)
 		       l.after.swap_cached);
 	ksft_print_msg("kB at the end of the stress: RssShmem %ld\n", rss);
 	if (cg_dir[0])
-		ksft_print_msg("bytes left in its memory cgroup after reclaim: shmem %ld, swap %ld%s, all %ld\n",
+		ksft_print_msg("bytes left in its memory cgroup after reclaim: shmem %ld, swap %ld%s, all %ld, kernel memory %ld\n",
 			       l.cg_shmem, l.cg_swap,
 			       l.cg_swap < 0 ? " (not accounted: judged system-wide)" : "",
-			       l.cg_current);
+			       l.cg_current, l.cg_kernel);
 	if (why)
 		ksft_print_msg("leak: %s\n", why);
 	ksft_test_result(!why, "nothing leaked: shmem, its swap, RssShmem and its memory cgroup's charge back where they started\n");
@@ -1898,9 +1911,9 @@ static void self_check_leaks(void)
 	pipefd[0] = pipefd[1] = -1;
 
 	found = leaks_wrong(before, 256, 0, &l);
-	ksft_print_msg("checker: all closed: %s; left in the cgroup: shmem %ld, swap %ld, all %ld bytes\n",
+	ksft_print_msg("checker: all closed: %s; left in the cgroup: shmem %ld, swap %ld, all %ld bytes, kernel memory %ld\n",
 		       found ? found : "nothing found", l.cg_shmem, l.cg_swap,
-		       l.cg_current);
+		       l.cg_current, l.cg_kernel);
 	ksft_test_result(!found, "checker: finds nothing once the file and the pipe are closed\n");
 out:
 	if (fd >= 0)
