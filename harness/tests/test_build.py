@@ -97,6 +97,28 @@ class FragmentTest(unittest.TestCase):
             self.assertEqual(build.unapplied_options([a, b], cfg), ["# CONFIG_KUNIT is not set"])
             self.assertEqual(build.unapplied_options([a], cfg), ["CONFIG_DEBUG_VM=y"])
 
+    def test_later_fragment_hides_dependents(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            a, b = os.path.join(d, "a.config"), os.path.join(d, "b.config")
+            with open(a, "w") as f:
+                f.write("CONFIG_DETECT_HUNG_TASK=y\nCONFIG_DEFAULT_HUNG_TASK_TIMEOUT=120\n"
+                        "CONFIG_PRINTK_TIME=y\n")
+            with open(b, "w") as f:
+                f.write("# CONFIG_DETECT_HUNG_TASK is not set\n")
+            # Kconfig leaves the timeout out: its dependency is off.
+            cfg = "# CONFIG_DETECT_HUNG_TASK is not set\n"
+            deps = {"DEFAULT_HUNG_TASK_TIMEOUT": "DETECT_HUNG_TASK", "PRINTK_TIME": "PRINTK"}
+            self.assertEqual(build.unapplied_options([a, b], cfg, deps), ["CONFIG_PRINTK_TIME=y"])
+            # Without b, the missing timeout is an error.
+            self.assertEqual(build.unapplied_options([a], cfg, deps),
+                             ["CONFIG_DETECT_HUNG_TASK=y", "CONFIG_DEFAULT_HUNG_TASK_TIMEOUT=120",
+                              "CONFIG_PRINTK_TIME=y"])
+            with open(os.path.join(d, "Kconfig"), "w") as f:
+                f.write("config DEFAULT_HUNG_TASK_TIMEOUT\n\tint \"t\"\n"
+                        "\tdepends on DETECT_HUNG_TASK\n\tdefault 120\n")
+            self.assertEqual(build.kconfig_depends(d, ["DEFAULT_HUNG_TASK_TIMEOUT"]),
+                             {"DEFAULT_HUNG_TASK_TIMEOUT": "DETECT_HUNG_TASK"})
+
 
 class CheckpatchTest(unittest.TestCase):
 

@@ -48,10 +48,48 @@ def make(ctx: Context, *targets: str, odir: Optional[str] = None,
     return run(cmd, log=log, check=check, quiet=bool(log), capture=capture)
 
 
-def unapplied_options(fragments: Sequence[str], cfg: str) -> List[str]:
+def kconfig_depends(tree: str, names: Sequence[str]) -> Dict[str, str]:
+    """The `depends on` expressions of the Kconfig symbols `names` (without
+    CONFIG_), read from the Kconfig files of `tree`; all of a symbol's
+    `depends on` lines joined with " && "."""
+    want = set(names)
+    deps: Dict[str, List[str]] = {}
+    for root, _dirs, files in os.walk(tree):
+        if "/." in root:
+            continue
+        for name in files:
+            if not name.startswith("Kconfig"):
+                continue
+            cur: Optional[str] = None
+            try:
+                with open(os.path.join(root, name), errors="replace") as f:
+                    for line in f:
+                        m = re.match(r"^\s*(?:menu)?config\s+(\w+)\s*$", line)
+                        if m:
+                            cur = m.group(1) if m.group(1) in want else None
+                            continue
+                        if re.match(r"^\s*(?:choice|endchoice|menu|endmenu|if|endif|"
+                                    r"comment|source)\b", line):
+                            cur = None
+                            continue
+                        m = re.match(r"^\s*depends\s+on\s+(.*)$", line)
+                        if cur and m:
+                            deps.setdefault(cur, []).append(m.group(1).strip())
+            except OSError:
+                continue
+    return {k: " && ".join(v) for k, v in deps.items()}
+
+
+def unapplied_options(fragments: Sequence[str], cfg: str,
+                      depends: Optional[Dict[str, str]] = None) -> List[str]:
     """The lines of the fragments that the resolved .config `cfg` does not
     have. A later fragment overrides an earlier one, as merge_config.sh
-    does, so only the last word on an option counts."""
+    does, so only the last word on an option counts; and a later fragment
+    that turns an option off also takes back the earlier fragments' values
+    of the options that depend on it (`depends`, symbol -> its `depends on`
+    expression, see kconfig_depends()), which Kconfig then leaves out of the
+    .config: bench.config's "# CONFIG_DETECT_HUNG_TASK is not set" after
+    uffdrs.config's CONFIG_DEFAULT_HUNG_TASK_TIMEOUT=120."""
     want: Dict[str, str] = {}
     for frag in fragments:
         with open(frag) as f:
@@ -60,7 +98,15 @@ def unapplied_options(fragments: Sequence[str], cfg: str) -> List[str]:
                 if line.startswith("CONFIG_"):
                     want[line.split("=")[0]] = line
                 elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
-                    want[line[2:].split()[0]] = line
+                    key = line[2:].split()[0]
+                    want[key] = line
+                    off = key[len("CONFIG_"):]
+                    for dep, expr in (depends or {}).items():
+                        if (f"CONFIG_{dep}" in want and dep != off
+                                and re.search(rf"\b{off}\b", expr)
+                                and not re.search(rf"^CONFIG_{dep}[= ]", cfg, re.M)
+                                and f"# CONFIG_{dep} is not set" not in cfg):
+                            del want[f"CONFIG_{dep}"]
     lines = cfg.splitlines()
     missing = []
     for key, line in want.items():
@@ -81,7 +127,12 @@ def generate_config(ctx: Context, fragments: Sequence[str], odir: str) -> Tuple[
          odir, os.path.join(odir, ".config"), *fragments], cwd=ctx.tree, log=log)
     make(ctx, "olddefconfig", odir=odir, log=log)
     cfg = read(os.path.join(odir, ".config"))
-    return cfg, unapplied_options(fragments, cfg)
+    missing = unapplied_options(fragments, cfg)
+    if missing:
+        # Options that a later fragment's "is not set" hid: look up what they depend on.
+        names = [m.split("=")[0][len("CONFIG_"):] for m in missing if m.startswith("CONFIG_")]
+        missing = unapplied_options(fragments, cfg, kconfig_depends(ctx.tree, names))
+    return cfg, missing
 
 
 def configure(ctx: Context, fragments: Optional[Sequence[str]] = None,
