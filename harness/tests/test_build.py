@@ -113,6 +113,9 @@ class FragmentTest(unittest.TestCase):
             self.assertEqual(build.unapplied_options([a], cfg, deps),
                              ["CONFIG_DETECT_HUNG_TASK=y", "CONFIG_DEFAULT_HUNG_TASK_TIMEOUT=120",
                               "CONFIG_PRINTK_TIME=y"])
+            # In a tree under a hidden directory, as the cache is (~/.cache).
+            d = os.path.join(d, ".cache", "tree")
+            os.makedirs(d)
             with open(os.path.join(d, "Kconfig"), "w") as f:
                 f.write("config DEFAULT_HUNG_TASK_TIMEOUT\n\tint \"t\"\n"
                         "\tdepends on DETECT_HUNG_TASK\n\tdefault 120\n")

@@ -54,9 +54,8 @@ def kconfig_depends(tree: str, names: Sequence[str]) -> Dict[str, str]:
     `depends on` lines joined with " && "."""
     want = set(names)
     deps: Dict[str, List[str]] = {}
-    for root, _dirs, files in os.walk(tree):
-        if "/." in root:
-            continue
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             if not name.startswith("Kconfig"):
                 continue
