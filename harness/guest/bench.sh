@@ -17,6 +17,19 @@ ROUNDS=${2:-2}	# rust, rust-batch, c, rust, rust-batch, c, ...
 SCALE=0.5	# repetition counts of uffd-continue-bench (-s): -icount repeats to ~0.1%
 RAW=$OUT/logs/bench.raw
 : > "$RAW"
+# What each run mapped, from the counters of test builds (debugfs
+# userfaultfd/stats): "stats round=R impl=I prog=P name=delta ...", the
+# counters that grew. Shows, e.g., the PMD mappings of the batch on thp.
+STATS=/sys/kernel/debug/userfaultfd/stats
+STATSLOG=$OUT/logs/bench.stats
+: > "$STATSLOG"
+stats_before() { cat "$STATS" > "$OUT/logs/.stats.before" 2>/dev/null; }
+stats_after() {
+	[ -r "$STATS" ] || return 0
+	awk -v label="$1" 'NR == FNR { b[$1] = $2; next }
+		{ d = $2 - b[$1]; if (d) s = s " " $1 "=" d }
+		END { print "stats " label s }' "$OUT/logs/.stats.before" "$STATS" >> "$STATSLOG"
+}
 RESTORE=$ST/uffd-restore
 RESTORE_MIB=${3:-1024}
 # uffd-restore's memfd gets PMD-sized folios where it asks for them.
@@ -42,8 +55,10 @@ for round in $(seq $ROUNDS); do
 		[ "$impl" != base ] && echo "$impl" > "$SWITCH"
 		log "round $round/$ROUNDS: $impl"
 		lf=$(logname "bench round $round $impl")
+		stats_before
 		timeout -k 10 1200 "$BENCH" -s "$SCALE" > "$lf" 2>&1
 		rc=$?
+		stats_after "round=$round impl=$impl prog=uffd-continue-bench"
 		[ $rc -eq 0 ] || log "uffd-continue-bench exited with $rc, see $lf"
 		# The program reports the implementation it ran on: check it.
 		if [ "$impl" != base ] && grep "^bench " "$lf" | grep -qv " impl=$impl "; then
@@ -54,9 +69,11 @@ for round in $(seq $ROUNDS); do
 		[ -x "$RESTORE" ] || continue
 		for mem in shmem4k thp; do
 			lf=$(logname "restore round $round $impl $mem")
+			stats_before
 			timeout -k 10 1800 "$RESTORE" --size-mib "$RESTORE_MIB" \
 				--threads 4 $([ $mem = thp ] && echo --thp) > "$lf" 2>&1
 			rc=$?
+			stats_after "round=$round impl=$impl prog=uffd-restore-$mem"
 			[ $rc -eq 0 ] || log "uffd-restore ($mem) exited with $rc, see $lf"
 			if [ "$impl" != base ] && grep "^bench " "$lf" | grep -qv " impl=$impl "; then
 				log "uffd-restore ran on another implementation than $impl"

@@ -37,6 +37,22 @@ class BenchTest(unittest.TestCase):
         self.assertEqual(new, rec)
         self.assertEqual(text, read_test_data("bench", "bench.txt"))
 
+    def test_stats(self) -> None:
+        rec = recorded()
+        raw = read_test_data("bench", "bench.raw").splitlines()
+        stats = ["stats round=1 impl=rust-batch prog=uffd-continue-bench "
+                 "continue_rust_batch=1024 continue_rust_batch_pmd=2",
+                 "stats round=2 impl=rust-batch prog=uffd-continue-bench "
+                 "continue_rust_batch=1024 continue_rust_batch_pmd=2",
+                 "stats round=1 impl=c prog=uffd-restore-thp continue_c=512"]
+        text, new = bench.summarize(raw, rec["command"], rec["kernel"], rec["rounds"],
+                                    rec["scale"], stats)
+        self.assertIn("   rust-batch uffd-continue-bench      "
+                      "continue_rust_batch=2048 continue_rust_batch_pmd=4\n", text)
+        self.assertIn("   c          uffd-restore-thp         continue_c=512\n", text)
+        self.assertEqual(new["stats"], stats)
+        self.assertEqual(bench.table_from_json(new), text)
+
     def test_ratios_and_failed_runs(self) -> None:
         rec = recorded()
         # One of the six runs exited non-zero: its lines are left out.

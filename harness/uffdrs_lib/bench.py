@@ -108,8 +108,23 @@ def rfmt(x: Optional[float], w: int = 7) -> str:
     return f"{x:>{w}.3f}" if x is not None else f"{'-':>{w}}"
 
 
+def stats_sums(stats: Sequence[str]) -> Dict[Tuple[str, str], Dict[str, int]]:
+    """(impl, program) -> counter -> its growth summed over the rounds, from
+    the "stats round=R impl=I prog=P name=delta ..." lines of bench.sh."""
+    sums: Dict[Tuple[str, str], Dict[str, int]] = {}
+    for line in stats:
+        kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+        if "impl" not in kv or "prog" not in kv:
+            continue
+        per = sums.setdefault((kv["impl"], kv["prog"]), {})
+        for k, v in kv.items():
+            if k not in ("round", "impl", "prog"):
+                per[k] = per.get(k, 0) + int(v)
+    return sums
+
+
 def table(s: Summary, command: str, kernel: str, rounds: int, scale: float,
-          failed: int) -> str:
+          failed: int, stats: Sequence[str] = ()) -> str:
     impls, base, others = s.impls, s.base, s.others
     if not impls:
         raise HarnessError("the benchmark has no measurement")
@@ -188,6 +203,15 @@ def table(s: Summary, command: str, kernel: str, rounds: int, scale: float,
                 f"{x:.1f}%" if (x := s.spread(key, "pages_per_sec", i)) is not None else "-"
                 for i in impls)
             t.append(row)
+    sums = stats_sums(stats)
+    if sums:
+        t.append("")
+        t.append("4. What each implementation mapped (debugfs userfaultfd/stats, the counters that")
+        t.append("   grew, summed over the rounds; pages, and PMD mappings for *_pmd)")
+        for (impl, prog), per in sorted(sums.items(),
+                                        key=lambda x: (IMPL_ORDER.get(x[0][0], 3), x[0][1])):
+            t.append(f"   {impl:<11}{prog:<25}"
+                     + " ".join(f"{k}={v}" for k, v in sorted(per.items())))
     if failed:
         t.append("")
         t.append(f"WARNING: {failed} lines from failed runs were left out, see logs/")
@@ -195,7 +219,7 @@ def table(s: Summary, command: str, kernel: str, rounds: int, scale: float,
 
 
 def record(s: Summary, raw: Sequence[str], command: str, kernel: str, rounds: int,
-           scale: float, failed: int) -> Dict[str, Any]:
+           scale: float, failed: int, stats: Sequence[str] = ()) -> Dict[str, Any]:
     """The JSON record: every round of every measurement, medians, ratios."""
     results = []
     for key in sorted(s.data):
@@ -213,26 +237,31 @@ def record(s: Summary, raw: Sequence[str], command: str, kernel: str, rounds: in
             if key[0] == "continue":
                 r["floor_populate_read"] = s.floor(key)
             results.append(r)
-    return {"command": command, "kernel": kernel, "qemu_opts": QEMU_OPTS,
-            "note": NOTE, "unit": "guest instructions (icount ns)",
-            "rounds": rounds, "scale": scale, "impls": s.impls,
-            "failed_lines": failed, "results": results, "raw": list(raw)}
+    rec = {"command": command, "kernel": kernel, "qemu_opts": QEMU_OPTS,
+           "note": NOTE, "unit": "guest instructions (icount ns)",
+           "rounds": rounds, "scale": scale, "impls": s.impls,
+           "failed_lines": failed, "results": results, "raw": list(raw)}
+    if stats:
+        rec["stats"] = list(stats)
+    return rec
 
 
 def summarize(raw: Sequence[str], command: str, kernel: str, rounds: int,
-              scale: float) -> Tuple[str, Dict[str, Any]]:
-    """The table and the JSON record of a benchmark run's raw lines."""
+              scale: float, stats: Sequence[str] = ()) -> Tuple[str, Dict[str, Any]]:
+    """The table and the JSON record of a benchmark run's raw lines (and of
+    its counter lines, bench.stats, where the kernel has the counters)."""
     lines = [line.strip() for line in raw if line.strip()]
+    stats = [line.strip() for line in stats if line.strip()]
     data, failed = parse_raw(lines)
     s = Summary(data)
-    return (table(s, command, kernel, rounds, scale, failed),
-            record(s, lines, command, kernel, rounds, scale, failed))
+    return (table(s, command, kernel, rounds, scale, failed, stats),
+            record(s, lines, command, kernel, rounds, scale, failed, stats))
 
 
 def table_from_json(rec: Dict[str, Any]) -> str:
     """The table of a recorded bench.json (made again from its raw lines)."""
     text, _ = summarize(rec["raw"], rec["command"], rec["kernel"],
-                        int(rec["rounds"]), float(rec["scale"]))
+                        int(rec["rounds"]), float(rec["scale"]), rec.get("stats", []))
     return text
 
 
@@ -297,9 +326,11 @@ def bench(ctx: Context, name: str = "bench", command: Optional[str] = None,
         raise HarnessError(tail(os.path.join(rundir, "console.log"), 60)
                            + "the benchmark did not produce output")
     env = read_env(env_path)
+    stats_path = os.path.join(rundir, "logs", "bench.stats")
+    stats = read(stats_path).splitlines() if os.path.exists(stats_path) else []
     text, rec = summarize(read(raw_path).splitlines(), command or command_line(ctx),
                           env.get("kernel", "?"), int(env.get("rounds", "0")),
-                          float(env.get("scale", "1")))
+                          float(env.get("scale", "1")), stats)
     os.makedirs(ctx.out, exist_ok=True)
     for d in (rundir, ctx.out):
         with open(os.path.join(d, f"{name}.txt"), "w") as f:
