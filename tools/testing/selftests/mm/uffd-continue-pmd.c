@@ -290,7 +290,7 @@ static const char *memfd_thp_setup(SELF *self)
 			snprintf(self->shmem_enabled_pmd,
 				 sizeof(self->shmem_enabled_pmd), "%s", sel);
 			if (cg_write(THP_SYSFS, "hugepages-2048kB/shmem_enabled",
-					"inherit"))
+				     "inherit"))
 				return "cannot enable PMD-sized shmem THPs";
 		}
 	}
@@ -414,7 +414,7 @@ FIXTURE_TEARDOWN(pmd)
 		cg_write(THP_SYSFS, "shmem_enabled", self->shmem_enabled);
 	if (self->shmem_enabled_pmd[0])
 		cg_write(THP_SYSFS, "hugepages-2048kB/shmem_enabled",
-			    self->shmem_enabled_pmd);
+			 self->shmem_enabled_pmd);
 	free(self->faulted);
 }
 

@@ -1468,7 +1468,10 @@ static const char *leaks_wrong(struct usage before, long slack_kb, long rss,
 		if (tries)
 			usleep(100000);
 		l->after = usage_now();
-		l->cg_shmem = l->cg_swap = l->cg_current = l->cg_kernel = -1;
+		l->cg_shmem = -1;
+		l->cg_swap = -1;
+		l->cg_current = -1;
+		l->cg_kernel = -1;
 		if (cg_dir[0])
 			cg_left(l);
 		if (rss)
@@ -1908,7 +1911,8 @@ static void self_check_leaks(void)
 			 "checker: finds pages held by a pipe, their file closed\n");
 	close(pipefd[0]);
 	close(pipefd[1]);
-	pipefd[0] = pipefd[1] = -1;
+	pipefd[0] = -1;
+	pipefd[1] = -1;
 
 	found = leaks_wrong(before, 256, 0, &l);
 	ksft_print_msg("checker: all closed: %s; left in the cgroup: shmem %ld, swap %ld, all %ld bytes, kernel memory %ld\n",

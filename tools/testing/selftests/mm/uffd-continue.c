@@ -2638,7 +2638,7 @@ static const struct {
 	{ "install_rust",		" rust rust-batch " },
 };
 
-#define NR_STATS	(sizeof(mfill_stats) / sizeof(mfill_stats[0]))
+#define NR_STATS	ARRAY_SIZE(mfill_stats)
 
 /* What the switch said and the counters held when the program started. */
 static char impl_start[32];
@@ -2744,7 +2744,7 @@ TEST_F(implementation, mapped_by_selected)
 		       (unsigned long long)pages);
 		bad = true;
 	}
-	if (!strcmp(impl, "rust-batch") && (!steps) != (!cont)) {
+	if (!strcmp(impl, "rust-batch") && !steps != !cont) {
 		TH_LOG("%llu batched steps for %llu pages",
 		       (unsigned long long)steps, (unsigned long long)cont);
 		bad = true;
