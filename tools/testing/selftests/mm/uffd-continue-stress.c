@@ -1428,6 +1428,13 @@ struct left {
  */
 static void cg_left(struct left *l)
 {
+	/*
+	 * A folio that truncation or reclaim let go of may still sit in
+	 * another CPU's per-CPU LRU batch, which holds a reference until that
+	 * CPU drains it: drop_caches drains them all (lru_add_drain_all();
+	 * 4: without a line in the kernel log).
+	 */
+	cg_write("/proc/sys/vm", "drop_caches", "5");
 	cg_write(cg_dir, "memory.high", "0");
 	cg_write(cg_dir, "memory.high", "max");
 	l->cg_shmem = cg_read("memory.stat", "shmem");
