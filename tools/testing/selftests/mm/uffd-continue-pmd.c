@@ -81,27 +81,6 @@ static bool pg_ok(const char *p, size_t idx)
 /* ------------------------------------------------------------------------ */
 /* /proc and sysfs */
 
-/* A counter of debugfs userfaultfd/stats, or -1 if there is none. */
-static long mfill_stat(const char *name)
-{
-	char line[128];
-	size_t n = strlen(name);
-	long v = -1;
-	FILE *f;
-
-	f = fopen(DEBUGFS_UFFD "stats", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, name, n) && line[n] == ' ') {
-			v = strtol(line + n + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
 /* Reads a sysfs file into @buf, without the newline; 0 or -errno. */
 static int sysfs_read(const char *path, char *buf, size_t size)
 {

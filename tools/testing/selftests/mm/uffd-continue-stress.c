@@ -1310,26 +1310,6 @@ static void result(const char *kind, const char *why, const char *what)
 
 #define NR_TESTS_PER_KIND	7
 
-/* A counter of debugfs userfaultfd/stats (test kernels), or -1. */
-static long mfill_stat(const char *name)
-{
-	char line[128];
-	size_t n = strlen(name);
-	long v = -1;
-	FILE *f;
-
-	f = fopen(DEBUGFS_UFFD "stats", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ' ') {
-			v = strtol(line + n + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 /* The implementation debugfs userfaultfd/mfill_impl selects, or "". */
 static const char *mfill_impl(void)
 {

@@ -550,4 +550,24 @@ static inline const char *built_impl(void)
 	return what;
 }
 
+/* A counter of debugfs userfaultfd/stats (test kernels), or -1. */
+static inline long mfill_stat(const char *name)
+{
+	char line[128];
+	size_t n = strlen(name);
+	long v = -1;
+	FILE *f;
+
+	f = fopen(DEBUGFS_UFFD "stats", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ') {
+			v = strtol(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
 #endif /* __UFFD_CONTINUE_H__ */
