@@ -724,7 +724,8 @@ static void fork_child(struct thread *t)
 	int status;
 	pid_t pid;
 
-	pid = fork();
+	/* The other threads may CONTINUE under injection meanwhile. */
+	pid = uffd_fi_fork();
 	if (pid == 0)
 		_exit(child_reads(s, t->seed + 1));
 	INC(s->ops[OP_FORK]);

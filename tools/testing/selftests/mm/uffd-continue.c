@@ -2830,10 +2830,16 @@ static void khugepaged_park(void)
 	close(fd);
 }
 
+/* At exit, under injection: its summary, and failure if it went wrong. */
+static void uffd_fi_exit(void)
+{
+	if (!uffd_fi_report())
+		_exit(KSFT_FAIL);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t sz;
-	int ret;
 
 	page_size = sysconf(_SC_PAGESIZE);
 	sz = read_pmd_pagesize();
@@ -2848,13 +2854,14 @@ int main(int argc, char **argv)
 		*impl_start = 0;
 	print_file(DEBUGFS_UFFD "mfill_impl", "mfill_impl");
 	fflush(stdout);
+	/* First: its exit handler must run last (it may _exit()). */
+	if (uffd_fi_init()) {
+		printf("# fault injection: every UFFDIO_CONTINUE under make-it-fail\n");
+		atexit(uffd_fi_exit);
+	}
 	atexit(print_stats);
 	khugepaged_park();
-	if (uffd_fi_init())
-		printf("# fault injection: every UFFDIO_CONTINUE under make-it-fail\n");
 	fflush(stdout);
-	ret = test_harness_run(argc, argv);
-	if (!uffd_fi_report())
-		ret = KSFT_FAIL;
-	return ret;
+	/* It exits (ksft_exit()), through the handlers registered above. */
+	return test_harness_run(argc, argv);
 }

@@ -13,6 +13,7 @@
 
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/rseq.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -309,6 +310,12 @@ struct uffd_fi_counts {
 };
 
 static struct uffd_fi_counts *uffd_fi;	/* NULL: no injection */
+/*
+ * Held for reading from before a CONTINUE under injection until its
+ * make-it-fail is clear again, for writing around a fork() of a thread that
+ * may run meanwhile (uffd_fi_fork()); see uffd_fi_touch().
+ */
+static pthread_rwlock_t uffd_fi_fork_lock;
 /* Of this process: a test of a kselftest_harness program runs in one. */
 static unsigned long uffd_fi_undocumented;
 static bool uffd_fi_paused;		/* no injection in this process */
@@ -329,12 +336,18 @@ static void uffd_fi_close(void *fdp)
 static inline bool uffd_fi_init(void)
 {
 	const char *env = getenv(UFFD_FI_ENV);
+	pthread_rwlockattr_t attr;
 
 	if (!env || strcmp(env, "1"))
 		return false;
 	uffd_fi = mmap(NULL, sizeof(*uffd_fi), PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pthread_rwlockattr_init(&attr);
+	/* A stream of CONTINUE must not starve a forking thread. */
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	if (uffd_fi == MAP_FAILED ||
+	    pthread_rwlock_init(&uffd_fi_fork_lock, &attr) ||
 	    pthread_key_create(&uffd_fi_key, uffd_fi_close)) {
 		fprintf(stderr, "%s=1: no memory for its counters\n",
 			UFFD_FI_ENV);
@@ -392,6 +405,59 @@ static inline bool uffd_fi_set(bool on)
 	return true;
 }
 
+/* glibc's rseq area of each thread (glibc 2.35 and later; weak: or none). */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+/*
+ * Under injection a CONTINUE must fail of its own allocations only. But on
+ * its way back to user space the call also writes to the calling thread's own
+ * memory: @c->mapped, and the thread's rseq area, which glibc registers for
+ * every thread and the kernel updates after the thread was scheduled (and,
+ * if it cannot, kills the thread with SIGSEGV, which it then cannot deliver
+ * either). A page of these that a fork() left write-protected needs a new
+ * page on that write, and injection may fail that allocation. So, with
+ * uffd_fi_fork_lock held for reading (no fork() until make-it-fail is clear
+ * again), write them first: a page that was shared with a child is copied
+ * now, without injection.
+ */
+static inline void uffd_fi_touch(struct uffdio_continue *c)
+{
+	/* The first and the last field: @c may straddle two pages. */
+	*(volatile __u64 *)&c->range.start = c->range.start;
+	*(volatile __s64 *)&c->mapped = c->mapped;
+#ifdef __has_builtin
+#if __has_builtin(__builtin_thread_pointer)
+	/* rseq_cs is user space's own field, and 0 outside a critical section. */
+	if (&__rseq_size && __rseq_size >= offsetof(struct rseq, rseq_cs) + 8) {
+		volatile __u64 *cs = (volatile __u64 *)
+			((char *)__builtin_thread_pointer() + __rseq_offset +
+			 offsetof(struct rseq, rseq_cs));
+
+		*cs = *cs;
+	}
+#endif
+#endif
+}
+
+/*
+ * fork() for a program whose other threads may CONTINUE under injection
+ * meanwhile: it write-protects their pages, which uffd_fi_touch() must not
+ * see happen. The child must not CONTINUE (it inherits the lock held).
+ */
+static inline pid_t uffd_fi_fork(void)
+{
+	pid_t pid;
+
+	if (!uffd_fi)
+		return fork();
+	pthread_rwlock_wrlock(&uffd_fi_fork_lock);
+	pid = fork();
+	if (pid)
+		pthread_rwlock_unlock(&uffd_fi_fork_lock);
+	return pid;
+}
+
 /*
  * An outcome the admin guide documents for a CONTINUE of @len bytes: all of
  * it, part of it (EAGAIN and the bytes mapped), or -errno in mapped.
@@ -431,11 +497,16 @@ static inline int uffd_continue_ioctl(int uffd, struct uffdio_continue *c)
 
 	if (!uffd_fi || uffd_fi_paused)
 		return ioctl(uffd, UFFDIO_CONTINUE, c);
-	if (!uffd_fi_set(true))
+	pthread_rwlock_rdlock(&uffd_fi_fork_lock);
+	uffd_fi_touch(c);
+	if (!uffd_fi_set(true)) {
+		pthread_rwlock_unlock(&uffd_fi_fork_lock);
 		return ioctl(uffd, UFFDIO_CONTINUE, c);
+	}
 	ret = ioctl(uffd, UFFDIO_CONTINUE, c);
 	err = errno;
 	uffd_fi_set(false);
+	pthread_rwlock_unlock(&uffd_fi_fork_lock);
 	INC(uffd_fi->calls);
 	if (!uffd_fi_documented(ret, err, c->mapped, c->range.len, page)) {
 		uffd_fi_note(true, "CONTINUE(%#llx, %llu) under injection: ret %d errno %d mapped %lld",
