@@ -1410,11 +1410,16 @@ struct left {
 static void cg_left(struct left *l)
 {
 	/*
+	 * What the process wrote to its output (a log file, say) is charged
+	 * to the cgroup too, as page cache that drop_caches leaves alone
+	 * while it is dirty: write it back first.
+	 *
 	 * A folio that truncation or reclaim let go of may still sit in
 	 * another CPU's per-CPU LRU batch, which holds a reference until that
 	 * CPU drains it: drop_caches drains them all (lru_add_drain_all();
 	 * 4: without a line in the kernel log).
 	 */
+	sync();
 	cg_write("/proc/sys/vm", "drop_caches", "5");
 	cg_write(cg_dir, "memory.high", "0");
 	cg_write(cg_dir, "memory.high", "max");
@@ -1489,6 +1494,25 @@ static const char *leaks_wrong(struct usage before, long slack_kb, long rss,
 	return why;
 }
 
+/* The non-zero lines of cg_dir's memory.stat: what is left, by kind. */
+static void cg_print_stat(void)
+{
+	char path[256], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/memory.stat", cg_dir);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		const char *v = strchr(line, ' ');
+
+		if (v && strtol(v, NULL, 10))
+			ksft_print_msg("%s memory.stat: %s", cg_dir, line);
+	}
+	fclose(f);
+}
+
 static void check_leaks(struct usage before, long slack_kb, long rss)
 {
 	struct left l;
@@ -1506,8 +1530,11 @@ static void check_leaks(struct usage before, long slack_kb, long rss)
 			       l.cg_shmem, l.cg_swap,
 			       l.cg_swap < 0 ? " (not accounted: judged system-wide)" : "",
 			       l.cg_current, l.cg_kernel);
-	if (why)
+	if (why) {
 		ksft_print_msg("leak: %s\n", why);
+		if (cg_dir[0])
+			cg_print_stat();
+	}
 	ksft_test_result(!why, "nothing leaked: shmem, its swap, RssShmem and its memory cgroup's charge back where they started\n");
 	memcg_remove();
 }
