@@ -1580,6 +1580,8 @@ static bool run_stress(const char * const *kinds, unsigned int nr_kinds,
 		r->xpass = ksft_get_xpass_cnt();
 		r->skip = ksft_get_xskip_cnt();
 		r->error = ksft_get_error_cnt();
+		/* The counters of injection are shmem too, and mapped here. */
+		uffd_fi_detach();
 		r->rss = proc_kb("/proc/self/status", "RssShmem");
 		fflush(stdout);
 		_exit(write(p[1], r, sizeof(*r)) == sizeof(*r) ? 0 : 1);

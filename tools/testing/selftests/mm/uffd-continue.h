@@ -373,6 +373,19 @@ static void uffd_fi_note(bool undocumented, const char *fmt, ...)
 }
 
 /*
+ * For a child that is done with CONTINUE: unmaps the counters, which its
+ * parent keeps, so that its RssShmem is that of the files it tested only.
+ * Its CONTINUE calls, if any, are no longer under injection.
+ */
+static inline void uffd_fi_detach(void)
+{
+	if (!uffd_fi)
+		return;
+	munmap(uffd_fi, sizeof(*uffd_fi));
+	uffd_fi = NULL;
+}
+
+/*
  * Sets this thread's make-it-fail to @on. The file stays open (opening it
  * allocates): a thread opens its own, closed when it exits, and a child of
  * fork() opens its own too (/proc/thread-self is the opener's).
@@ -406,8 +419,10 @@ static inline bool uffd_fi_set(bool on)
 }
 
 /* glibc's rseq area of each thread (glibc 2.35 and later; weak: or none). */
-extern const ptrdiff_t __rseq_offset __attribute__((weak));
-extern const unsigned int __rseq_size __attribute__((weak));
+extern const ptrdiff_t __rseq_offset;
+extern const unsigned int __rseq_size;
+#pragma weak __rseq_offset
+#pragma weak __rseq_size
 
 /*
  * Under injection a CONTINUE must fail of its own allocations only. But on
