@@ -831,6 +831,7 @@ struct check {
 	unsigned long mapped, pfn_checked, probes, probe_failed;
 	unsigned long wrong_pfn, beyond_eof, foreign_word, slot_mapped;
 	unsigned long beyond_eof_pmd;	/* allowed: see check_page() */
+	unsigned long pfn_raced;	/* ... re-read: see check_page() */
 	char what[160];
 };
 
@@ -879,7 +880,8 @@ static void check_page(struct stress *s, struct check *c, char *map,
 		       size_t i, size_t idx, size_t eof)
 {
 	uint64_t e = pagemap_get_entry(s->pagemap_fd, map + i * page_size);
-	uint64_t a, w;
+	uint64_t a, e2, w;
+	int tries;
 	size_t k;
 	bool pmd_beyond_eof = false;
 
@@ -908,15 +910,31 @@ static void check_page(struct stress *s, struct check *c, char *map,
 	}
 	if (!PAGEMAP_PFN(e) || pmd_beyond_eof)
 		return;		/* not root: no page frames */
-	FORCE_READ(*(s->alias + idx * page_size));
-	a = pagemap_get_entry(s->pagemap_fd, s->alias + idx * page_size);
 	c->pfn_checked++;
-	if (PAGEMAP_PFN(a) != PAGEMAP_PFN(e)) {
-		c->wrong_pfn++;
-		check_fail(c, "file page %zu: mapped pfn %llx, page cache %llx",
-			   idx, (unsigned long long)PAGEMAP_PFN(e),
-			   (unsigned long long)PAGEMAP_PFN(a));
+	for (tries = 0; ; tries++) {
+		FORCE_READ(*(s->alias + idx * page_size));
+		a = pagemap_get_entry(s->pagemap_fd, s->alias + idx * page_size);
+		if (PAGEMAP_PFN(a) == PAGEMAP_PFN(e))
+			return;
+		/*
+		 * The racers are stopped, but khugepaged and compaction are
+		 * not: a collapse or a migration between the two reads
+		 * replaced the folio in the page cache and unmapped the old
+		 * one, so the page is no longer mapped, or maps the new one.
+		 * A stale mapping stays as it was.
+		 */
+		e2 = pagemap_get_entry(s->pagemap_fd, map + i * page_size);
+		if (e2 == e || tries == 3)
+			break;
+		c->pfn_raced++;
+		if (!(e2 & PM_PRESENT) || !PAGEMAP_PFN(e2))
+			return;
+		e = e2;
 	}
+	c->wrong_pfn++;
+	check_fail(c, "file page %zu: mapped pfn %llx, page cache %llx",
+		   idx, (unsigned long long)PAGEMAP_PFN(e),
+		   (unsigned long long)PAGEMAP_PFN(a));
 }
 
 /*
@@ -1182,8 +1200,9 @@ static void report(struct stress *s, unsigned int rounds, struct check *c)
 	ksft_print_msg("%s: racers (done/failed):%s\n", s->kind, buf);
 	ksft_print_msg("%s: %lu pages swapped out, %lu collapses, %lu pages moved (%d nodes)\n",
 		       s->kind, s->swapped, s->collapsed, s->moved, nr_nodes);
-	ksft_print_msg("%s: invariants: %lu mapped pages checked, %lu by page frame, %lu beyond EOF in a PMD mapping\n",
-		       s->kind, c->mapped, c->pfn_checked, c->beyond_eof_pmd);
+	ksft_print_msg("%s: invariants: %lu mapped pages checked, %lu by page frame (%lu re-read after a race), %lu beyond EOF in a PMD mapping\n",
+		       s->kind, c->mapped, c->pfn_checked, c->pfn_raced,
+		       c->beyond_eof_pmd);
 	if (s->last_bad[0])
 		ksft_print_msg("%s: last problem: %s\n", s->kind, s->last_bad);
 	if (c->what[0])
