@@ -438,18 +438,20 @@ extern const unsigned int __rseq_size;
  */
 static inline void uffd_fi_touch(struct uffdio_continue *c)
 {
-	/* The first and the last field: @c may straddle two pages. */
-	*(volatile __u64 *)&c->range.start = c->range.start;
-	*(volatile __s64 *)&c->mapped = c->mapped;
+	/*
+	 * The first and the last field: @c may straddle two pages. Each
+	 * written with the value it has, as a store the compiler keeps.
+	 */
+	STORE64(&c->range.start, LOAD64(&c->range.start));
+	STORE64(&c->mapped, LOAD64(&c->mapped));
 #ifdef __has_builtin
 #if __has_builtin(__builtin_thread_pointer)
 	/* rseq_cs is user space's own field, and 0 outside a critical section. */
 	if (&__rseq_size && __rseq_size >= offsetof(struct rseq, rseq_cs) + 8) {
-		volatile __u64 *cs = (volatile __u64 *)
-			((char *)__builtin_thread_pointer() + __rseq_offset +
-			 offsetof(struct rseq, rseq_cs));
+		char *cs = (char *)__builtin_thread_pointer() + __rseq_offset +
+			   offsetof(struct rseq, rseq_cs);
 
-		*cs = *cs;
+		STORE64(cs, LOAD64(cs));
 	}
 #endif
 #endif
