@@ -229,6 +229,9 @@ impl RustUffdMemory {
 
 #[vtable]
 impl UffdOps for RustUffdMemory {
+    // `VM_UFFD_RWP` is `VM_NONE` where the architecture has no RWP (loongarch, powerpc): then
+    // no VMA is registered for it, and the mask is 0.
+    #[allow(clippy::bad_bit_mask)]
     fn can_userfault(_vma: &VmaRef, vm_flags: vm_flags_t) -> bool {
         // Minor faults and write protection; no read-write protection.
         vm_flags & vm_flags::UFFD_RWP == 0

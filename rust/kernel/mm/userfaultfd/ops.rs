@@ -232,6 +232,8 @@ mod tests {
 
     #[vtable]
     impl UffdOps for CountingShmem {
+        // `VM_UFFD_RWP` is `VM_NONE` where the architecture has no RWP (loongarch, powerpc).
+        #[allow(clippy::bad_bit_mask)]
         fn can_userfault(_vma: &VmaRef, vm_flags: vm_flags_t) -> bool {
             vm_flags & flags::UFFD_RWP == 0
         }
