@@ -1005,20 +1005,7 @@ static void check_round(struct stress *s, struct check *c)
 /* A field of a /proc file, in kB; -1 if absent. */
 static long proc_kb(const char *path, const char *field)
 {
-	char line[256];
-	size_t n = strlen(field);
-	long v = -1;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, field, n) && line[n] == ':') {
-			v = strtol(line + n + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
+	return file_value(path, field, ':');
 }
 
 struct usage {

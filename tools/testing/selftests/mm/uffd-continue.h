@@ -638,24 +638,32 @@ static inline const char *built_impl(void)
 	return what;
 }
 
-/* A counter of debugfs userfaultfd/stats (test kernels), or -1. */
-static inline long mfill_stat(const char *name)
+/*
+ * The number after @key and @sep on a line of the file at @path ("key:
+ * value" in /proc, "key value" in debugfs), or -1 if there is none.
+ */
+static inline long file_value(const char *path, const char *key, char sep)
 {
-	char line[128];
-	size_t n = strlen(name);
+	char line[256];
+	size_t n = strlen(key);
 	long v = -1;
-	FILE *f;
+	FILE *f = fopen(path, "r");
 
-	f = fopen(DEBUGFS_UFFD "stats", "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ' ') {
+		if (!strncmp(line, key, n) && line[n] == sep) {
 			v = strtol(line + n + 1, NULL, 10);
 			break;
 		}
 	fclose(f);
 	return v;
+}
+
+/* A counter of debugfs userfaultfd/stats (test kernels), or -1. */
+static inline long mfill_stat(const char *name)
+{
+	return file_value(DEBUGFS_UFFD "stats", name, ' ');
 }
 
 #endif /* __UFFD_CONTINUE_H__ */
