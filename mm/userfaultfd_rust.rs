@@ -131,17 +131,15 @@ pub fn mfill_atomic_install_pte(
     folio: MfillFolio,
     flags: UffdFlags,
 ) -> Result<(), (Error, MfillFolio)> {
-    let Some(mut ptes) = pmd.pte_offset_map_lock() else {
-        return Err((EAGAIN, folio));
-    };
-    match folio {
+    pmd.pte_offset_map_lock_with(folio, |ptes, folio| match folio {
         MfillFolio::PageCache(folio) => ptes
             .set_ptes_file(folio, 1, flags.wp())
             .map_err(|(e, folio)| (e, MfillFolio::PageCache(folio))),
         MfillFolio::NewAnon(folio) => ptes
             .set_pte_new_anon::<MmLru>(folio, flags.wp())
             .map_err(|(e, folio)| (e, MfillFolio::NewAnon(folio))),
-    }
+    })
+    .unwrap_or_else(|folio| Err((EAGAIN, folio)))
 }
 
 /// Resolves a minor fault at the address of `pmd` (`mfill_atomic_pte_continue()`).
@@ -471,9 +469,8 @@ mod tests {
     /// Writes a marker into the empty PTE at `addr`.
     pub(crate) fn set_marker(addr: usize, marker: PteMarker) -> Result {
         with_pmd(addr, |pmd| {
-            pmd.pte_offset_map_lock()
-                .ok_or(EAGAIN)?
-                .set_pte_marker(marker)
+            pmd.pte_offset_map_lock(|ptes| ptes.set_pte_marker(marker))
+                .unwrap_or(Err(EAGAIN))
         })
     }
 

@@ -113,55 +113,55 @@ fn mfill_continue_ptes(
     let pgoff = vma.linear_page_index(dst_addr);
     let mut page_nr = folio.file_page_nr(pgoff);
 
-    let Some(mut ptes) = pmd.pte_offset_map_lock() else {
-        return Err(EAGAIN);
-    };
-    let max_off = mfill_max_off(vma).unwrap_or(usize::MAX);
-    if pgoff >= max_off {
-        return Err(EFAULT);
-    }
-    if !ptes.ptep_get().kind().is_fillable() {
-        return Err(EEXIST);
-    }
-    let limit = ptes
-        .max_nr()
-        .min((dst_end - dst_addr) / PAGE_SIZE)
-        .min(max_off - pgoff);
+    pmd.pte_offset_map_lock(|ptes| {
+        let max_off = mfill_max_off(vma).unwrap_or(usize::MAX);
+        if pgoff >= max_off {
+            return Err(EFAULT);
+        }
+        if !ptes.ptep_get().kind().is_fillable() {
+            return Err(EEXIST);
+        }
+        let limit = ptes
+            .max_nr()
+            .min((dst_end - dst_addr) / PAGE_SIZE)
+            .min(max_off - pgoff);
 
-    let mut done = 0;
-    loop {
-        // The run of this folio from `page_nr`; its first page was checked already.
-        let mut n = 1;
-        while done + n < limit
-            && page_nr + n < folio.nr_pages()
-            && !folio.page_hwpoison(page_nr + n)
-            && ptes
-                .ptep_get_nr(n)
-                .is_some_and(|old| old.kind().is_fillable())
-        {
-            n += 1;
+        let mut done = 0;
+        loop {
+            // The run of this folio from `page_nr`; its first page was checked already.
+            let mut n = 1;
+            while done + n < limit
+                && page_nr + n < folio.nr_pages()
+                && !folio.page_hwpoison(page_nr + n)
+                && ptes
+                    .ptep_get_nr(n)
+                    .is_some_and(|old| old.kind().is_fillable())
+            {
+                n += 1;
+            }
+            let folio_done = page_nr + n == folio.nr_pages();
+            if let Err((e, _folio)) = ptes.set_ptes_file(folio, n, flags.wp()) {
+                return if done == 0 { Err(e) } else { Ok(done) };
+            }
+            done += n;
+            // Stop at the limit, or at a page of this folio that must be left to the slow path.
+            if done >= limit || !folio_done || ptes.advance(n).is_err() {
+                break;
+            }
+            let index = pgoff + done;
+            // SAFETY: `ops` is the memory type's table of this VMA, and the inode that of its file.
+            let Some(next) = (unsafe { ops.get_folio_nowait(inode, index) }) else {
+                break;
+            };
+            page_nr = next.file_page_nr(index);
+            if next.page_hwpoison(page_nr) || !ptes.ptep_get().kind().is_fillable() {
+                break;
+            }
+            folio = next;
         }
-        let folio_done = page_nr + n == folio.nr_pages();
-        if let Err((e, _folio)) = ptes.set_ptes_file(folio, n, flags.wp()) {
-            return if done == 0 { Err(e) } else { Ok(done) };
-        }
-        done += n;
-        // Stop at the limit, or at a page of this folio that must be left to the slow path.
-        if done >= limit || !folio_done || ptes.advance(n).is_err() {
-            break;
-        }
-        let index = pgoff + done;
-        // SAFETY: `ops` is the memory type's table of this VMA, and the inode that of its file.
-        let Some(next) = (unsafe { ops.get_folio_nowait(inode, index) }) else {
-            break;
-        };
-        page_nr = next.file_page_nr(index);
-        if next.page_hwpoison(page_nr) || !ptes.ptep_get().kind().is_fillable() {
-            break;
-        }
-        folio = next;
-    }
-    Ok(done)
+        Ok(done)
+    })
+    .unwrap_or(Err(EAGAIN))
 }
 
 /// Returns whether a step from `dst_addr` to `dst_end` in `vma` may map a whole PMD: it starts a

@@ -188,6 +188,9 @@ impl VmOps for RustUffdMemory {
         test_support::fail_at(test_support::MAPPED)
     }
 
+    // `VM_UFFD_MINOR` is `VM_NONE` on 32-bit architectures (arm, ppc32), which have no minor
+    // faults: every fault is resolved here.
+    #[allow(clippy::bad_bit_mask)]
     fn fault(vmf: VmFault<'_>) -> VmFaultReason<'_> {
         // As shmem decides (`shmem_fault()`): in a range registered for minor faults, a page
         // the page cache has an entry for, even one swapped out or not uptodate, is a minor

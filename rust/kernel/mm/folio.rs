@@ -490,6 +490,7 @@ impl Drop for LockedFolio {
 /// back (what `set_page_dirty()` on pages pinned with GUP did).
 ///
 /// [`GetFolioNowait`]: crate::mm::userfaultfd::GetFolioNowait
+#[cfg(CONFIG_SHMEM)]
 pub fn filemap_lock_folio_nowait(
     inode: &crate::fs::inode::Inode,
     index: PgOff,

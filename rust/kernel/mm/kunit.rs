@@ -352,7 +352,8 @@ pub fn with_pmd<R>(addr: usize, f: impl FnOnce(&Pmd<'_>) -> Result<R>) -> Result
 /// Reads the PTE for `addr`, with the locks taken and dropped inside.
 pub fn read_pte(addr: usize) -> Result<Pte> {
     with_pmd(addr, |pmd| {
-        Ok(pmd.pte_offset_map_lock().ok_or(EAGAIN)?.ptep_get())
+        pmd.pte_offset_map_lock(|ptes| ptes.ptep_get())
+            .ok_or(EAGAIN)
     })
 }
 
@@ -360,15 +361,17 @@ pub fn read_pte(addr: usize) -> Result<Pte> {
 /// is not present.
 pub fn mapped_folio(addr: usize) -> Result<ARef<Folio>> {
     with_pmd(addr, |pmd| {
-        let ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-        let pte = ptes.ptep_get();
-        if !pte.present() {
-            return Err(ENOENT);
-        }
-        // SAFETY: The PTE tables the mapping of a file or anonymous memory uses map ordinary
-        // pages, and a present entry holds a reference on its folio; the PTE table lock keeps
-        // the entry in place until the new reference is taken.
-        let folio = unsafe { Folio::from_raw(bindings::pfn_folio(pte.pfn())) };
-        Ok(ARef::from(folio))
+        pmd.pte_offset_map_lock(|ptes| {
+            let pte = ptes.ptep_get();
+            if !pte.present() {
+                return Err(ENOENT);
+            }
+            // SAFETY: The PTE tables the mapping of a file or anonymous memory uses map ordinary
+            // pages, and a present entry holds a reference on its folio; the PTE table lock
+            // keeps the entry in place until the new reference is taken.
+            let folio = unsafe { Folio::from_raw(bindings::pfn_folio(pte.pfn())) };
+            Ok(ARef::from(folio))
+        })
+        .unwrap_or(Err(EAGAIN))
     })
 }

@@ -5,10 +5,10 @@
 //! - [`VmaPteMapped`] is a VMA whose pages are mapped by PTE tables of ordinary pages, the only
 //!   kind this module allocates, maps and fills page tables for.
 //! - [`Pmd`] is a PMD entry that points to a PTE table, valid while the VMA is read-locked.
-//! - [`PteTableGuard`] is a PTE table that is mapped and locked (`pte_offset_map_lock()`).
-//!   Dropping it does the full `pte_unmap_unlock()`: the page table lock is released *and* the
-//!   table is unmapped, which leaves the RCU read-side critical section that
-//!   `pte_offset_map_lock()` entered.
+//! - [`PteTableGuard`] is a PTE table that is mapped and locked (`pte_offset_map_lock()`), lent
+//!   to a closure by [`Pmd::pte_offset_map_lock`]. When the closure returns, the full
+//!   `pte_unmap_unlock()` is done: the page table lock is released *and* the table is unmapped,
+//!   which leaves the RCU read-side critical section that `pte_offset_map_lock()` entered.
 //! - New mappings are installed through [`PteTableGuard`] only, from a [`LockedFolio`] (page
 //!   cache) or a [`NewAnonFolio`], so that installing a PTE cannot compile without the page table
 //!   lock and, for the page cache, the folio lock.
@@ -32,7 +32,7 @@ use crate::{
     page::PAGE_SIZE,
     types::NotThreadSafe,
 };
-use core::{ops::Deref, ptr::NonNull};
+use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 
 /// mm's `folio_add_lru_vma()`, with which [`PteTableGuard::set_pte_new_anon`] puts a new
 /// anonymous folio on the LRU list its VMA calls for, or mlocks it in an `mlock()`ed VMA.
@@ -328,14 +328,41 @@ impl<'a> Pmd<'a> {
     }
 
     /// Maps and locks the PTE table, positioned at the entry for [`addr`](Self::addr)
-    /// (`pte_offset_map_lock()`).
+    /// (`pte_offset_map_lock()`), calls `f` with it, then unlocks and unmaps it
+    /// (`pte_unmap_unlock()`) and returns what `f` returned.
     ///
-    /// Returns `None` if there is no PTE table any more (it was freed or replaced by a huge
-    /// PMD since the PMD was established); the C fill paths report that as `EAGAIN`. Entries
-    /// after the first are reached with [`PteTableGuard::advance`], which stays inside the table
-    /// and the VMA.
+    /// Returns `None`, without calling `f`, if there is no PTE table any more (it was freed or
+    /// replaced by a huge PMD since the PMD was established); the C fill paths report that as
+    /// `EAGAIN`. Entries after the first are reached with [`PteTableGuard::advance`], which stays
+    /// inside the table and the VMA.
+    ///
+    /// The guard lives only during `f`, so guards are always released in the reverse order of
+    /// their creation: with `CONFIG_HIGHPTE` the table is mapped with `kmap_local_page()`, whose
+    /// mappings are a stack that `kunmap_local()` pops from the top, whatever address it is
+    /// given. `f` gets a guard of a type of its own (the lifetime `'g` is different for every
+    /// call), so a guard cannot leave `f` or be swapped with the guard of an enclosing call.
+    ///
+    /// While `f` runs, the table's spinlock is held and the CPU is in an RCU read-side critical
+    /// section: `f` must not sleep (no allocation but `GFP_ATOMIC`, no folio lock, no mmap or
+    /// VMA lock), and must not lock this table again or the PMD lock of its range (with split
+    /// page table locks, the PMD lock is taken before the PTE lock, as khugepaged does; without
+    /// them, both are `mm->page_table_lock`): either deadlocks.
     #[inline]
-    pub fn pte_offset_map_lock(&self) -> Option<PteTableGuard<'a>> {
+    pub fn pte_offset_map_lock<R>(
+        &self,
+        f: impl for<'g> FnOnce(&mut PteTableGuard<'a, 'g>) -> R,
+    ) -> Option<R> {
+        self.pte_offset_map_lock_with((), |ptes, ()| f(ptes)).ok()
+    }
+
+    /// [`pte_offset_map_lock`](Self::pte_offset_map_lock) with a value `f` takes over, which
+    /// comes back as the error if there is no PTE table any more.
+    #[inline]
+    pub fn pte_offset_map_lock_with<T, R>(
+        &self,
+        arg: T,
+        f: impl for<'g> FnOnce(&mut PteTableGuard<'a, 'g>, T) -> R,
+    ) -> Result<R, T> {
         let mut ptl: *mut bindings::spinlock_t = core::ptr::null_mut();
         // SAFETY: The PMD entry and the mm are valid by the type invariants, and `self.addr` is
         // in the range of the PMD entry.
@@ -347,10 +374,13 @@ impl<'a> Pmd<'a> {
                 &mut ptl,
             )
         };
-        let ptep = NonNull::new(ptep)?;
+        let Some(ptep) = NonNull::new(ptep) else {
+            return Err(arg);
+        };
         // INVARIANT: `pte_offset_map_lock()` succeeded: the table is mapped and `ptl` is held;
-        // `self.addr` is inside the VMA by the invariants of `Pmd`.
-        Some(PteTableGuard {
+        // `self.addr` is inside the VMA by the invariants of `Pmd`. The guard is a local of this
+        // call and dropped at its end: no other guard created after it is left when it goes.
+        let mut guard = PteTableGuard {
             ptep,
             mapped: ptep,
             // SAFETY: On success `pte_offset_map_lock()` sets `ptl` to the (locked) table lock.
@@ -358,23 +388,27 @@ impl<'a> Pmd<'a> {
             addr: self.addr,
             vma: self.vma,
             _nts: NotThreadSafe,
-        })
+            _call: PhantomData,
+        };
+        Ok(f(&mut guard, arg))
     }
 }
 
 /// A PTE table that is mapped and whose lock is held, positioned at the entry for one address.
 ///
-/// Created by [`Pmd::pte_offset_map_lock`]. The entries from that address up to the end of the
-/// table or of the VMA, whichever comes first, can be read and written through the guard; see
-/// [`max_nr`](Self::max_nr). Dropping the guard unlocks and unmaps the table
-/// (`pte_unmap_unlock()`).
+/// Lent by [`Pmd::pte_offset_map_lock`] to its closure, for the duration of the call, as
+/// `&mut PteTableGuard<'a, 'g>`: `'a` is the lifetime of the VMA's read lock, `'g` is different
+/// for every call (invariant), so that the guards of two calls are of different types. The
+/// entries from that address up to the end of the table or of the VMA, whichever comes first,
+/// can be read and written through the guard; see [`max_nr`](Self::max_nr). The table is
+/// unlocked and unmapped (`pte_unmap_unlock()`) when the call ends.
 ///
 /// # Invariants
 ///
 /// `mapped` is the entry that `pte_offset_map_lock()` returned when it mapped a PTE table of
 /// `vma`'s mm and took its lock `ptl`; the table stays mapped and `ptl` held by this guard.
 /// `ptep` is the entry for `addr` in the same table, and `addr` is inside `vma`.
-pub struct PteTableGuard<'a> {
+pub struct PteTableGuard<'a, 'g> {
     ptep: NonNull<bindings::pte_t>,
     // The entry `pte_offset_map_lock()` returned, for `pte_unmap_unlock()`.
     mapped: NonNull<bindings::pte_t>,
@@ -383,9 +417,12 @@ pub struct PteTableGuard<'a> {
     vma: &'a VmaPteMapped,
     // The lock must be released on the CPU and in the RCU read-side section that took it.
     _nts: NotThreadSafe,
+    // Invariant in `'g`: the guard of one call of `Pmd::pte_offset_map_lock()` cannot take the
+    // place of another's.
+    _call: PhantomData<fn(&'g ()) -> &'g ()>,
 }
 
-impl<'a> PteTableGuard<'a> {
+impl<'a> PteTableGuard<'a, '_> {
     /// Returns the address of the entry the guard is positioned at.
     #[inline]
     pub fn addr(&self) -> usize {
@@ -541,7 +578,16 @@ impl<'a> PteTableGuard<'a> {
     /// before it unmaps it and removes it from the page cache, so a folio that is still in the
     /// VMA's file here is unmapped by truncation afterwards.
     ///
+    /// The entries are dirty, in any VMA, as userfaultfd makes them for shmem: the folio is
+    /// dirtied when they are zapped, without the file system's `->page_mkwrite()`. That is right
+    /// for the page cache of a file system that does not write back (`mapping_can_writeback()`
+    /// false), which is the only page cache safe code can get a locked folio of: the lookups are
+    /// shmem's ([`shmem_get_folio`], and `filemap_lock_folio_nowait()`, which refuses other
+    /// inodes) and those of memory types built on them. A lookup of another page cache must not
+    /// hand out a [`LockedFolio`] before this refuses folios of mappings that write back.
+    ///
     /// [`PteKind::is_fillable`]: crate::mm::pte::PteKind::is_fillable
+    /// [`shmem_get_folio`]: crate::mm::shmem::shmem_get_folio
     // Always inlined: this is the per-page path of the userfaultfd fills, and their callers pass
     // a constant `nr` (1 for the page-by-page ones), for which the loops below fold away.
     #[inline(always)]
@@ -675,10 +721,11 @@ impl<'a> PteTableGuard<'a> {
     /// On failure nothing is changed and the folio is handed back with the error: `EEXIST` if
     /// the entry is not one a fill may replace; `EFAULT` if the VMA maps a file and the address
     /// is at or beyond its end (as for [`set_ptes_file`](Self::set_ptes_file)); `EINVAL` if the
-    /// VMA is shared (anonymous memory only goes into private mappings), has no `anon_vma` (the
-    /// caller prepares it, as `anon_vma_prepare()` does for the C fill paths), belongs to another
-    /// mm than the one the folio was charged to, or if `wp` is asked of a VMA not registered for
-    /// it.
+    /// VMA is shared (`VM_SHARED`: anonymous memory only goes into private mappings, as
+    /// `mfill_atomic_pte()` decides; a `MAP_SHARED` mapping of a file opened read-only has only
+    /// `VM_MAYSHARE`, and gets anonymous pages from C too), has no `anon_vma` (the caller
+    /// prepares it, as `anon_vma_prepare()` does for the C fill paths), belongs to another mm
+    /// than the one the folio was charged to, or if `wp` is asked of a VMA not registered for it.
     pub fn set_pte_new_anon<L: FolioAddLruVma>(
         &mut self,
         folio: NewAnonFolio,
@@ -730,7 +777,13 @@ impl<'a> PteTableGuard<'a> {
     /// registered for userfaultfd write protection, and the poison marker, in a VMA registered
     /// with userfaultfd. Guard regions are `madvise(MADV_GUARD_INSTALL)`'s, which checks the VMA
     /// for them (no `mlock()`ed or special VMA). Fails with `EINVAL` for any other marker, and
-    /// with `EEXIST` if the entry is not empty (`pte_none()`), like `UFFDIO_POISON`.
+    /// with `EEXIST` if the entry is not empty (`pte_none()`).
+    ///
+    /// It is not `UFFDIO_POISON` or `UFFDIO_WRITEPROTECT`: it does not check the file size (a
+    /// poison marker beyond the end of the file raises `SIGBUS` as the hole there would), nor
+    /// whether the userfaultfd asked for markers in empty entries of anonymous memory
+    /// (`UFFD_FEATURE_WP_UNPOPULATED`); the fault path handles a write-protect marker in any VMA
+    /// registered for write protection.
     pub fn set_pte_marker(&mut self, marker: PteMarker) -> Result {
         let vm_flags = self.vma.flags();
         let uffd = flags::UFFD_MISSING | flags::UFFD_WP | flags::UFFD_MINOR;
@@ -760,7 +813,7 @@ impl<'a> PteTableGuard<'a> {
     }
 }
 
-impl Drop for PteTableGuard<'_> {
+impl Drop for PteTableGuard<'_, '_> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariants, the table is mapped and locked by this guard; this
@@ -927,17 +980,18 @@ mod tests {
         let held: ARef<Folio> = ARef::from(&*folio);
         let refs_before = kunit::settled_ref_count(&held);
         let (old, max_nr, again) = with_pmd(addr, |pmd| {
-            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            let old = ptes.ptep_get();
-            let max_nr = ptes.max_nr();
-            let res = ptes.set_ptes_file(folio, 1, false);
-            drop(ptes);
+            let (old, max_nr, res) = pmd
+                .pte_offset_map_lock(|ptes| {
+                    let old = ptes.ptep_get();
+                    (old, ptes.max_nr(), ptes.set_ptes_file(folio, 1, false))
+                })
+                .ok_or(EAGAIN)?;
             res.map_err(|(e, _)| e)?;
             // A second installation over the new entry is refused, and the folio comes back.
             let folio2 = shmem_get_folio(file.inode(), 1, 0, SgpType::NoAlloc)?.ok_or(ENOENT)?;
-            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            let again = ptes.set_ptes_file(folio2, 1, false);
-            drop(ptes);
+            let again = pmd
+                .pte_offset_map_lock(|ptes| ptes.set_ptes_file(folio2, 1, false))
+                .ok_or(EAGAIN)?;
             Ok((old, max_nr, again.err().map(|(e, f)| (e, f.test_locked()))))
         })?;
         assert_eq!(old.kind(), PteKind::None);
@@ -967,15 +1021,16 @@ mod tests {
         let file = shmem_file_setup(c"rust_mm_pgtable", 4 * PS)?;
         let addr = kunit::vm_mmap(Some(&file), 4 * PAGE_SIZE, prot::READ, prot::MAP_SHARED, 0)?;
         let r = with_pmd(addr, |pmd| {
-            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            let nr = ptes.max_nr();
-            let r = (nr, ptes.ptep_get_nr(nr - 1), ptes.ptep_get_nr(nr));
-            // Moving past the end is refused; moving by one shrinks what is left by one.
-            let past = ptes.advance(nr);
-            let one = if nr > 1 { ptes.advance(1) } else { Ok(()) };
-            let moved = (ptes.addr(), ptes.max_nr());
-            drop(ptes);
-            Ok((r, past, one, moved))
+            pmd.pte_offset_map_lock(|ptes| {
+                let nr = ptes.max_nr();
+                let r = (nr, ptes.ptep_get_nr(nr - 1), ptes.ptep_get_nr(nr));
+                // Moving past the end is refused; moving by one shrinks what is left by one.
+                let past = ptes.advance(nr);
+                let one = if nr > 1 { ptes.advance(1) } else { Ok(()) };
+                let moved = (ptes.addr(), ptes.max_nr());
+                (r, past, one, moved)
+            })
+            .ok_or(EAGAIN)
         })?;
         let ((nr, last, beyond), past, one, moved) = r;
         assert_eq!(past, Err(EINVAL));
@@ -1077,9 +1132,9 @@ mod misuse_tests {
         wp: bool,
     ) -> Result<Option<(Error, bool)>> {
         with_pmd(addr, |pmd| {
-            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            let res = ptes.set_ptes_file(folio, nr, wp);
-            drop(ptes);
+            let res = pmd
+                .pte_offset_map_lock(|ptes| ptes.set_ptes_file(folio, nr, wp))
+                .ok_or(EAGAIN)?;
             Ok(res.err().map(|(e, f)| (e, f.test_locked())))
         })
     }
@@ -1155,13 +1210,15 @@ mod misuse_tests {
         assert_eq!(try_install(addr, folio, 1, true)?, Some((EINVAL, true)));
         // Nor may a userfaultfd marker be written into a VMA not registered for it.
         let markers = with_pmd(addr, |pmd| {
-            let mut ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            Ok([
-                ptes.set_pte_marker(PteMarker::UFFD_WP),
-                ptes.set_pte_marker(PteMarker::POISONED),
-                // Guard regions are `MADV_GUARD_INSTALL`'s, which checks the VMA for them.
-                ptes.set_pte_marker(PteMarker::GUARD),
-            ])
+            pmd.pte_offset_map_lock(|ptes| {
+                [
+                    ptes.set_pte_marker(PteMarker::UFFD_WP),
+                    ptes.set_pte_marker(PteMarker::POISONED),
+                    // Guard regions are `MADV_GUARD_INSTALL`'s, which checks the VMA for them.
+                    ptes.set_pte_marker(PteMarker::GUARD),
+                ]
+            })
+            .ok_or(EAGAIN)
         })?;
         assert_eq!(markers, [Err(EINVAL), Err(EINVAL), Err(EINVAL)]);
         assert_eq!(seen(addr, &held)?, before);
@@ -1222,20 +1279,21 @@ mod misuse_tests {
         // This suite registers no userfaultfd: add the bit to the guard in the table itself.
         let both = Pte::make_pte_marker(PteMarker::GUARD | PteMarker::UFFD_WP);
         with_pmd(addr, |pmd| {
-            let ptes = pmd.pte_offset_map_lock().ok_or(EAGAIN)?;
-            assert_eq!(ptes.ptep_get().kind(), PteKind::Marker(PteMarker::GUARD));
-            // SAFETY: The table is mapped and locked, and the entry is a guard marker: a marker
-            // that maps nothing replaces one that maps nothing.
-            unsafe {
-                bindings::set_ptes(
-                    ptes.vma.mm().as_raw(),
-                    addr,
-                    ptes.ptep.as_ptr(),
-                    both.as_raw(),
-                    1,
-                )
-            };
-            Ok(())
+            pmd.pte_offset_map_lock(|ptes| {
+                assert_eq!(ptes.ptep_get().kind(), PteKind::Marker(PteMarker::GUARD));
+                // SAFETY: The table is mapped and locked, and the entry is a guard marker: a
+                // marker that maps nothing replaces one that maps nothing.
+                unsafe {
+                    bindings::set_ptes(
+                        ptes.vma.mm().as_raw(),
+                        addr,
+                        ptes.ptep.as_ptr(),
+                        both.as_raw(),
+                        1,
+                    )
+                };
+            })
+            .ok_or(EAGAIN)
         })?;
         let kind = read_pte(addr)?.kind();
         assert_eq!(kind, PteKind::Marker(PteMarker::GUARD | PteMarker::UFFD_WP));

@@ -193,7 +193,14 @@ impl<'a> PmdEntry<'a> {
     /// Where the architecture deposits a page table with every huge PMD
     /// (`arch_needs_pgtable_deposit()`: powerpc's hash MMU), that table is allocated first,
     /// which may sleep and fails with `ENOMEM`; the guard frees it if no huge PMD took it.
-    /// Elsewhere this cannot fail.
+    /// Elsewhere this cannot fail. (C's `do_set_pmd()` allocates that table with the folio
+    /// locked too, when the fault path did not preallocate it.)
+    ///
+    /// While the guard lives, the PMD lock, a spinlock, is held: the holder must not sleep, nor
+    /// lock this entry again, nor, without split page table locks (where the PMD and PTE locks
+    /// are both `mm->page_table_lock`), a PTE table of its range: either deadlocks. Unlike a PTE
+    /// table, the PMD entry is not mapped with `kmap_local()`, so guards may be dropped in any
+    /// order.
     #[inline]
     pub fn pmd_lock(&self) -> Result<PmdGuard<'a>> {
         let mm = self.vma.mm().as_raw();

@@ -40,9 +40,12 @@ use core::fmt;
 pub struct Pte(bindings::pte_t);
 
 impl Pte {
-    /// Wraps a raw `pte_t`.
+    /// Wraps a raw `pte_t`, read from a page table (or built by a test).
+    ///
+    /// Not public: [`Pte::kind`] of a value no page table holds, such as a swap entry of a type
+    /// that does not exist, would trip a `VM_WARN_ON_ONCE()` of `softleaf_type()`.
     #[inline]
-    pub fn from_raw(pte: bindings::pte_t) -> Self {
+    pub(crate) fn from_raw(pte: bindings::pte_t) -> Self {
         Self(pte)
     }
 

@@ -231,6 +231,9 @@ impl<'a> VmFault<'a> {
     /// the task gets a signal); the lock the fault was taken under may be dropped
     /// (`VM_FAULT_RETRY`), which is why the fault is given up.
     #[cfg(CONFIG_USERFAULTFD)]
+    // `VM_UFFD_MINOR` is `VM_NONE` on 32-bit architectures (arm, ppc32), which have no minor
+    // faults: the fault is always given back there.
+    #[allow(clippy::bad_bit_mask)]
     pub fn handle_userfault_minor(self) -> core::result::Result<VmFaultReason<'a>, Self> {
         if self.vma().flags() & flags::UFFD_MINOR == 0 {
             return Err(self);
@@ -249,6 +252,10 @@ impl<'a> VmFault<'a> {
 ///
 /// Only [`UffdOpsTable::of`] makes one, so the C core never calls operations that safe code
 /// wrote.
+///
+/// # Invariants
+///
+/// `0` is the `struct vm_uffd_ops` of a [`UffdOps`] implementation (`UffdOpsVtable`).
 #[cfg(CONFIG_USERFAULTFD)]
 #[repr(transparent)]
 pub struct UffdOpsTable(bindings::vm_uffd_ops);
@@ -282,10 +289,10 @@ impl UffdOpsTable {
 /// table entry is empty (or a userfaultfd marker); it may sleep.
 ///
 /// Every VMA of the table holds a reference on the module of the implementation
-/// (`OwnerModule`, set by `#[vtable]`), from the moment it exists until it is closed: the
-/// module cannot be unloaded while a VMA could still call its code, even once the file the VMA
-/// was mapped from is closed. The table does not use the VMA's `vm_private_data`, which stays
-/// `NULL`.
+/// (`OwnerModule`, set by `#[vtable]`), from the moment `->mapped()` succeeded until it is
+/// closed: the module cannot be unloaded while a VMA could still call its code, even once the
+/// file the VMA was mapped from is closed. The VMA's `vm_private_data` is that module (`NULL` for
+/// built-in code, and until `->mapped()` succeeded); nothing else writes it.
 #[vtable]
 pub trait VmOps: Sized + 'static {
     /// The userfaultfd operations of the memory type (`uffd_ops`), `None` (the default) if it
@@ -312,58 +319,61 @@ pub trait VmOps: Sized + 'static {
     fn fault<'a>(vmf: VmFault<'a>) -> VmFaultReason<'a>;
 }
 
-/// The `struct vm_operations_struct` of a [`VmOps`] implementation, and the module whose code
-/// its operations are.
+/// The `struct vm_operations_struct` of a [`VmOps`] implementation.
 ///
-/// Only [`VmOpsVtable::table`] makes one.
+/// Only [`VmOpsVtable::table`] makes one, and only [`VmaDesc::set_shmem_file`] gives it to a
+/// VMA: the operations are not public, so that no VMA gets them without `->mapped()` being
+/// called for it (a legacy `->mmap()` hook does not call it), and so without the reference
+/// `->close()` puts.
 ///
 /// # Invariants
 ///
-/// `ops` is the table of a [`VmOps`] implementation, whose `->open()` and `->close()` are
-/// `vm_ops_open()` and `vm_ops_close()`, and `owner` the module of the implementation (`NULL`
-/// for built-in code). A VMA whose `vm_ops` point to `ops` holds a reference on `owner` from
-/// `->mapped()` (or `->open()`, for a copy) to `->close()`.
-#[repr(C)]
-pub struct VmOpsTable {
-    ops: bindings::vm_operations_struct,
-    owner: *mut bindings::module,
-}
+/// `0` is the table of a [`VmOps`] implementation, whose `->mapped()` is the one of
+/// [`VmOpsVtable`] and whose `->open()` and `->close()` are `vm_ops_open()` and
+/// `vm_ops_close()`. The `vm_private_data` of a VMA that has these operations (or a copy of
+/// them, as a stacking file system makes) is `NULL` until `->mapped()` succeeds, then the
+/// module of the implementation (`NULL` for built-in code), on which the VMA holds a reference
+/// until `->close()` (a copy of the VMA, from `->open()`).
+#[repr(transparent)]
+pub struct VmOpsTable(bindings::vm_operations_struct);
 
 impl VmOpsTable {
     /// Returns the `struct vm_operations_struct`.
     #[inline]
-    pub const fn ops(&'static self) -> &'static bindings::vm_operations_struct {
-        &self.ops
+    pub(crate) const fn ops(&'static self) -> &'static bindings::vm_operations_struct {
+        &self.0
     }
+}
 
-    /// Returns the module that a VMA whose operations are a [`VmOpsTable`] holds a reference on.
-    ///
-    /// # Safety
-    ///
-    /// `vma` must be a valid VMA whose `vm_ops` point to the `ops` of a [`VmOpsTable`].
-    unsafe fn owner_of(vma: *mut bindings::vm_area_struct) -> *mut bindings::module {
-        // SAFETY: By the safety requirements, `vm_ops` points to the first field of a
-        // `VmOpsTable` (`repr(C)`), which is static.
-        unsafe { (*(*vma).vm_ops.cast::<VmOpsTable>()).owner }
-    }
+/// Returns the module a VMA of a [`VmOpsTable`] holds a reference on: its `vm_private_data`.
+///
+/// # Safety
+///
+/// `vma` must be a valid VMA whose operations are those of a [`VmOpsTable`] (or a copy of them).
+unsafe fn owner_of(vma: *mut bindings::vm_area_struct) -> *mut bindings::module {
+    // SAFETY: The VMA is valid; by the invariants of `VmOpsTable`, its `vm_private_data` is
+    // `NULL` or the module it holds a reference on.
+    unsafe { (*vma).vm_private_data.cast() }
 }
 
 /// The table of a [`VmOps`] implementation, see [`VmOpsTable`].
 pub struct VmOpsVtable<T: VmOps>(PhantomData<T>);
 
 /// Takes a reference on the module of the operations for a copy of a VMA (`->open()`: split,
-/// `mremap()`, `fork()`), as [`VmOpsVtable::mapped`] did for the VMA it was copied from.
+/// `mremap()`, `fork()`), as [`VmOpsVtable::mapped`] did for the VMA it was copied from, whose
+/// `vm_private_data` the copy has.
 ///
-/// It is built into the kernel, whatever module the table belongs to.
+/// It is built into the kernel, whatever module the table belongs to. It does not look at the
+/// VMA's operations: a stacking file system (Coda) may call it through a copy of them.
 ///
 /// # Safety
 ///
-/// `vma` is a valid VMA whose operations are the `ops` of a [`VmOpsTable`], called as
-/// `->open()`.
+/// `vma` is a valid VMA whose operations are those of a [`VmOpsTable`] (or a copy of them),
+/// called as `->open()`.
 unsafe extern "C" fn vm_ops_open(vma: *mut bindings::vm_area_struct) {
-    // SAFETY: The VMA `vma` was copied from holds a reference on the module, which stays loaded
-    // during this call; taking one more cannot fail.
-    unsafe { bindings::__module_get(VmOpsTable::owner_of(vma)) };
+    // SAFETY: The VMA `vma` was copied from holds a reference on the module (if any), which
+    // stays loaded during this call; taking one more cannot fail.
+    unsafe { bindings::__module_get(owner_of(vma)) };
 }
 
 /// Puts the reference of a VMA on the module of its operations (`->close()`).
@@ -373,12 +383,12 @@ unsafe extern "C" fn vm_ops_open(vma: *mut bindings::vm_area_struct) {
 ///
 /// # Safety
 ///
-/// `vma` is a valid VMA whose operations are the `ops` of a [`VmOpsTable`], called as
-/// `->close()`.
+/// `vma` is a valid VMA whose operations are those of a [`VmOpsTable`] (or a copy of them),
+/// called as `->close()`.
 unsafe extern "C" fn vm_ops_close(vma: *mut bindings::vm_area_struct) {
-    // SAFETY: By the type invariants of `VmOpsTable`, the VMA holds a reference on the module,
-    // which it gives up.
-    unsafe { bindings::module_put(VmOpsTable::owner_of(vma)) };
+    // SAFETY: By the type invariants of `VmOpsTable`, the VMA holds a reference on the module in
+    // its `vm_private_data` (if any), which it gives up.
+    unsafe { bindings::module_put(owner_of(vma)) };
 }
 
 impl<T: VmOps> VmOpsVtable<T> {
@@ -392,55 +402,61 @@ impl<T: VmOps> VmOpsVtable<T> {
         T::fault(vmf).as_raw()
     }
 
-    /// Takes the reference of a new VMA on the module of `T`, then calls [`VmOps::mapped`].
+    /// Calls [`VmOps::mapped`], then, if it succeeded, takes the reference of the new VMA on the
+    /// module of `T` and makes the module the VMA's `vm_private_data`.
+    ///
+    /// Nothing is taken if it fails: `mmap()` then unmaps the VMA, which closes it, but a
+    /// stacking driver that ran the hook from its own `->mmap()` (`compat_vma_mmap()`) frees it
+    /// without closing it.
     ///
     /// # Safety
     ///
-    /// Only called by `mmap()`, as `->mapped()` of a VMA whose operations are this table, just
-    /// created: `->close()` will be called for it, also if this fails. `file` is the VMA's file,
-    /// valid for the duration of the call.
+    /// Only called by `mmap()` (or `compat_vma_mmap()`), as `->mapped()` of a VMA whose
+    /// operations are this table, just created, whose `vm_private_data` `vm_private_data` points
+    /// to (`NULL`: [`VmaDesc`] does not set it). `file` is the VMA's file, valid for the duration
+    /// of the call.
     unsafe extern "C" fn mapped(
         start: usize,
         end: usize,
         pgoff: PgOff,
         file: *const bindings::file,
-        _vm_private_data: *mut *mut c_void,
+        vm_private_data: *mut *mut c_void,
     ) -> c_int {
-        // INVARIANT: The reference of the new VMA on the module, which its `->close()` puts, in
-        // any case.
-        // SAFETY: The module is loaded: this is its code, called by `mmap()` of a file whose
-        // `->mmap_prepare()` gave the VMA this table, so that file's module, which is or uses the
-        // module of `T`, is held by the caller.
-        unsafe { bindings::__module_get(Self::OWNER) };
         if T::HAS_MAPPED {
-            // SAFETY: `file` is valid for the duration of the call, and not in an `fdget_pos()`
-            // region of this thread.
+            // SAFETY: `file` is valid for the duration of the call. It is the VMA's, which holds a
+            // reference on it: a descriptor of it is never its only one, so an `fdget_pos()` on
+            // it took `f_pos_lock` unless the file does not need it (`file_needs_f_pos_lock()`).
             let file = unsafe { File::from_raw_file(file) };
             if let Err(err) = T::mapped(start, end, pgoff, file) {
                 return err.to_errno();
             }
         }
+        // SAFETY: The module is loaded: this is its code, called by `mmap()` of a file whose
+        // `->mmap_prepare()` gave the VMA this table, so that file's module, which is or uses the
+        // module of `T`, is held by the caller.
+        unsafe { bindings::__module_get(Self::OWNER) };
+        // INVARIANT: The reference of the new VMA on the module, which its `->close()` puts.
+        // SAFETY: `vm_private_data` is valid for writes (the caller's copy of the VMA's
+        // `vm_private_data`, which it stores in the VMA on success).
+        unsafe { *vm_private_data = Self::OWNER.cast() };
         0
     }
 
     const OWNER: *mut bindings::module = this_module::<T::OwnerModule>().as_ptr();
 
-    const TABLE: VmOpsTable = VmOpsTable {
-        ops: bindings::vm_operations_struct {
-            open: Some(vm_ops_open),
-            close: Some(vm_ops_close),
-            mapped: Some(Self::mapped),
-            fault: Some(Self::fault),
-            #[cfg(CONFIG_USERFAULTFD)]
-            uffd_ops: match T::UFFD_OPS {
-                Some(ops) => ops.as_ptr(),
-                None => core::ptr::null(),
-            },
-            ..pin_init::zeroed()
+    // INVARIANT: The table of `T`, with its `->mapped()`, `vm_ops_open()` and `vm_ops_close()`.
+    const TABLE: VmOpsTable = VmOpsTable(bindings::vm_operations_struct {
+        open: Some(vm_ops_open),
+        close: Some(vm_ops_close),
+        mapped: Some(Self::mapped),
+        fault: Some(Self::fault),
+        #[cfg(CONFIG_USERFAULTFD)]
+        uffd_ops: match T::UFFD_OPS {
+            Some(ops) => ops.as_ptr(),
+            None => core::ptr::null(),
         },
-        // INVARIANT: The module of `T`.
-        owner: Self::OWNER,
-    };
+        ..pin_init::zeroed()
+    });
 
     /// Returns the table of `T`.
     pub const fn table() -> &'static VmOpsTable {
@@ -448,7 +464,7 @@ impl<T: VmOps> VmOpsVtable<T> {
     }
 
     /// Returns the operations of `T`.
-    pub const fn build() -> &'static bindings::vm_operations_struct {
+    pub(crate) const fn build() -> &'static bindings::vm_operations_struct {
         Self::table().ops()
     }
 }
@@ -528,7 +544,9 @@ impl VmaDesc {
     #[inline]
     pub fn file(&self) -> &File {
         // SAFETY: By the type invariants, the descriptor is valid; the file being mapped is held
-        // by `mmap()` for the duration of the hook, and is not in an `fdget_pos()` region.
+        // by `mmap()` for the duration of the hook, with a reference of its own: a descriptor of
+        // it is never its only one, so an `fdget_pos()` on it took `f_pos_lock` unless the file
+        // does not need it (`file_needs_f_pos_lock()`).
         unsafe { File::from_raw_file((*self.as_ptr()).file) }
     }
 
@@ -581,6 +599,11 @@ impl VmaDesc {
     ///
     /// `mmap()` checked the driver's file; `file` gets the same checks, so that no driver hands
     /// out more than `mmap()` of `file` itself would:
+    /// - `ENODEV` if a stacking file system runs the hook for a VMA of a file of its own
+    ///   (`desc->file`, the driver's, is not the VMA's `vm_file`, as when Coda's `->mmap()`
+    ///   maps the file a cache manager handed it through `compat_vma_mmap()`): such a caller
+    ///   would take a reference of its own on `file` (`vma_set_file()`), leaking the one of the
+    ///   descriptor, and copy and wrap the operations;
     /// - `EINVAL` if `file` is not a shmem file;
     /// - `EACCES` if `file` is not open for reading, and for a shared mapping that may be made
     ///   writable (`VM_SHARED` and `VM_MAYWRITE`) if `file` is not open for writing or is
@@ -600,6 +623,10 @@ impl VmaDesc {
     /// the kernel whatever module calls it.
     #[cfg(CONFIG_SHMEM)]
     fn set_shmem_file_table(&self, file: &File, table: &'static VmOpsTable) -> Result {
+        // SAFETY: By the type invariants, the descriptor is valid; `file` does not change.
+        if unsafe { (*self.as_ptr()).file } != self.first_file {
+            return Err(ENODEV);
+        }
         let raw = file.as_ptr();
         // SAFETY: `file` is valid, and so is its `f_mapping`; `shmem_mapping()` only compares it.
         if !unsafe { bindings::shmem_mapping((*raw).f_mapping) } {
@@ -908,12 +935,24 @@ mod tests {
         pgoff: PgOff,
         f: impl FnOnce(&VmaDesc) -> Result,
     ) -> Result<(Result, Left)> {
+        with_stacked_desc(file, file, vm_flags, pgoff, f)
+    }
+
+    /// [`with_desc`] for a VMA of `vm_file`, as a stacking file system (Coda) runs the hook of
+    /// `file`, through `compat_vma_mmap()`, for a VMA of a file of its own.
+    fn with_stacked_desc(
+        file: &File,
+        vm_file: &File,
+        vm_flags: vm_flags_t,
+        pgoff: PgOff,
+        f: impl FnOnce(&VmaDesc) -> Result,
+    ) -> Result<(Result, Left)> {
         let mut desc = bindings::vm_area_desc {
             file: file.as_ptr(),
             start: 256 * PAGE_SIZE,
             end: 257 * PAGE_SIZE,
             pgoff,
-            vm_file: file.as_ptr(),
+            vm_file: vm_file.as_ptr(),
             vm_ops: first_ops(),
             ..Default::default()
         };
@@ -921,7 +960,7 @@ mod tests {
         // SAFETY: `desc` is a descriptor as `mmap()` passes it to the hook, ours for the call.
         let ret = unsafe { VmaDesc::prepare(&mut desc, f) };
         let left = (desc.vm_file, desc.vm_ops);
-        if desc.vm_file != file.as_ptr() {
+        if desc.vm_file != vm_file.as_ptr() {
             // SAFETY: The descriptor holds a reference on a file it was given in the hook, which
             // `mmap()` takes over.
             unsafe { bindings::fput(desc.vm_file) };
@@ -1054,6 +1093,18 @@ mod tests {
                 assert_eq!((ret, left.0), (Ok(()), sealable.as_ptr()));
             }
         }
+        // Run by a stacking file system for a VMA of its own file: refused, the descriptor keeps
+        // that file and its operations, and no reference is taken.
+        let stacker = shmem_file_setup(c"rust_mm_vm_ops_stacker", 0)?;
+        let stacker_refs = file_count(&stacker);
+        let (ret, left) = with_stacked_desc(&dev, &stacker, shared_write, 0, |desc| {
+            desc.set_shmem_file::<Shmem>(&mem)
+        })?;
+        assert_eq!((ret, left), (Err(ENODEV), (stacker.as_ptr(), first_ops())));
+        assert_eq!(
+            (file_count(&dev), file_count(&mem), file_count(&stacker)),
+            (dev_refs, mem_refs, stacker_refs)
+        );
         // Not a shmem file: refused, the descriptor keeps its file.
         #[cfg(CONFIG_HUGETLBFS)]
         {
@@ -1093,9 +1144,9 @@ mod tests {
         assert!(ops.fault.is_some());
         assert!(ops.map_pages.is_none() && ops.page_mkwrite.is_none());
         // `->mapped()` takes the reference of a new VMA on the module, `->open()` the one of a
-        // copy, `->close()` puts it; the module of built-in code is `NULL`.
+        // copy, `->close()` puts it; the module, in `vm_private_data`, is `NULL` for built-in
+        // code.
         assert!(ops.open.is_some() && ops.close.is_some() && ops.mapped.is_some());
-        assert!(VmOpsVtable::<Shmem>::table().owner.is_null());
         assert!(!ops.uffd_ops.is_null());
         // SAFETY: The table is static.
         let uffd = unsafe { VmUffdOps::from_raw(ops.uffd_ops) };

@@ -102,6 +102,12 @@ pub unsafe trait GetFolioNowait: UffdOps {
 ///
 /// Only [`GetFolioNowaitOp::of`] makes one, so the operation in the table of a memory type is
 /// always one whose implementation promised not to sleep.
+///
+/// # Invariants
+///
+/// `0` is the `get_folio_nowait()` trampoline of a [`GetFolioNowait`] implementation, whose
+/// `unsafe impl` promises the rules of that trait: it neither sleeps nor allocates, and returns
+/// `NULL` or a locked, referenced folio of the page cache of the inode it is given.
 #[derive(Clone, Copy)]
 pub struct GetFolioNowaitOp(
     unsafe extern "C" fn(*mut bindings::inode, PgOff) -> *mut bindings::folio,
@@ -122,6 +128,9 @@ impl<T: UffdOps> UffdOpsVtable<T> {
     ///
     /// `vma` must be a valid VMA, with the mmap lock held (`userfaultfd_register()` holds it for
     /// writing) for the duration of the call.
+    // `VM_UFFD_MINOR` is `VM_NONE` on 32-bit architectures (arm, ppc32), which have no minor
+    // faults: no VMA is registered for them there, and the mask is 0.
+    #[allow(clippy::bad_bit_mask)]
     unsafe extern "C" fn can_userfault(
         vma: *mut bindings::vm_area_struct,
         vm_flags: vm_flags_t,
