@@ -200,7 +200,7 @@ impl VmaPteMapped {
     /// asked.
     #[inline]
     fn ops_want_writenotify(&self) -> bool {
-        // SAFETY: The VMA is read-locked; its `vm_ops` is NULL or a valid, static table.
+        // SAFETY: The VMA is read-locked, which keeps its `vm_ops` NULL or a valid table.
         let ops = unsafe { (*self.as_ptr()).vm_ops.as_ref() };
         ops.is_some_and(|ops| ops.page_mkwrite.is_some() || ops.pfn_mkwrite.is_some())
     }
@@ -344,9 +344,10 @@ impl<'a> Pmd<'a> {
     ///
     /// While `f` runs, the table's spinlock is held and the CPU is in an RCU read-side critical
     /// section: `f` must not sleep (no allocation but `GFP_ATOMIC`, no folio lock, no mmap or
-    /// VMA lock), and must not lock this table again or the PMD lock of its range (with split
-    /// page table locks, the PMD lock is taken before the PTE lock, as khugepaged does; without
-    /// them, both are `mm->page_table_lock`): either deadlocks.
+    /// VMA lock), and must not take another page table lock: this table's again, or, without
+    /// split page table locks, any other (all are `mm->page_table_lock`), deadlocks; with them,
+    /// the PTE and PMD locks are of one lockdep class, and nesting two is reported as recursive
+    /// locking (khugepaged nests them with `spin_lock_nested()`, which nothing here offers).
     #[inline]
     pub fn pte_offset_map_lock<R>(
         &self,

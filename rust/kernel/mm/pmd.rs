@@ -197,10 +197,12 @@ impl<'a> PmdEntry<'a> {
     /// locked too, when the fault path did not preallocate it.)
     ///
     /// While the guard lives, the PMD lock, a spinlock, is held: the holder must not sleep, nor
-    /// lock this entry again, nor, without split page table locks (where the PMD and PTE locks
-    /// are both `mm->page_table_lock`), a PTE table of its range: either deadlocks. Unlike a PTE
-    /// table, the PMD entry is not mapped with `kmap_local()`, so guards may be dropped in any
-    /// order.
+    /// take another page table lock. This entry's again ([`pmd_lock`](Self::pmd_lock), and
+    /// [`pte_alloc`](Self::pte_alloc) and `Pmd::establish()`, which take it to install a table)
+    /// deadlocks, and so does any other without split page table locks (all are
+    /// `mm->page_table_lock`); with them, the PMD and PTE locks are of one lockdep class, and
+    /// nesting two is reported as recursive locking. Unlike a PTE table, the PMD entry is not
+    /// mapped with `kmap_local()`, so guards may be dropped in any order.
     #[inline]
     pub fn pmd_lock(&self) -> Result<PmdGuard<'a>> {
         let mm = self.vma.mm().as_raw();

@@ -28,11 +28,11 @@ pub use ops::{GetFolioNowait, GetFolioNowaitOp, UffdOps, UffdOpsVtable};
 ///
 /// # Invariants
 ///
-/// The table is valid and never freed: operation tables are static.
+/// The table is valid for as long as the reference to it (`'a` of [`VmUffdOps::from_raw`]).
 #[repr(transparent)]
 pub struct VmUffdOps(Opaque<bindings::vm_uffd_ops>);
 
-// SAFETY: The table is immutable and static, and its operations may be called from any thread.
+// SAFETY: The table is immutable, and its operations may be called from any thread.
 unsafe impl Sync for VmUffdOps {}
 
 impl VmUffdOps {

@@ -289,10 +289,13 @@ impl UffdOpsTable {
 /// table entry is empty (or a userfaultfd marker); it may sleep.
 ///
 /// Every VMA of the table holds a reference on the module of the implementation
-/// (`OwnerModule`, set by `#[vtable]`), from the moment `->mapped()` succeeded until it is
-/// closed: the module cannot be unloaded while a VMA could still call its code, even once the
-/// file the VMA was mapped from is closed. The VMA's `vm_private_data` is that module (`NULL` for
-/// built-in code, and until `->mapped()` succeeded); nothing else writes it.
+/// (`OwnerModule`, which `#[vtable]` sets to the module of the `impl` block), from the moment
+/// `->mapped()` succeeded until it is closed: the module cannot be unloaded while a VMA could
+/// still call its code, even once the file the VMA was mapped from is closed. (A generic
+/// implementation written in one crate and instantiated by a module would hold the wrong one:
+/// the `impl` belongs in the module whose code the VMA runs.) The VMA's `vm_private_data` is
+/// that module (`NULL` for built-in code, and until `->mapped()` succeeded); nothing else
+/// writes it.
 #[vtable]
 pub trait VmOps: Sized + 'static {
     /// The userfaultfd operations of the memory type (`uffd_ops`), `None` (the default) if it
@@ -304,9 +307,16 @@ pub trait VmOps: Sized + 'static {
     /// maps `file` (the file [`VmaDesc::set_shmem_file`] gave it) from page `pgoff` on
     /// (`->mapped()`, optional).
     ///
-    /// Not called when the new range merged into an existing VMA of the same file. An error
-    /// unmaps the VMA again, and `mmap()` fails with it. Called with the mmap lock held for
-    /// writing; may sleep.
+    /// Not called when the new range merged into an existing VMA of the same file:
+    /// `is_mergeable_vma()` compares the file, not the operations, so a range next to another
+    /// mapping of `file` with the same flags (a direct `mmap()` of it, or another memory type's
+    /// mapping of it) takes that VMA's operations, not these. A memory type that hands its file
+    /// out cannot rely on its operations for every mapping of it.
+    ///
+    /// An error has `mmap()` unmap the VMA again and fail with it (a stacking driver that ran
+    /// the hook from its own `->mmap()` frees the VMA without closing it). There is no `close`
+    /// of the memory type: `mapped` checks, it does not take anything for the VMA to keep.
+    /// Called with the mmap lock held for writing; may sleep.
     fn mapped(_start: usize, _end: usize, _pgoff: PgOff, _file: &File) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -599,11 +609,13 @@ impl VmaDesc {
     ///
     /// `mmap()` checked the driver's file; `file` gets the same checks, so that no driver hands
     /// out more than `mmap()` of `file` itself would:
-    /// - `ENODEV` if a stacking file system runs the hook for a VMA of a file of its own
-    ///   (`desc->file`, the driver's, is not the VMA's `vm_file`, as when Coda's `->mmap()`
-    ///   maps the file a cache manager handed it through `compat_vma_mmap()`): such a caller
-    ///   would take a reference of its own on `file` (`vma_set_file()`), leaking the one of the
-    ///   descriptor, and copy and wrap the operations;
+    /// - `ENODEV` if a stacking driver runs the hook for a VMA of a file of its own
+    ///   (`desc->file`, the driver's, is not the VMA's `vm_file`: its `->mmap()` called
+    ///   `compat_vma_mmap()` with the driver's file for its own VMA): such a caller would take a
+    ///   reference of its own on `file` (`vma_set_file()`), leaking the one of the descriptor.
+    ///   A stacking driver that first makes the driver's file the VMA's, as Coda's `->mmap()`
+    ///   does, cannot be told from `mmap()`; `compat_vma_mmap()` leaks the reference there, as
+    ///   it does the file of a shared mapping of `/dev/zero` (a bug of its own);
     /// - `EINVAL` if `file` is not a shmem file;
     /// - `EACCES` if `file` is not open for reading, and for a shared mapping that may be made
     ///   writable (`VM_SHARED` and `VM_MAYWRITE`) if `file` is not open for writing or is
@@ -704,8 +716,9 @@ impl VmaDesc {
         // file, which can back any VMA: not hugetlbfs (whose VMAs must be `VM_HUGETLB`), not
         // secretmem. A shared writable VMA is only given a file open for writing whose writable
         // mappings cannot be denied (sealing is closed and no write seal is set), so linking the
-        // VMA as a writable mapping keeps the seals. `table` is static, and holds the module its
-        // code is in for as long as a VMA uses it.
+        // VMA as a writable mapping keeps the seals. `table` is a static of the module whose code
+        // it calls (or of the kernel); every VMA that uses it holds that module from `->mapped()`
+        // on.
         unsafe {
             let old = (*desc).vm_file;
             (*desc).vm_file = new;
@@ -938,8 +951,8 @@ mod tests {
         with_stacked_desc(file, file, vm_flags, pgoff, f)
     }
 
-    /// [`with_desc`] for a VMA of `vm_file`, as a stacking file system (Coda) runs the hook of
-    /// `file`, through `compat_vma_mmap()`, for a VMA of a file of its own.
+    /// [`with_desc`] for a VMA of `vm_file`, as a stacking driver runs the hook of `file`,
+    /// through `compat_vma_mmap()`, for a VMA of a file of its own.
     fn with_stacked_desc(
         file: &File,
         vm_file: &File,

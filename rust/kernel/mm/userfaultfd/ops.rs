@@ -41,6 +41,10 @@ pub trait UffdOps: Sized + 'static {
     /// implementation to allow or refuse.
     /// Write protection (`VM_UFFD_WP`) needs the memory type to keep userfaultfd markers in
     /// empty page table entries, as shmem does.
+    ///
+    /// The answer must depend only on `vma` and `vm_flags`, and the call must change nothing:
+    /// the core asks again when the range is registered and unregistered, and warns
+    /// (`VM_WARN_ON_ONCE()`) if it no longer allows what it allowed.
     fn can_userfault(_vma: &VmaRef, _vm_flags: vm_flags_t) -> bool {
         true
     }
