@@ -77,6 +77,32 @@ class CheckArchTest(unittest.TestCase):
         # Elsewhere, the same line is a warning like any other.
         bad, base = check_arch.judge_warnings("arm64", log)
         self.assertEqual((len(bad), base), (3, []))
+
+    def test_um_base_warnings(self) -> None:
+        # The four lines of check-arch um on the series (7 December 2026).
+        um = [
+            "clang-22: warning: argument unused during compilation: '-mno-3dnow' "
+            "[-Wunused-command-line-argument]",
+            "/usr/bin/ld: warning: .tmp_vmlinux1 has a LOAD segment with RWX permissions",
+            "/usr/bin/ld: warning: .tmp_vmlinux2 has a LOAD segment with RWX permissions",
+            "/usr/bin/ld: warning: vmlinux.unstripped has a LOAD segment with RWX permissions",
+        ]
+        log = "\n".join(["  CC      arch/um/kernel/skas/stub.o", *um,
+                         "mm/userfaultfd.c:10:5: warning: unused variable 'x' [-Wunused-variable]",
+                         "clang-22: warning: argument unused during compilation: '-mno-sse' "
+                         "[-Wunused-command-line-argument]",
+                         "/usr/bin/ld: warning: mm/userfaultfd.o has a LOAD segment with RWX "
+                         "permissions"])
+        bad, base = check_arch.judge_warnings("um", log)
+        self.assertEqual(base, um)
+        self.assertEqual([b.splitlines()[0] for b in bad], [
+            "mm/userfaultfd.c:10:5: warning: unused variable 'x' [-Wunused-variable]",
+            "clang-22: warning: argument unused during compilation: '-mno-sse' "
+            "[-Wunused-command-line-argument]",
+            "/usr/bin/ld: warning: mm/userfaultfd.o has a LOAD segment with RWX permissions"])
+        # Elsewhere they are warnings like any other.
+        bad, base = check_arch.judge_warnings("x86_64", log)
+        self.assertEqual((len(bad), base), (7, []))
         res = Results()
         res.ok("check-arch ppc64le: vmlinux builds")
         res.notes.append("check-arch ppc64le: 4 warning lines of the base itself, not counted")
