@@ -4,7 +4,8 @@ HAVE_RUST in the base, built but not booted, failing on any warning line.
 
 Every build is LLVM 22 and rustc 1.95 (the kernel builds `core` from
 rust-src for the target; nothing else is installed), `make ARCH=... LLVM=-22
-vmlinux` with CLIPPY=1 in build-<name>/ of the cache, from allnoconfig plus
+vmlinux` (and `modules`, where the configuration has any) with CLIPPY=1 in
+build-<name>/ of the cache, from allnoconfig plus
 harness/config/check-arch.config (Rust, KUnit, the debug options and the
 series' options and KUnit suites, which every one of these architectures
 has: userfaultfd and shmem) plus harness/config/<name>.config (what the
@@ -126,7 +127,7 @@ def check_arch(ctx: Context, name: str, res: Optional[Results] = None) -> Result
     log = os.path.join(odir, "uffdrs-check-arch.log")
     truncate(log)
     objs = build.series_objects(ctx.tree, series.series_files(ctx))
-    with ctx.phase(f"check-arch {name}: vmlinux with CLIPPY=1 (output in {log})"):
+    with ctx.phase(f"check-arch {name}: vmlinux (and modules) with CLIPPY=1 (output in {log})"):
         try:
             build.check_rust_available(actx)
         except HarnessError as e:
@@ -139,7 +140,10 @@ def check_arch(ctx: Context, name: str, res: Optional[Results] = None) -> Result
         build.make(actx, "olddefconfig", log=log)
         # An incremental build prints nothing for objects that are up to date.
         build.remove_objects(odir, objs)
-        p = build.make(actx, "vmlinux", log=log, extra=["CLIPPY=1"], check=False)
+        # The modules too where there are any: the test kernel's sample is one.
+        modules = "CONFIG_MODULES=y" in read(os.path.join(odir, ".config")).splitlines()
+        p = build.make(actx, "vmlinux", *(["modules"] if modules else []), log=log,
+                       extra=["CLIPPY=1"], check=False)
     text = read(log)
     warns, known = judge_warnings(name, text)
     res.check(p.returncode == 0, f"check-arch {name}: vmlinux builds", text[-3000:])
